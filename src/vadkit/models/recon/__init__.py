@@ -1,1 +1,2 @@
 """recon."""
+from vadkit.models.recon import sendec  # noqa: F401  (registers "sendec")
