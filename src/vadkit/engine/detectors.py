@@ -1,0 +1,139 @@
+"""The detector contract every method keeps, and the registry that names them.
+
+A detector is built from typed keyword arguments (the ``detector_args`` of a config), then
+
+- ``fit(train: list[VideoItem]) -> self``: learns from training videos (which inputs it reads, frames or features,
+  is its own business; ``needs`` says which);
+- ``score(item: VideoItem) -> np.ndarray``: one score per frame of the video, higher = more abnormal (NaN only for
+  frames a ``tail: drop`` policy leaves out);
+- ``save(path)`` / ``load_detector(path)``: the constructor arguments, weights and fitted statistics in one file.
+
+Scoring before fitting raises :class:`NotFittedError`.
+"""
+
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from vadkit.registry import Registry
+
+DETECTORS: Registry = Registry("detector")
+
+
+def register_detector(name: str):
+    return DETECTORS.register(name)
+
+
+class NotFittedError(RuntimeError):
+    """``score`` was called before ``fit`` (or ``load``)."""
+
+
+@dataclass
+class VideoItem:
+    """One video as a detector sees it.
+
+    Attributes:
+        id: unique key (``<split>/<id>`` of the dataset record).
+        num_frames: frames of the video.
+        label: video label (0 normal, 1 abnormal; -1 unknown).
+        class_index: class for classifier heads (0 = normal for binary datasets).
+        frame_labels: ``(num_frames,)`` 0/1 or ``None``.
+        path: the video file or frame folder.
+        fps: frame rate.
+        load_features: returns ``(num_snippets, F)`` snippet features (feature-based detectors).
+    """
+
+    id: str
+    num_frames: int
+    label: int = -1
+    class_index: int = 0
+    frame_labels: np.ndarray | None = None
+    path: Path | None = None
+    fps: float = 25.0
+    load_features: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+
+    def features(self) -> np.ndarray:
+        if self.load_features is None:
+            raise ValueError(f"video {self.id}: no snippet features attached (this detector needs a feature store)")
+        return self.load_features()
+
+
+class Detector(ABC):
+    """Base class. Subclasses set ``name`` (their registry name) and ``needs`` (``"features"`` or ``"frames"``)
+    and keep their constructor arguments in ``self.args`` so that ``save`` can rebuild them."""
+
+    name: str = ""
+    needs: str = "features"
+    frames_per_snippet: int = 16
+
+    def __init__(self, **args: Any) -> None:
+        self.args = args
+        self.fitted_ = False
+        self.history: list[dict] = []
+
+    @abstractmethod
+    def fit(self, train: list[VideoItem], progress: bool = True) -> "Detector":
+        ...
+
+    @abstractmethod
+    def score(self, item: VideoItem) -> np.ndarray:
+        ...
+
+    def _check_fitted(self) -> None:
+        if not self.fitted_:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load a saved detector first")
+
+    # -- persistence ---------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        """Fitted state beyond the constructor arguments (weights, statistics)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        pass
+
+    def save(self, path: str | Path) -> None:
+        from vadkit.features.store import atomic_write_bytes
+
+        buffer = io.BytesIO()
+        torch.save({"detector": self.name, "args": self.args, "state": self.state(), "history": self.history}, buffer)
+        atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def build_detector(name: str, **args: Any) -> Detector:
+    _import_detectors()
+    cls = DETECTORS.get(name)
+    try:
+        return cls(**args)
+    except TypeError as err:
+        raise ValueError(f"detector {name!r}: bad arguments {sorted(args)}: {err}") from err
+
+
+def load_detector(path: str | Path) -> Detector:
+    """Rebuild a saved detector (a ``model.pt`` file or a run folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved detector at {path}")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(saved, dict) or "detector" not in saved:
+        raise ValueError(f"{path} is not a vadkit detector file")
+    detector = build_detector(saved["detector"], **saved["args"])
+    detector.load_state(saved["state"])
+    detector.history = saved.get("history", [])
+    detector.fitted_ = True
+    return detector
+
+
+def _import_detectors() -> None:
+    import importlib
+
+    for module in ("vadkit.engine.weak",):
+        importlib.import_module(module)

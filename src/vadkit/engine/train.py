@@ -1,0 +1,229 @@
+"""Config in, run folder out: data and split, feature store, detector fit, test scoring, metrics, protocol card.
+
+The test split is touched exactly once, after training, to score it. Nothing about training (schedule, checkpoint,
+threshold) depends on test labels.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vadkit.engine.config import RunConfig
+from vadkit.engine.detectors import Detector, VideoItem, build_detector, load_detector
+from vadkit.engine.run import RunDir, seed_everything
+from vadkit.metrics import ProtocolCard, evaluate_classification, evaluate_frames
+from vadkit.scoring import gaussian_smooth, minmax_per_video
+
+
+def record_key(record) -> str:
+    """The key of a dataset record in feature stores and run folders: ``<split>/<id>`` of the official split."""
+    return f"{record.split}/{record.id}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------
+def split_records(config: RunConfig) -> tuple[list, list, dict]:
+    """The training and test records of a config, and a description of the split for ``split.json``."""
+    from vadkit.datasets import get_dataset
+
+    dataset = get_dataset(config.data.dataset, config.data.root)
+    kind = config.data.split
+    if kind == "official":
+        train, test = dataset.videos("train"), dataset.videos("test")
+        info = {"kind": "official", "rule": "the benchmark's own train/test split"}
+    elif kind == "lad2000":
+        from vadkit.datasets.splits import lad2000_resplit
+
+        split = lad2000_resplit(dataset, seed=config.data.split_seed)
+        train, test = split.train, split.test
+        info = {"kind": "lad2000", "seed": config.data.split_seed, "rule": split.rule}
+    else:
+        raise ValueError(f"data.split must be 'official' or 'lad2000', got {kind!r}")
+    if not train or not test:
+        raise ValueError(f"{config.data.dataset}: split {kind!r} gave {len(train)} training and {len(test)} test videos")
+    info.update(train=[record_key(r) for r in train], test=[record_key(r) for r in test])
+    return train, test, info
+
+
+def class_index(record, class_names: Sequence[str] | None) -> int:
+    if not class_names:
+        return int(record.label == 1)
+    return class_names.index(record.class_name) if record.class_name in class_names else int(record.label == 1)
+
+
+def make_items(records: Sequence, store=None, crops: str = "mean", class_names: Sequence[str] | None = None) -> list[VideoItem]:
+    """Dataset records → detector inputs (features attached from ``store`` when given)."""
+    items = []
+    for r in records:
+        key = record_key(r)
+        loader = None
+        if store is not None:
+            loader = (lambda k=key: _collapse_crops(store.load(k), crops))
+        items.append(VideoItem(id=key, num_frames=r.num_frames, label=r.label, class_index=class_index(r, class_names),
+                               frame_labels=r.frame_labels, path=Path(r.path), fps=r.fps, load_features=loader))
+    return items
+
+
+def _collapse_crops(features: np.ndarray, crops: str) -> np.ndarray:
+    """``(N, crops, F)`` → ``(N, F)``: crops averaged (``mean``) or the first (centre) crop (``first``)."""
+    if features.ndim == 2:
+        return features
+    if crops == "mean":
+        return features.mean(axis=1)
+    if crops == "first":
+        return features[:, 0]
+    raise ValueError(f"data.crops must be 'mean' or 'first', got {crops!r}")
+
+
+def ensure_features(records: Sequence, features_dir: str | Path, progress: bool = True):
+    """Open the feature store, extracting (with the default settings) any video it lacks."""
+    from vadkit.features.store import FeatureStore
+
+    root = Path(features_dir)
+    store = FeatureStore(root) if (root / "manifest.json").exists() else None
+    missing = [r for r in records if store is None or not store.has(record_key(r))]
+    if missing:
+        from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
+
+        settings = ExtractionSettings(**{k: v for k, v in store.settings.items()
+                                          if k in ExtractionSettings.__dataclass_fields__}) if store else ExtractionSettings()
+        extract_videos([(record_key(r), r.path) for r in missing], root, SnippetExtractor(settings), progress=progress)
+        store = FeatureStore(root)
+    return store
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring and metrics
+# ---------------------------------------------------------------------------------------------------------------
+def postprocess(scores: np.ndarray, config: RunConfig) -> np.ndarray:
+    """Normalisation then smoothing, as the config's eval section says."""
+    norm = config.eval.normalisation
+    if norm == "per-video-minmax":
+        scores = minmax_per_video(scores)
+    elif norm not in ("none", "train-zscore"):  # train-zscore is applied by the detector itself
+        raise ValueError(f"eval.normalisation must be none, train-zscore or per-video-minmax, got {norm!r}")
+    return gaussian_smooth(scores, config.eval.smoothing)
+
+
+def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store=None) -> ProtocolCard:
+    features = "raw frames"
+    if store is not None:
+        s = store.settings
+        features = (f"I3D {s.get('modality', 'rgb')} {s.get('input_range')} range, {s.get('resize')} resize, "
+                    f"{s.get('crops')} crop(s) ({config.data.crops}), snippet {s.get('snippet_len')}/{s.get('stride')}, "
+                    f"weights sha256 {str(s.get('weights_sha256'))[:12]}")
+    split = split_info["kind"] + (f" (seed {split_info['seed']})" if "seed" in split_info else "")
+    return ProtocolCard(dataset=config.data.dataset, split=split,
+                        method=f"{detector.name}: {detector.args.get('model', '')}", features=features,
+                        tail_policy=detector.args.get("tail", config.eval.tail), smoothing=config.eval.smoothing,
+                        normalisation=config.eval.normalisation, seed=config.seed,
+                        model_selection="fixed schedule, last weights (no test-set selection)")
+
+
+def score_test(detector: Detector, test: list[VideoItem], config: RunConfig, run: RunDir | None,
+               progress: bool = True) -> tuple[dict, dict]:
+    from rich.progress import Progress
+
+    scores, labels = {}, {}
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("scoring test videos", total=len(test))
+        for item in test:
+            if item.frame_labels is None:
+                raise ValueError(f"test video {item.id} has no frame labels")
+            s = postprocess(detector.score(item), config)
+            if s.shape != (item.num_frames,):
+                raise RuntimeError(f"{detector.name} gave {s.shape} scores for {item.id} with {item.num_frames} frames")
+            scores[item.id], labels[item.id] = s, np.asarray(item.frame_labels)
+            if run is not None:
+                run.write_scores(item.id, s)
+            bar.advance(task)
+    return scores, labels
+
+
+def evaluate_detector(detector: Detector, test: list[VideoItem], config: RunConfig, card: ProtocolCard,
+                      run: RunDir | None, class_names: Sequence[str] | None = None, progress: bool = True) -> dict:
+    scores, labels = score_test(detector, test, config, run, progress)
+    metrics = evaluate_frames(scores, labels, threshold=config.eval.threshold)
+    if hasattr(detector, "predict_class"):
+        names = list(class_names) if class_names else ["normal", "abnormal"]
+        predicted = {v.id: detector.predict_class(v) for v in test}
+        metrics.update(evaluate_classification(predicted, {v.id: v.class_index for v in test}, names))
+        if run is not None:
+            from vadkit.report.plots import plot_confusion
+
+            plot_confusion(metrics["confusion_matrix"], names, run.path / "confusion.png")
+    metrics["protocol"] = card.to_dict()
+    if run is not None:
+        from vadkit.report.plots import plot_roc
+
+        run.write_json("metrics.json", metrics)
+        plot_roc(scores, labels, run.path / "roc.png", title=f"{card.method} on {card.dataset}")
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------------------------------------------
+def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None = None) -> RunDir:
+    """Train the config's detector, score the test split once, write the run folder. Returns it."""
+    seed_everything(config.seed)
+    train_records, test_records, split_info = split_records(config)
+    run = RunDir(run_dir) if run_dir else RunDir.create(config.output, config.name or f"{config.detector}-{config.data.dataset}")
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(config.to_dict())
+    run.write_json("split.json", split_info)
+    detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args})
+    store = None
+    if detector.needs == "features":
+        if not config.data.features:
+            raise ValueError(f"detector {config.detector!r} reads snippet features: set data.features to a store folder")
+        store = ensure_features(train_records + test_records, config.data.features, progress)
+    class_names = _class_names(config)
+    train_items = make_items(train_records, store, config.data.crops, class_names)
+    test_items = make_items(test_records, store, config.data.crops, class_names)
+    start = time.perf_counter()
+    detector.fit(train_items, progress=progress)
+    train_seconds = time.perf_counter() - start
+    detector.save(run.path / "model.pt")
+    run.write_curve(detector.history)
+    card = protocol_card(config, detector, split_info, store)
+    run.write_json("protocol.json", card.to_dict())
+    metrics = evaluate_detector(detector, test_items, config, card, run, class_names, progress)
+    metrics["train_seconds"] = round(train_seconds, 2)
+    run.write_json("metrics.json", metrics)
+    return run
+
+
+def _class_names(config: RunConfig) -> list[str] | None:
+    num_classes = config.detector_args.get("model_args", {}).get("num_classes")
+    if num_classes in (None, 2):
+        return None
+    from vadkit.datasets import get_dataset
+
+    names = getattr(get_dataset(config.data.dataset, config.data.root), "class_names", None)
+    return list(names) if names else None
+
+
+def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict:
+    """Re-score a finished run's test split with its saved detector and recompute every number."""
+    from vadkit.engine.config import config_from_dict
+
+    run = RunDir(run_dir)
+    config = config_from_dict(run.read_config(), where=str(run.path / "config.yaml"))
+    detector = load_detector(run.path / "model.pt")
+    _, test_records, split_info = split_records(config)
+    store = ensure_features(test_records, config.data.features, progress) if detector.needs == "features" else None
+    class_names = _class_names(config)
+    test_items = make_items(test_records, store, config.data.crops, class_names)
+    card = protocol_card(config, detector, split_info, store)
+    metrics = evaluate_detector(detector, test_items, config, card, run, class_names, progress)
+    previous = run.read_json("metrics.json") if (run.path / "metrics.json").exists() else {}
+    if "train_seconds" in previous:
+        metrics["train_seconds"] = previous["train_seconds"]
+    run.write_json("metrics.json", metrics)
+    return metrics

@@ -1,0 +1,279 @@
+"""Training and scoring of the weak family on snippet features: AR-Net (k-max MIL + center loss) and AED / AED_T
+(multi-task window classifier + per-frame regression).
+
+Both sample, every step, ``S`` abnormal and ``S`` normal training videos (without replacement while enough exist).
+Model selection never looks at the test split: training runs a fixed number of steps and the last weights are kept.
+The originals' sampling bugs are fixed (see ``docs/deviations.md``): the last crop start can be drawn, the AED
+anomaly-window retry crops from the full video each try, and AED test windows are contiguous.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from vadkit.engine.detectors import Detector, VideoItem, register_detector
+from vadkit.losses import aed_loss, weak_loss
+from vadkit.models import get_model
+from vadkit.scoring import snippets_to_frames, windows_to_frames
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------------------------------------------
+def uniform_resample(features: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """Pick ``length`` of the ``N > length`` snippets: position ``i`` draws one index from its share
+    ``[floor(i*N/length), floor((i+1)*N/length))`` (AR-Net's abnormal-video sampling, last share included)."""
+    n = features.shape[0]
+    edges = np.floor(np.arange(length + 1) * n / length).astype(int)  # (length+1,)
+    picks = [int(rng.integers(edges[i], max(edges[i] + 1, edges[i + 1]))) for i in range(length)]
+    return features[picks]
+
+
+def random_crop(features: np.ndarray, length: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A contiguous run of ``length`` snippets starting at ``r ~ U{0 … N-length}`` (every start possible)."""
+    start = int(rng.integers(0, features.shape[0] - length + 1))
+    return features[start:start + length], start
+
+
+def pad_to(features: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad ``(N, F)`` to ``(length, F)`` at the end."""
+    out = np.zeros((length, features.shape[1]), dtype=np.float32)
+    out[:features.shape[0]] = features
+    return out
+
+
+def sample_balanced(abnormal: Sequence, normal: Sequence, per_class: int, rng: np.random.Generator) -> tuple[list, list]:
+    """``per_class`` videos of each kind, without replacement (with replacement only when too few exist)."""
+    def draw(pool):
+        replace = len(pool) < per_class
+        return [pool[i] for i in rng.choice(len(pool), size=per_class, replace=replace)]
+
+    return draw(abnormal), draw(normal)
+
+
+def _split_by_label(train: list[VideoItem]) -> tuple[list[VideoItem], list[VideoItem]]:
+    abnormal = [v for v in train if v.label == 1]
+    normal = [v for v in train if v.label == 0]
+    if not abnormal or not normal:
+        raise ValueError(f"weakly-supervised training needs abnormal and normal training videos; got "
+                         f"{len(abnormal)} abnormal and {len(normal)} normal (is the split one-class?)")
+    return abnormal, normal
+
+
+class _FeatureCache:
+    """Loads each video's features once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, item: VideoItem) -> np.ndarray:
+        if item.id not in self._cache:
+            features = np.asarray(item.features(), dtype=np.float32)
+            if features.ndim != 2:
+                raise ValueError(f"video {item.id}: expected snippet features (N, F), got shape {features.shape}")
+            self._cache[item.id] = features
+        return self._cache[item.id]
+
+
+def _progress(total: int, description: str, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled)
+
+
+class _TorchDetector(Detector):
+    """Shared parts: the model, the optimiser loop and persistence of its weights."""
+
+    def __init__(self, model: str, model_args: dict | None = None, steps: int = 1000, lr: float = 1e-4,
+                 weight_decay: float = 5e-4, per_class: int = 4, seed: int = 0, log_every: int = 20,
+                 threads: int | None = None, **extra) -> None:
+        super().__init__(model=model, model_args=dict(model_args or {}), steps=steps, lr=lr,
+                         weight_decay=weight_decay, per_class=per_class, seed=seed, log_every=log_every,
+                         threads=threads, **extra)
+        if steps < 0 or per_class < 1:
+            raise ValueError(f"steps must be >= 0 and per_class >= 1, got {steps} and {per_class}")
+        self.model = get_model(model, **self.args["model_args"])
+        self._features = _FeatureCache()
+
+    def _loss(self, batch_abnormal: list[VideoItem], batch_normal: list[VideoItem],
+              rng: np.random.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit(self, train: list[VideoItem], progress: bool = True) -> "Detector":
+        a = self.args
+        if a["threads"]:
+            torch.set_num_threads(a["threads"])
+        torch.manual_seed(a["seed"])
+        rng = np.random.default_rng(a["seed"])
+        abnormal, normal = _split_by_label(train)
+        optimiser = torch.optim.Adam(self.model.parameters(), lr=a["lr"], weight_decay=a["weight_decay"])
+        self.model.train()
+        start, running = time.perf_counter(), []
+        with _progress(a["steps"], f"training {self.name}", progress) as bar:
+            task = bar.add_task("train", total=a["steps"], info="")
+            for step in range(1, a["steps"] + 1):
+                batch_a, batch_n = sample_balanced(abnormal, normal, a["per_class"], rng)
+                loss = self._loss(batch_a, batch_n, rng)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                running.append(float(loss))
+                if step % a["log_every"] == 0 or step == a["steps"]:
+                    mean = float(np.mean(running))
+                    self.history.append({"step": step, "loss": mean, "seconds": round(time.perf_counter() - start, 2)})
+                    bar.update(task, info=f"loss {mean:.4f}")
+                    running = []
+                bar.advance(task)
+        self.model.eval()
+        self.fitted_ = True
+        return self
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AR-Net
+# ---------------------------------------------------------------------------------------------------------------
+@register_detector("arnet")
+class ARNetDetector(_TorchDetector):
+    """AR-Net on snippet features: dynamic k-max MIL + center loss; any of the six variants (``model``).
+
+    Args:
+        model: ``arnet_single`` (published), ``arnet_mean``, ``arnet_sequence``, ``arnet_concat``, ``arnet_lstm``,
+            ``arnet_bas``.
+        model_args: the model's constructor arguments (``feature_dim`` must match the features).
+        max_seqlen: training sequences are cut (normal: random crop; abnormal: jittered uniform resampling) or
+            zero-padded to this many snippets.
+        k: k of the dynamic k-max MIL (``ceil(T/k)`` top scores per video).
+        lambda_mil, lambda_center: loss weights (paper: 1 and 20).
+        tail: how frames after the last full snippet are scored (``extend`` / ``drop``).
+    """
+
+    name = "arnet"
+
+    def __init__(self, model: str = "arnet_single", model_args: dict | None = None, steps: int = 1000,
+                 lr: float = 1e-4, weight_decay: float = 5e-4, per_class: int = 4, max_seqlen: int = 300,
+                 k: int = 4, lambda_mil: float = 1.0, lambda_center: float = 20.0, tail: str = "extend",
+                 seed: int = 0, log_every: int = 20, threads: int | None = None) -> None:
+        super().__init__(model=model, model_args=model_args, steps=steps, lr=lr, weight_decay=weight_decay,
+                         per_class=per_class, seed=seed, log_every=log_every, threads=threads,
+                         max_seqlen=max_seqlen, k=k, lambda_mil=lambda_mil, lambda_center=lambda_center, tail=tail)
+
+    def _sequence(self, item: VideoItem, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        features = self._features(item)
+        length = self.args["max_seqlen"]
+        if features.shape[0] > length:
+            chosen = uniform_resample(features, length, rng) if item.label == 1 else random_crop(features, length, rng)[0]
+            return chosen, length
+        return pad_to(features, length), features.shape[0]
+
+    def _loss(self, batch_abnormal, batch_normal, rng) -> torch.Tensor:
+        items = batch_abnormal + batch_normal
+        sequences, lengths = zip(*(self._sequence(v, rng) for v in items))
+        longest = max(lengths)
+        x = torch.from_numpy(np.stack(sequences)[:, :longest])  # (2S, T, F), cut to the longest real sequence
+        seq_len = torch.tensor(lengths, dtype=torch.long)
+        labels = torch.tensor([float(v.label) for v in items])
+        outputs = self.model(x, seq_len)
+        a = self.args
+        return weak_loss(outputs, seq_len, labels, k=a["k"], lambda_mil=a["lambda_mil"], lambda_center=a["lambda_center"])
+
+    @torch.inference_mode()
+    def snippet_scores(self, features: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.asarray(features, np.float32))[None]  # (1, N, F)
+        return self.model(x)["scores"][0].numpy()
+
+    def score(self, item: VideoItem) -> np.ndarray:
+        self._check_fitted()
+        scores = self.snippet_scores(self._features(item))
+        return snippets_to_frames(scores, item.num_frames, self.frames_per_snippet, tail=self.args["tail"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AED / AED_T
+# ---------------------------------------------------------------------------------------------------------------
+@register_detector("aed")
+class AEDDetector(_TorchDetector):
+    """AED (``model: aed``, one ConvLSTM layer) or AED_T (``aed_t``, two) on windows of ``L`` snippets.
+
+    Training windows are random; an abnormal video's window is redrawn (up to ``retries`` times, each from the full
+    video) until it holds an anomalous frame. Scoring runs every stride-1 window and takes, per frame, the max over
+    the windows covering it; the video class is the argmax of the mean window logits.
+
+    Args:
+        model_args: must give ``window`` (= L), ``num_classes`` and ``feature_dim`` consistent with the data.
+        lambda_cls, lambda_reg: multi-task loss weights (seeds: 1 and 10).
+        retries: anomaly-window redraws.
+    """
+
+    name = "aed"
+
+    def __init__(self, model: str = "aed_t", model_args: dict | None = None, steps: int = 1000, lr: float = 5e-5,
+                 weight_decay: float = 5e-4, per_class: int = 4, lambda_cls: float = 1.0, lambda_reg: float = 10.0,
+                 retries: int = 11, tail: str = "extend", seed: int = 0, log_every: int = 20,
+                 threads: int | None = None) -> None:
+        super().__init__(model=model, model_args=model_args, steps=steps, lr=lr, weight_decay=weight_decay,
+                         per_class=per_class, seed=seed, log_every=log_every, threads=threads,
+                         lambda_cls=lambda_cls, lambda_reg=lambda_reg, retries=retries, tail=tail)
+        self.window = int(self.model.window)
+
+    def _frame_labels(self, item: VideoItem) -> np.ndarray:
+        if item.frame_labels is not None:
+            return np.asarray(item.frame_labels, dtype=np.float32)
+        return np.full(item.num_frames, float(item.label == 1), dtype=np.float32)  # video label on every frame
+
+    def _training_window(self, item: VideoItem, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        features = self._features(item)
+        labels = self._frame_labels(item)
+        length, fps = self.window, self.frames_per_snippet
+        start = 0
+        if features.shape[0] > length:
+            for _ in range(self.args["retries"] if item.label == 1 else 1):
+                _, start = random_crop(features, length, rng)  # always from the full video
+                if item.label != 1 or labels[fps * start: fps * (start + length)].any():
+                    break
+        window = pad_to(features[start:start + length], length)  # (L, F)
+        target = np.zeros(fps * length, dtype=np.float32)
+        chunk = labels[fps * start: fps * (start + length)]
+        target[:chunk.size] = chunk
+        return window, target
+
+    def _loss(self, batch_abnormal, batch_normal, rng) -> torch.Tensor:
+        items = batch_abnormal + batch_normal
+        windows, targets = zip(*(self._training_window(v, rng) for v in items))
+        out = self.model(torch.from_numpy(np.stack(windows)))  # (2S, L, F) -> logits (2S, C), frames (2S, 16L)
+        classes = torch.tensor([v.class_index for v in items], dtype=torch.long)
+        return aed_loss(out["logits"], out["frame_scores"], classes, torch.from_numpy(np.stack(targets)),
+                        self.args["lambda_cls"], self.args["lambda_reg"])
+
+    @torch.inference_mode()
+    def _windows(self, features: np.ndarray) -> tuple[dict, int]:
+        """Every stride-1 window of the video, the tail padded with copies of the last snippet."""
+        n, length = features.shape[0], self.window
+        padded_n = max(length, math.ceil(n / length) * length)
+        padded = np.concatenate([features, np.repeat(features[-1:], padded_n - n, axis=0)])  # (N', F)
+        windows = np.stack([padded[i:i + length] for i in range(padded_n - length + 1)])  # (W, L, F) contiguous
+        return self.model(torch.from_numpy(windows)), n
+
+    def score(self, item: VideoItem) -> np.ndarray:
+        self._check_fitted()
+        out, real = self._windows(self._features(item))
+        return windows_to_frames(out["frame_scores"].numpy(), item.num_frames, self.frames_per_snippet,
+                                 real_snippets=real, tail=self.args["tail"])
+
+    def predict_class(self, item: VideoItem) -> int:
+        """Video-level class: argmax of the mean window logits."""
+        self._check_fitted()
+        out, _ = self._windows(self._features(item))
+        return int(out["logits"].mean(dim=0).argmax())

@@ -1,0 +1,69 @@
+"""Plots a person would rather look at than read: ROC curves, confusion matrices, score timelines."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    from vadkit.features.store import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    _pyplot().close(fig)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def plot_roc(scores: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], path: Path, title: str = "") -> None:
+    """Micro ROC curve of pooled frames (frames without a score left out)."""
+    from vadkit.metrics import roc_auc, roc_curve, valid_frames
+
+    s = np.concatenate([np.asarray(scores[k], float) for k in sorted(scores)])
+    y = np.concatenate([np.asarray(labels[k]) for k in sorted(scores)])
+    keep = valid_frames(s)
+    fpr, tpr, _ = roc_curve(s[keep], y[keep])
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(fpr, tpr, label=f"micro AUC {roc_auc(s[keep], y[keep]):.3f}")
+    ax.plot([0, 1], [0, 1], ls="--", c="gray", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_confusion(matrix: Sequence[Sequence[float]], class_names: Sequence[str], path: Path) -> None:
+    """Row-normalised confusion matrix (rows: true class) with class names and counts."""
+    counts = np.asarray(matrix, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    n = len(class_names)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    _save(fig, path)
