@@ -246,13 +246,16 @@ class SnippetExtractor:
         self.batch_size = batch_size
         if threads:
             torch.set_num_threads(threads)
-        if settings.modality == "flow":
-            if weights is None:
-                raise ValueError("the flow modality needs a two-channel I3D checkpoint: pass --weights PATH "
-                                 "(no public flow weights ship with vadkit)")
-            self.model = I3D.from_checkpoint(weights, in_channels=2)
-        else:
-            self.model = I3D.from_pretrained() if weights is None else I3D.from_checkpoint(weights, in_channels=3)
+        if settings.modality == "flow" and weights is None:
+            raise ValueError("the flow modality needs a two-channel I3D checkpoint: pass --weights PATH "
+                             "(no public flow weights ship with vadkit)")
+        self.model = I3D.from_pretrained(weights)
+        channels = 2 if settings.modality == "flow" else 3
+        found = self.model.conv3d_1a_in_channels if hasattr(self.model, "conv3d_1a_in_channels") else \
+            next(self.model.parameters()).shape[1]
+        if found != channels:
+            raise ValueError(f"{weights}: a {settings.modality} extractor needs a checkpoint with {channels} input "
+                             f"channels, this one has {found}")
         self.model.eval()
 
     def manifest_settings(self) -> dict:

@@ -1,0 +1,38 @@
+import json
+
+import numpy as np
+import pytest
+
+from vadkit.features.store import FeatureStore, StoreMismatchError, safe_name
+
+
+def test_write_load_and_skip(tmp_path):
+    store = FeatureStore(tmp_path / "s", {"crops": 1, "snippet_len": 16})
+    store.write("train/01", np.ones((3, 8)), num_frames=50, fps=25.0)
+    assert store.has("train/01") and not store.has("train/02")
+    reopened = FeatureStore(tmp_path / "s", {"crops": 1, "snippet_len": 16})
+    assert reopened.load("train/01").shape == (3, 8) and reopened.load("train/01").dtype == np.float32
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["videos"]["train/01"]["num_frames"] == 50
+    assert (tmp_path / "s" / f"{safe_name('train/01')}.npy").exists()
+    assert not [p for p in (tmp_path / "s").iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_mismatched_settings_are_refused_naming_the_setting(tmp_path):
+    FeatureStore(tmp_path, {"crops": 1, "input_range": "unit"}).write("a", np.zeros((1, 4)), 16, 25)
+    with pytest.raises(StoreMismatchError, match=r"crops: store has 1, requested 10"):
+        FeatureStore(tmp_path, {"crops": 10, "input_range": "unit"})
+
+
+def test_missing_store_and_unknown_video(tmp_path):
+    with pytest.raises(FileNotFoundError, match="vadkit extract"):
+        FeatureStore(tmp_path / "none")
+    store = FeatureStore(tmp_path, {"x": 1})
+    with pytest.raises(KeyError, match="not in the feature store"):
+        store.load("nope")
+
+
+def test_video_file_without_manifest_entry_is_not_finished(tmp_path):
+    store = FeatureStore(tmp_path, {"x": 1})
+    np.save(tmp_path / "a.npy", np.zeros((2, 2)))  # e.g. left by a crash before the manifest was updated
+    assert not store.has("a")
