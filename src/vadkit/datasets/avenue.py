@@ -72,7 +72,10 @@ class Avenue(VideoDataset):
             f"'Avenue Dataset/testing_videos/01.avi' or the frames layout avenue/testing/frames/01/0000.jpg)")
 
     def _find_mask_folder(self) -> Path | None:
-        for base in (self.root, self.folder, self.folder.parent):
+        places = [self.root, self.folder]
+        if self.root.name.lower().startswith("avenue"):  # root = 'Avenue Dataset/', the masks archive beside it
+            places.append(self.root.parent)
+        for base in places:
             for parts in (("ground_truth_demo", "testing_label_mask"), ("testing_label_mask",)):
                 folder = base.joinpath(*parts)
                 if folder.is_dir():

@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vadkit.datasets.base import AllNormal, DatasetError, FrameRanges, VideoDataset, VideoEntry, find_child, subdirs
+from vadkit.datasets.base import (
+    SPLIT_ORDER,
+    AllNormal,
+    DatasetError,
+    FrameRanges,
+    VideoDataset,
+    VideoEntry,
+    find_child,
+    subdirs,
+)
 from vadkit.datasets.groundtruth import read_range_table
 from vadkit.io import is_video_file, list_frame_files, natural_key
 
@@ -59,7 +68,8 @@ class FolderDataset(VideoDataset):
         folders = [d for d in subdirs(self.root) if any((d / s).is_dir() for s in STATES)]
         if not folders:
             raise DatasetError(f"{self.name}: no train/normal/ or test/{{normal,abnormal}}/ folder under {self.root}")
-        return folders
+        order = {name: i for i, name in enumerate(SPLIT_ORDER)}
+        return sorted(folders, key=lambda d: (order.get(_split_name(d), len(order)), d.name))
 
     def _items(self, folder: Path) -> list[tuple[Path, str | None]]:
         """``(video, class folder or None)`` under a ``normal/`` or ``abnormal/`` folder."""
@@ -78,8 +88,7 @@ class FolderDataset(VideoDataset):
     def _scan(self) -> list[VideoEntry]:
         found = []  # (split, state, class folder, path)
         for split_folder in self._split_folders():
-            split = {"training": "train", "testing": "test", "validation": "val"}.get(split_folder.name.lower(),
-                                                                                      split_folder.name.lower())
+            split = _split_name(split_folder)
             for state in STATES:
                 state_folder = find_child(split_folder, state)
                 if state_folder is not None and state_folder.is_dir():
@@ -114,3 +123,8 @@ class FolderDataset(VideoDataset):
             raise DatasetError(f"{self.name}: {self.labels_file} names videos not found under {self.root}: "
                                f"{', '.join(unknown[:5])}")
         return entries
+
+
+def _split_name(folder: Path) -> str:
+    name = folder.name.lower()
+    return {"training": "train", "testing": "test", "validation": "val"}.get(name, name)

@@ -41,6 +41,10 @@ def load_mat_variable(path: str | Path, name: str):
         DatasetError: unreadable file or no such variable (the message lists the variables found).
     """
     path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"MATLAB file not found: {path}")
+    if _is_hdf5(path):
+        return _load_mat73_variable(path, name)
     try:
         import scipy.io
 
@@ -56,6 +60,15 @@ def load_mat_variable(path: str | Path, name: str):
         found = ", ".join(k for k in contents if not k.startswith("__")) or "none"
         raise DatasetError(f"{path}: no variable {name!r} (found: {found})")
     return contents[name]
+
+
+def _is_hdf5(path: Path) -> bool:
+    import h5py
+
+    try:
+        return bool(h5py.is_hdf5(str(path)))
+    except OSError:
+        return False
 
 
 def _load_mat73_variable(path: Path, name: str):

@@ -203,8 +203,8 @@ def match_list(lines: list[str], ids: list[str], source: str = "list") -> list[s
     for line in lines:
         name = _list_name(line)
         video = exact.get(name) or folded.get(name.lower()) or _prefix_match(name, ids)
-        if video is None and name.lower().startswith("v_"):
-            video = folded.get(name[2:].lower())
+        if video is None:  # LAD2000 names with or without their 'v_' prefix
+            video = folded.get(name[2:].lower()) if name.lower().startswith("v_") else folded.get("v_" + name.lower())
         if video is None:
             unmatched.append(line)
         elif video not in out:
