@@ -45,7 +45,8 @@ def test_missing_labels_are_reported_not_invented(tmp_path):
     build(tmp_path)
     data = get_dataset("folder", tmp_path)
     assert data.video("fall").frame_labels is None and data.video("fall").label == 1
-    assert sorted(data.check()) == ["folder: test video brawl: no frame labels", "folder: test video fall: no frame labels"]
+    assert sorted(data.check()) == ["folder: test video brawl: no frame labels",
+                                    "folder: test video fall: no frame labels"]
 
 
 def test_label_errors(tmp_path):

@@ -45,7 +45,8 @@ def test_layout_without_lists(tmp_path):
     assert lad.splits() == ["all"] and lad.num_classes == 14
     records = {r.id: r for r in lad.videos()}
     assert records["v_Crash_a_1_1"].frame_labels.tolist() == [0, 0, 1, 1, 1, 0] and records["v_Crash_a_1_1"].label == 1
-    assert records["v_Crash_n_1_2"].label == 0 and records["v_Crash_n_1_2"].class_name == "Crash"  # category, not normal
+    normal = records["v_Crash_n_1_2"]
+    assert normal.label == 0 and normal.class_name == "Crash"  # the category, for normal videos too
     assert records["v_Fire_n_2_1"].num_frames == 7 and records["v_Fire_n_2_1"].num_anomalous == 0
     assert records["v_Fire_a_3_1"].path.name == "img"
     assert lad.check() == []

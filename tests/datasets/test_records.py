@@ -87,3 +87,13 @@ def test_summarize_shape(tmp_path):
     assert summary["videos"][1] == {"id": "b", "split": "test", "num_frames": 4, "num_anomalous": 2, "label": 1,
                                     "class_name": "anomaly"}
     assert summary["notes"] == [] and summary["num_classes"] is None
+
+
+def test_check_with_decoding(tmp_path):
+    write_mp4(tmp_path / "train" / "normal" / "a.mp4", 6)
+    write_frames(tmp_path / "test" / "normal" / "b", 4)
+    data = get_dataset("folder", tmp_path)
+    assert data.check(decode=True) == []
+    (tmp_path / "test" / "normal" / "b" / "002.jpg").write_bytes(b"not a jpeg")  # counted, but cannot be decoded
+    problems = get_dataset("folder", tmp_path).check(decode=True)
+    assert len(problems) == 1 and "test video b" in problems[0] and "002.jpg" in problems[0]

@@ -173,7 +173,8 @@ def test_real_ped2_acceptance(shared_data):
     for a, b in zip(ped2.videos("test"), by_m.videos("test")):
         np.testing.assert_array_equal(a.frame_labels, b.frame_labels)
     first = ped2.video("Test001")
-    assert first.num_frames == 180 and first.num_anomalous == 120 and first.frame_labels[59] == 0 == 1 - first.frame_labels[60]
+    assert first.num_frames == 180 and first.num_anomalous == 120
+    assert first.frame_labels[59] == 0 and first.frame_labels[60] == 1  # "[61:180]" is 1-based
     rows = {row["id"]: row for row in summary["videos"]}
     assert rows["Test001"] == {"id": "Test001", "split": "test", "num_frames": 180, "num_anomalous": 120, "label": 1,
                                "class_name": "anomaly"}

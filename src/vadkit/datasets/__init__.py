@@ -25,6 +25,7 @@ from vadkit.datasets.base import (
     accepted_options,
     summarize,
 )
+from vadkit.datasets.splits import Split, apply_split, lad2000_resplit, list_split, resplit_file
 from vadkit.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
@@ -76,6 +77,6 @@ def _register_builtin() -> None:
 _register_builtin()
 
 __all__ = [
-    "DATASETS", "DatasetError", "VideoDataset", "VideoEntry", "VideoRecord", "get_dataset", "list_datasets",
-    "register_dataset", "summarize",
+    "DATASETS", "DatasetError", "Split", "VideoDataset", "VideoEntry", "VideoRecord", "apply_split", "get_dataset",
+    "lad2000_resplit", "list_datasets", "list_split", "register_dataset", "resplit_file", "summarize",
 ]

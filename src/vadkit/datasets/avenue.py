@@ -134,8 +134,8 @@ class Avenue(VideoDataset):
             raise DatasetError(f"{self.name}: no ground truth for the test videos under {self.root} (expected "
                                f"ground_truth_demo/testing_label_mask/N_label.mat or avenue.mat)")
         if self.ground_truth != "auto" and self.ground_truth not in sources:
-            raise DatasetError(f"{self.name}: ground_truth={self.ground_truth!r} but no "
-                               f"{'testing_label_mask/' if self.ground_truth == 'masks' else 'avenue.mat'} under {self.root}")
+            wanted = "testing_label_mask/" if self.ground_truth == "masks" else "avenue.mat"
+            raise DatasetError(f"{self.name}: ground_truth={self.ground_truth!r} but no {wanted} under {self.root}")
         order = [self.ground_truth] if self.ground_truth != "auto" else (
             ["masks", "mat"] if self.layout == "official" else ["mat", "masks"])
         order += [k for k in sources if k not in order]

@@ -282,6 +282,7 @@ class VideoDataset:
         self._entries: list[VideoEntry] | None = None
         self._records: dict[str, VideoRecord] = {}
         self._agreement_cache: tuple[list[str], list[str]] | None = None
+        self._index: dict[str, VideoEntry] | None = None
 
     # -- to implement ---------------------------------------------------------------------------------------
     def _scan(self) -> list[VideoEntry]:
@@ -332,10 +333,10 @@ class VideoDataset:
 
     def video(self, video_id: str) -> VideoRecord:
         """One record by id."""
-        for entry in self.entries:
-            if entry.id == video_id:
-                return self._record(entry)
-        raise DatasetError(f"{self.name}: no video {video_id!r} under {self.root}")
+        entry = self._by_id().get(video_id)
+        if entry is None:
+            raise DatasetError(f"{self.name}: no video {video_id!r} under {self.root}")
+        return self._record(entry)
 
     def check(self, decode: bool = False) -> list[str]:
         """Every problem found, one line each (an empty list means the dataset is sound).
@@ -371,6 +372,11 @@ class VideoDataset:
         return f"{type(self).__name__}(name={self.name!r}, root='{self.root}')"
 
     # -- helpers --------------------------------------------------------------------------------------------
+    def _by_id(self) -> dict[str, VideoEntry]:
+        if self._index is None:
+            self._index = {entry.id: entry for entry in self.entries}
+        return self._index
+
     def _describe(self, entry: VideoEntry | VideoRecord) -> str:
         return f"{self.name}: {entry.split} video {entry.id} ({entry.path})"
 
@@ -380,7 +386,8 @@ class VideoDataset:
             try:
                 num_frames, probed_fps = probe(entry.path)
             except VideoNotFoundError:
-                raise DatasetError(f"{self._describe(entry)}: not found (expected a video file or a frame folder)") from None
+                raise DatasetError(f"{self._describe(entry)}: not found "
+                                   f"(expected a video file or a frame folder)") from None
             except VideoReadError as err:
                 raise DatasetError(f"{self._describe(entry)}: {err}") from err
             fps = fps if fps is not None else probed_fps
@@ -414,7 +421,8 @@ class VideoDataset:
             return [f"{where}: no frame labels"] if record.split == "test" else []
         anomalous = int(record.frame_labels.sum())
         if record.label == 1 and anomalous == 0 and record.split == "test":
-            return [f"{where}: video label is abnormal but none of its {record.num_frames} frames is labelled anomalous"]
+            return [f"{where}: video label is abnormal but none of its {record.num_frames} frames is labelled "
+                    f"anomalous"]
         if record.label == 0 and anomalous > 0:
             return [f"{where}: video label is normal but {anomalous} of its {record.num_frames} frames are anomalous"]
         return []
@@ -426,7 +434,8 @@ class VideoDataset:
         except (VideoReadError, IndexError) as err:
             return [f"{self.name}: {record.split} video {record.id}: {err}"]
         if decoded != record.num_frames:
-            return [f"{self.name}: {record.split} video {record.id}: decoded {decoded} frames, counted {record.num_frames}"]
+            return [f"{self.name}: {record.split} video {record.id}: decoded {decoded} frames, "
+                    f"counted {record.num_frames}"]
         return []
 
     def _agreement(self) -> tuple[list[str], list[str]]:

@@ -103,7 +103,10 @@ class FolderDataset(VideoDataset):
         entries = []
         for (split, state, cls, path), stem in zip(found, stems):
             relative = path.relative_to(self.root)
-            video_id = stem if stem not in repeated else (relative.with_suffix("") if path.is_file() else relative).as_posix()
+            if stem in repeated:  # the path below the root, without the extension: test/abnormal/cam1
+                video_id = (relative.with_suffix("") if path.is_file() else relative).as_posix()
+            else:
+                video_id = stem
             if stem in repeated and (stem in ranges or path.name in ranges):
                 raise DatasetError(f"{self.name}: {self.labels_file.name} names {stem!r}, which is ambiguous: several "
                                    f"videos have that name; use the id {video_id!r}")

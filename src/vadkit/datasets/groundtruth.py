@@ -91,7 +91,8 @@ def _h5_to_numpy(handle, node):
     import h5py
 
     data = node[()]
-    if node.dtype == h5py.ref_dtype or (data.dtype == object and data.size and isinstance(data.flat[0], h5py.Reference)):
+    is_cell = data.dtype == object and data.size and isinstance(data.flat[0], h5py.Reference)
+    if node.dtype == h5py.ref_dtype or is_cell:
         out = np.empty(data.shape, dtype=object)
         for index, ref in np.ndenumerate(data):
             out[index] = _h5_to_numpy(handle, handle[ref])

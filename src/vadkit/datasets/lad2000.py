@@ -95,7 +95,8 @@ class LAD2000(VideoDataset):
         near = [self.root] + subdirs(self.root) + [d for s in subdirs(self.root) for d in subdirs(s)]
         gt_folders = [d for d in near if d != self.root and d.name.lower().startswith("gt")]
         files = [f for folder in gt_folders for f in folder.rglob("gt_*.mat")]
-        files += [f for c in LAD2000_CLASSES if (self.video_root / c).is_dir() for f in (self.video_root / c).glob("gt_*.mat")]
+        categories = [self.video_root / c for c in LAD2000_CLASSES if (self.video_root / c).is_dir()]
+        files += [f for category in categories for f in category.glob("gt_*.mat")]
         files += list(self.root.glob("gt_*.mat"))
         return {f.stem[3:]: f for f in sorted(set(files))}
 

@@ -86,8 +86,8 @@ class XDViolence(VideoDataset):
             else:
                 out[video] = (split, path)
         if unplaced:
-            raise DatasetError(f"{self.name}: cannot tell the split of {len(unplaced)} videos (expected them in a folder "
-                               f"named like train*/test*, or pass train_list and test_list): {unplaced[0]}")
+            raise DatasetError(f"{self.name}: cannot tell the split of {len(unplaced)} videos (expected them in a "
+                               f"folder named like train*/test*, or pass train_list and test_list): {unplaced[0]}")
         return out
 
     def _scan(self) -> list[VideoEntry]:
