@@ -132,8 +132,14 @@ def load_detector(path: str | Path) -> Detector:
     return detector
 
 
-def _import_detectors() -> None:
-    import importlib
+DETECTOR_MODULES = ("vadkit.engine.weak", "vadkit.engine.sendec", "vadkit.engine.state", "vadkit.engine.oneclass")
 
-    for module in ("vadkit.engine.weak",):
-        importlib.import_module(module)
+
+def _import_detectors() -> None:
+    """Import the detector modules so that their ``@register_detector`` decorators run."""
+    import importlib
+    import importlib.util
+
+    for module in DETECTOR_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)

@@ -123,7 +123,7 @@ class _TorchDetector(Detector):
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                running.append(float(loss))
+                running.append(float(loss.detach()))
                 if step % a["log_every"] == 0 or step == a["steps"]:
                     mean = float(np.mean(running))
                     self.history.append({"step": step, "loss": mean, "seconds": round(time.perf_counter() - start, 2)})

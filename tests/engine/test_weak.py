@@ -1,0 +1,89 @@
+"""The weak detectors keep the detector contract and learn a synthetic anomaly."""
+
+import numpy as np
+import pytest
+
+from vadkit.engine.detectors import NotFittedError, VideoItem, build_detector, load_detector
+from vadkit.engine.weak import pad_to, random_crop, uniform_resample
+from vadkit.metrics import roc_auc
+
+F = 32
+
+
+def make_video(name, rng, abnormal, n_snippets=12, frames_extra=5):
+    feats = rng.normal(0, 1, (n_snippets, F)).astype(np.float32)
+    num_frames = n_snippets * 16 + frames_extra
+    labels = np.zeros(num_frames, np.uint8)
+    if abnormal:
+        s = int(rng.integers(2, n_snippets - 4))
+        feats[s:s + 3, :8] += 3.0  # the anomaly lives in the first 8 dimensions
+        labels[16 * s:16 * (s + 3)] = 1
+    return VideoItem(id=name, num_frames=num_frames, label=int(abnormal), class_index=int(abnormal),
+                     frame_labels=labels, load_features=lambda f=feats: f)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    train = [make_video(f"a{i}", rng, True) for i in range(8)] + [make_video(f"n{i}", rng, False) for i in range(8)]
+    test = [make_video(f"ta{i}", rng, True) for i in range(4)] + [make_video(f"tn{i}", rng, False) for i in range(4)]
+    return train, test
+
+
+def pooled_auc(detector, test):
+    scores = np.concatenate([detector.score(v) for v in test])
+    labels = np.concatenate([v.frame_labels for v in test])
+    return roc_auc(scores, labels)
+
+
+@pytest.mark.parametrize("model", ["arnet_single", "arnet_mean", "arnet_sequence", "arnet_concat", "arnet_lstm", "arnet_bas"])
+def test_arnet_variants_learn_and_keep_the_contract(data, model, tmp_path):
+    train, test = data
+    det = build_detector("arnet", model=model, model_args={"feature_dim": F, "hidden_dim": 32, "dropout": 0.0},
+                         steps=150 if model == "arnet_bas" else 60, lr=2e-3, per_class=4, max_seqlen=10, seed=0)
+    with pytest.raises(NotFittedError):
+        det.score(test[0])
+    det.fit(train, progress=False)
+    scores = det.score(test[0])
+    assert scores.shape == (test[0].num_frames,) and np.isfinite(scores).all()
+    assert pooled_auc(det, test) > 0.8
+    det.save(tmp_path / "m.pt")
+    again = load_detector(tmp_path / "m.pt")
+    assert np.allclose(again.score(test[0]), scores)
+
+
+def test_arnet_drop_tail_leaves_tail_frames_unscored(data):
+    train, test = data
+    det = build_detector("arnet", model="arnet_single", model_args={"feature_dim": F}, steps=2, tail="drop").fit(train, progress=False)
+    s = det.score(test[0])
+    assert np.isnan(s[-5:]).all() and np.isfinite(s[:-5]).all()
+
+
+@pytest.mark.parametrize("model", ["aed", "aed_t"])
+def test_aed_learns_frames_and_classes(data, model):
+    train, test = data
+    det = build_detector("aed", model=model, model_args={"feature_dim": F, "num_classes": 2, "window": 4, "hidden": 16,
+                                                           "embed_dim": 64, "head_dim": 32},
+                         steps=80, lr=1e-3, per_class=4, seed=0).fit(train, progress=False)
+    s = det.score(test[0])
+    assert s.shape == (test[0].num_frames,) and np.isfinite(s).all()
+    assert pooled_auc(det, test) > 0.8
+    accuracy = np.mean([det.predict_class(v) == v.class_index for v in test])
+    assert accuracy >= 0.75
+
+
+def test_sampling_helpers():
+    rng = np.random.default_rng(0)
+    x = np.arange(20, dtype=np.float32)[:, None]
+    picked = uniform_resample(x, 5, rng)[:, 0]
+    assert all(4 * i <= v < 4 * (i + 1) for i, v in enumerate(picked))
+    starts = {random_crop(x, 18, rng)[1] for _ in range(200)}
+    assert starts == {0, 1, 2}  # the last start can be drawn (the original's off-by-one fixed)
+    assert pad_to(x[:3], 5).shape == (5, 1)
+
+
+def test_one_class_training_data_is_refused(data):
+    train, _ = data
+    det = build_detector("arnet", model_args={"feature_dim": F}, steps=1)
+    with pytest.raises(ValueError, match="needs abnormal and normal"):
+        det.fit([v for v in train if v.label == 0], progress=False)
