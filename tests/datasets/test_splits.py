@@ -101,8 +101,8 @@ def test_split_validation_and_apply_errors(ped2, tmp_path):
 
 def test_match_list_forms():
     ids = ["01_001", "01_0014", "Abuse001_x264", "Normal_Videos001_x264", "v_Crash_a_1_1"]
-    lines = ["/feat/SH_Train/01_0014_i3d.npy", "01_001", "Abuse/Abuse001_x264.mp4", "Normal_Videos001_x264__5.npy",
-             "Crash_a_1_1", "01_001"]
+    lines = ["/feat/SH_Train/01_0014_i3d.npy 1", "01_001 0", "Abuse/Abuse001_x264.mp4",
+             "Normal_Videos001_x264__5.npy", "Crash_a_1_1", "01_001"]  # a trailing label column is ignored
     assert match_list(lines, ids) == ["01_0014", "01_001", "Abuse001_x264", "Normal_Videos001_x264", "v_Crash_a_1_1"]
     with pytest.raises(DatasetError, match="2 entries match no video.*'01_00'"):
         match_list(["01_00", "01_0015"], ids, "list.txt")
