@@ -50,11 +50,17 @@ def datasets_check(
 
     try:
         dataset = get_dataset(name, root)
-        summary = summarize(dataset)
-        problems = dataset.check()
     except (DatasetError, VideoReadError, KeyError, FileNotFoundError) as err:
         fail(str(err).strip("'\""))
         return
+    try:
+        summary = summarize(dataset)
+    except (DatasetError, VideoReadError, FileNotFoundError) as err:
+        problems = [str(err)] + [p for p in _safe_check(dataset) if p != str(err)]
+        for problem in problems:
+            err_console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    problems = _safe_check(dataset)
     if as_json:
         for row in summary["videos"]:
             sys.stdout.write(json.dumps(row) + "\n")
@@ -202,6 +208,14 @@ def evaluate_command(
         console.print(table)
     else:
         _print_metrics(metrics, str(run_dir))
+
+
+def _safe_check(dataset) -> list[str]:
+    """Every problem ``dataset.check()`` finds (as one line if the check itself fails)."""
+    try:
+        return list(dataset.check())
+    except Exception as err:  # noqa: BLE001 - reported, not raised
+        return [str(err)]
 
 
 def main() -> None:

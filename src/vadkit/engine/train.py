@@ -40,7 +40,8 @@ def split_records(config: RunConfig) -> tuple[list, list, dict]:
         from vadkit.datasets.splits import lad2000_resplit
 
         split = lad2000_resplit(dataset, seed=config.data.split_seed)
-        train, test = split.train, split.test
+        by_id = {r.id: r for r in dataset.videos()}  # records keep their official split: store keys stay stable
+        train, test = [by_id[i] for i in split.train], [by_id[i] for i in split.test]
         info = {"kind": "lad2000", "seed": config.data.split_seed, "rule": split.rule}
     else:
         raise ValueError(f"data.split must be 'official' or 'lad2000', got {kind!r}")

@@ -39,7 +39,8 @@ def natural_key(name: str) -> tuple:
 def list_frame_files(folder: str | os.PathLike) -> list[Path]:
     """The image files of ``folder``, sorted numerically by name."""
     folder = Path(folder)
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS]
+    files = [p for p in folder.iterdir()
+             if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")]  # skips ._001.tif
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
