@@ -12,6 +12,7 @@ from vadkit.losses import (
     center_loss,
     kmax_mil_loss,
     sequence_mask,
+    topk_mean_pool,
     weak_loss,
 )
 
@@ -130,27 +131,44 @@ def test_arnet_loss_combines_terms():
     assert loss.item() == pytest.approx(0.5 * mil + 2 * center, rel=1e-6)
 
 
+def _softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
 def _bas_outputs() -> dict[str, torch.Tensor]:
-    # video 0 abnormal with 2 snippets, video 1 normal with 1 snippet (second column padding).
+    # video 0 abnormal with 2 snippets, video 1 normal with 1 snippet (second column padding: 9.0).
+    cas = torch.tensor([[[1.0, 0.0], [0.0, 2.0]], [[0.5, 0.5], [9.0, 9.0]]])
     return {
-        "scores": torch.tensor([[0.8, 0.4], [0.2, 0.99]]),
-        "background_scores": torch.tensor([[0.3, 0.1], [0.4, 0.99]]),
-        "base_scores": torch.tensor([[0.6, 0.7], [0.1, 0.99]]),
-        "base_background_scores": torch.tensor([[0.5, 0.2], [0.6, 0.01]]),
+        "scores": torch.sigmoid(cas[..., 0] - cas[..., 1]),
+        "cas": cas,
+        "base_cas": torch.tensor([[[2.0, 1.0], [0.0, 0.0]], [[-1.0, 1.0], [9.0, 9.0]]]),
         "attention": torch.tensor([[0.9, 0.1], [0.3, 0.99]]),
     }
 
 
+def test_topk_mean_pool_hand_case():
+    values = torch.tensor([[1.0, 5.0, 3.0, 2.0, 4.0], [7.0, 1.0, 9.0, 9.0, 9.0]])[..., None]  # (2, 5, 1)
+    # k=2: video 0 (5 real) -> mean of top 3 = (5+4+3)/3; video 1 (2 real) -> top 1 = 7 (padding 9s ignored)
+    pooled = topk_mean_pool(values, torch.tensor([5, 2]), k=2)
+    assert pooled.shape == (2, 1)
+    assert pooled[:, 0].tolist() == pytest.approx([4.0, 7.0])
+
+
 def test_bas_loss_hand_case():
     seq_len, labels = torch.tensor([2, 1]), torch.tensor([1.0, 0.0])
-    # k=4 -> one instance per video in every term.
-    base = (_bce(0.7, 1) + _bce(0.1, 0)) / 2 + (_bce(0.5, 1) + _bce(0.6, 1)) / 2
-    suppressed = (_bce(0.8, 1) + _bce(0.2, 0)) / 2 + (_bce(0.3, 0) + _bce(0.4, 0)) / 2
-    center = 0.0  # the normal video has one snippet
+    # k=4 -> k_b = 1: pooled logits are the per-channel maxima over real snippets.
+    # base: video 0 pooled [2, 1] vs [0.5, 0.5]; video 1 pooled [-1, 1] vs [0, 1].
+    base = (0.5 * (_softplus(-1.0) + _softplus(1.0)) + _softplus(-2.0)) / 2
+    # suppressed: video 0 pooled [1, 2] vs [1, 0]; the normal video has no target.
+    suppressed = _softplus(1.0)
+    # MIL on the scores: video 0 top score sigmoid(1) vs 1, video 1 sigmoid(0) = 0.5 vs 0.
+    mil = (_softplus(-1.0) + math.log(2.0)) / 2
     sparsity = ((0.9 + 0.1) / 2 + 0.3) / 2
-    expected = base + suppressed + 20 * center + 1e-4 * sparsity
+    expected = base + suppressed + 1e-4 * sparsity + mil
     assert bas_loss(_bas_outputs(), seq_len, labels).item() == pytest.approx(expected, rel=1e-6)
     assert weak_loss(_bas_outputs(), seq_len, labels).item() == pytest.approx(expected, rel=1e-6)
+    doubled_mil = bas_loss(_bas_outputs(), seq_len, labels, lambda_mil=2.0).item()
+    assert doubled_mil == pytest.approx(expected + mil, rel=1e-6)
 
 
 def test_bas_loss_names_missing_outputs():

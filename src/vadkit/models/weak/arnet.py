@@ -161,17 +161,18 @@ class ARNet(nn.Module):
         attention_dim: hidden size of the BaS filter module (``bas`` only).
 
     Variant ``bas`` (BaS-Net, Lee et al. AAAI 2020, adapted). Normal content plays the role of BaS-Net's
-    background, present in every video; "foreground" is anomaly:
+    background: present in every video, while only abnormal videos contain the "foreground" (anomaly):
 
-    - a *filter module* gives a foreground attention ``a = sigmoid(filter(x))``, ``(B, T)`` in (0, 1);
-    - the *CAS module* (the ``Conv1d`` k=3 trunk, dropout and a ``Linear(H -> 2)`` head, shared by both
-      branches) gives two sigmoid scores per snippet, ``[anomaly, background]``;
+    - a *filter module* (per-snippet ``F -> attention_dim -> 1``, LeakyReLU, sigmoid) gives a foreground
+      attention ``a``, ``(B, T)`` in (0, 1);
+    - the *CAS module* (``Conv1d(F -> H, k=3)`` + LeakyReLU, dropout, ``Linear(H -> 2)``), shared by both
+      branches, gives per-snippet class-activation logits ``[anomaly, background]``;
     - the *base branch* runs the CAS on ``x``, the *suppressed branch* on ``x * a``.
 
-    ``"scores"`` are the suppressed branch's anomaly scores. The extra outputs feed
-    :func:`vadkit.losses.bas_loss` (``base`` branch: background present in every video; ``suppressed``:
-    background absent, which teaches the attention to suppress normal snippets; plus L1 sparsity on ``a``);
-    :func:`vadkit.losses.weak_loss` picks that loss automatically, so the AR-Net training loop is unchanged.
+    ``"scores"`` is the suppressed branch's per-snippet softmax probability of the anomaly class,
+    ``sigmoid(cas[..., 0] - cas[..., 1])``. :func:`vadkit.losses.bas_loss` trains it (BaS-Net's video-level
+    base/suppressed losses, attention sparsity, plus AR-Net's k-max MIL on ``"scores"``);
+    :func:`vadkit.losses.weak_loss` picks that loss from the outputs, so one training loop serves every variant.
     """
 
     def __init__(
@@ -216,9 +217,9 @@ class ARNet(nn.Module):
         return x, mask.sum(dim=1)
 
     def _cas(self, x: Tensor, seq_len: Tensor) -> tuple[Tensor, Tensor]:
-        """Encoder + head: ``(B, T, F)`` -> ``(B, T, H)`` embeddings and ``(B, T, outputs)`` probabilities."""
+        """Encoder + head: ``(B, T, F)`` -> ``(B, T, H)`` embeddings and ``(B, T, outputs)`` logits."""
         features = self.encoder(x, seq_len)  # (B, T, H)
-        return features, torch.sigmoid(self.head(self.dropout(features)))
+        return features, self.head(self.dropout(features))
 
     def forward(self, x: Tensor, seq_len: Tensor | None = None) -> dict[str, Tensor]:
         """Score every snippet.
@@ -229,24 +230,30 @@ class ARNet(nn.Module):
 
         Returns:
             ``"scores"`` ``(B, T)`` in (0, 1), higher = more abnormal; ``"features"`` ``(B, T, H)``, the
-            embedding the score layer reads. Variant ``bas`` adds ``"attention"``, ``"background_scores"``
-            (suppressed branch), ``"base_scores"`` and ``"base_background_scores"``, each ``(B, T)``.
+            embedding the score layer reads. Variant ``bas`` adds ``"attention"`` ``(B, T)``, the
+            class-activation logits ``"cas"`` (suppressed branch) and ``"base_cas"``, each ``(B, T, 2)``
+            ordered ``[anomaly, background]``, and ``"base_scores"`` ``(B, T)``.
         """
         x, seq_len = self._prepare(x, seq_len)
         if self.filter is None:
-            features, probs = self._cas(x, seq_len)
-            return {"scores": probs[..., 0], "features": features}
+            features, logits = self._cas(x, seq_len)
+            return {"scores": torch.sigmoid(logits[..., 0]), "features": features}
         attention = torch.sigmoid(self.filter(x))  # (B, T, 1)
-        _, base = self._cas(x, seq_len)  # (B, T, 2)
-        features, suppressed = self._cas(x * attention, seq_len)  # (B, T, H), (B, T, 2)
+        _, base_cas = self._cas(x, seq_len)  # (B, T, 2)
+        features, cas = self._cas(x * attention, seq_len)  # (B, T, H), (B, T, 2)
         return {
-            "scores": suppressed[..., 0],
+            "scores": _anomaly_probability(cas),
             "features": features,
-            "background_scores": suppressed[..., 1],
-            "base_scores": base[..., 0],
-            "base_background_scores": base[..., 1],
+            "cas": cas,
+            "base_cas": base_cas,
+            "base_scores": _anomaly_probability(base_cas),
             "attention": attention[..., 0],
         }
+
+
+def _anomaly_probability(cas: Tensor) -> Tensor:
+    """Two-class softmax per snippet: ``(B, T, 2)`` logits ``[anomaly, background]`` -> ``(B, T)`` P(anomaly)."""
+    return torch.sigmoid(cas[..., 0] - cas[..., 1])
 
 
 @register_model("arnet_single")
