@@ -2,7 +2,8 @@
 
 Every variant maps padded snippet features ``(B, T, F)`` and real lengths ``seq_len`` ``(B,)`` to one anomaly
 score per snippet, ``(B, T)`` in (0, 1), higher = more abnormal. A variant is an *encoder* ``(B, T, F) ->
-(B, T, H)`` followed by the same head (dropout, then ``Linear(H -> 1)`` and a sigmoid), see seed-systems §3.3:
+(B, T, H)`` followed by the same head (dropout, then ``Linear(H -> 1)`` and a sigmoid; ``bas`` has a two-class
+head), see seed-systems §3.3:
 
 - ``single`` (the published AR-Net): ``Linear(F -> H) + ReLU``.
 - ``mean``: three temporal ``Conv1d(F -> H)`` branches, kernels 1/3/5, each + ReLU, averaged.
@@ -58,7 +59,7 @@ class _PointwiseEncoder(nn.Module):
 class _MeanFusion(nn.Module):
     """Average the branches."""
 
-    def __init__(self, hidden_dim: int) -> None:
+    def __init__(self, hidden_dim: int) -> None:  # same signature as the other fusions; nothing to learn
         super().__init__()
 
     def forward(self, branches: list[Tensor]) -> Tensor:
