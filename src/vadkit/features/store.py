@@ -34,6 +34,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; results are meant to be read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -51,6 +52,7 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     os.close(handle)
     try:
         np.save(tmp, array)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
