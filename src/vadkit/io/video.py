@@ -340,6 +340,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
                 raise ValueError(f"no frames given to write to {path}")
             for packet in stream.encode():
                 container.mux(packet)
+        os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
