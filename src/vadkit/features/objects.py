@@ -1,0 +1,560 @@
+"""Object boxes per frame for object-centric detectors (STATE), after VEC's "obj_det_with_motion".
+
+A frame's boxes are the union of
+
+- **appearance boxes**: detections kept when ``score > τ_s`` and area ``>= A_min``, with boxes mostly covered by a
+  larger one removed (:func:`remove_covered_boxes`). They come from a user-supplied ONNX detector
+  (:class:`OnnxDetector`) or from precomputed per-frame boxes (e.g. a box file, :func:`load_boxes`);
+- **motion boxes** (:func:`motion_boxes`): regions that change over the 3-frame context ``(t-1, t, t+1)`` and are not
+  already covered by an appearance box.
+
+Boxes are ``float32`` arrays ``(n, 4)`` of ``[x1, y1, x2, y2]`` in frame pixels; a video's boxes are a list with
+one array per frame. :func:`extract_boxes` does a whole video, streaming its frames, and caches the result per video
+(``.npz``, written atomically).
+
+Box files: :func:`load_boxes` reads the ``.npz`` form (``frame`` int32, ``xyxy`` float32 ``(n, 4)``,
+``num_frames``; :func:`save_boxes` writes it) and VEC's original ``.npy`` object arrays. The latter are pickles;
+they are read with :func:`load_object_array`, an unpickler that admits numpy arrays and dtypes only and raises
+:class:`UnsafePickleError` on anything else, before it is built.
+
+Difference from VEC (a fix, see docs/seed-systems.md §5.10): the frame differences are summed in ``int16``, not in
+``uint8`` where the sum wrapped modulo 256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from vadkit.features.store import atomic_write_bytes, safe_name
+from vadkit.io import VideoSource, open_video
+
+__all__ = [
+    "DATASET_THRESHOLDS",
+    "BoxThresholds",
+    "OnnxDetector",
+    "UnsafePickleError",
+    "box_areas",
+    "box_thresholds",
+    "extract_boxes",
+    "filter_detections",
+    "frame_boxes",
+    "load_boxes",
+    "load_object_array",
+    "motion_boxes",
+    "motion_mask",
+    "remove_covered_boxes",
+    "save_boxes",
+    "split_by_video",
+]
+
+Boxes = np.ndarray  # float32 (n, 4): [x1, y1, x2, y2]
+Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # RGB frame -> (boxes (n, 4), scores (n,))
+CACHE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Thresholds
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BoxThresholds:
+    """The knobs of VEC's box extraction.
+
+    Attributes:
+        score: ``τ_s``, keep detections with ``score > score``.
+        min_area: ``A_min`` in pixels: detections need ``(x2-x1+1)(y2-y1+1) >= min_area``, motion regions
+            ``(w+1)(h+1) > min_area``.
+        cover: ``τ_cover``, drop a detection when more than this fraction of it lies inside a larger one.
+        binary: ``τ_b``, a pixel moves when its summed absolute difference exceeds this (0-255 scale, per channel).
+        blur: Gaussian blur kernel size ``g`` applied to each frame before differencing (odd).
+        extend: pixels added around appearance boxes (masked out of the motion map) and around motion boxes.
+        max_aspect: motion regions need ``w/h`` and ``h/w`` below this.
+    """
+
+    score: float = 0.5
+    min_area: float = 10 * 10
+    cover: float = 0.6
+    binary: int = 18
+    blur: int = 3
+    extend: int = 2
+    max_aspect: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.blur < 1 or self.blur % 2 == 0:
+            raise ValueError(f"blur must be an odd kernel size >= 1, got {self.blur}")
+        if not 0 < self.cover <= 1:
+            raise ValueError(f"cover must be in (0, 1], got {self.cover}")
+
+
+DATASET_THRESHOLDS: dict[str, BoxThresholds] = {
+    "ped2": BoxThresholds(score=0.5, min_area=10 * 10, cover=0.6, binary=18, blur=3),
+    "avenue": BoxThresholds(score=0.25, min_area=40 * 40, cover=0.6, binary=18, blur=5),
+    "shanghaitech": BoxThresholds(score=0.5, min_area=8 * 8, cover=0.65, binary=15, blur=5),
+}
+_ALIASES = {"ucsdped2": "ped2", "ucsd_ped2": "ped2", "ucsd-ped2": "ped2", "sht": "shanghaitech",
+            "shanghai_tech": "shanghaitech", "cuhk_avenue": "avenue"}
+
+
+def box_thresholds(dataset: str | BoxThresholds) -> BoxThresholds:
+    """The thresholds of a dataset by name (``ped2``, ``avenue``, ``shanghaitech`` or an alias), or pass through."""
+    if isinstance(dataset, BoxThresholds):
+        return dataset
+    key = _ALIASES.get(dataset.lower(), dataset.lower())
+    if key not in DATASET_THRESHOLDS:
+        valid = ", ".join(sorted(DATASET_THRESHOLDS))
+        raise KeyError(f"no box thresholds for dataset {dataset!r}; expected one of: {valid} (or a BoxThresholds)")
+    return DATASET_THRESHOLDS[key]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Box geometry
+# ---------------------------------------------------------------------------------------------------------------
+
+def as_boxes(boxes, name: str = "boxes") -> Boxes:
+    """``boxes`` as float32 ``(n, 4)``; an empty array of any shape gives ``(0, 4)``."""
+    array = np.asarray(boxes, dtype=np.float32)
+    if array.size == 0:
+        return np.zeros((0, 4), np.float32)
+    if array.ndim != 2 or array.shape[1] < 4:
+        raise ValueError(f"{name} must be (n, 4) [x1, y1, x2, y2], got shape {array.shape}")
+    return np.ascontiguousarray(array[:, :4])
+
+
+def box_areas(boxes: Boxes) -> np.ndarray:
+    """VEC's inclusive-pixel areas ``(x2 - x1 + 1) * (y2 - y1 + 1)``, ``(n,)``."""
+    boxes = as_boxes(boxes)
+    return (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+
+
+def filter_detections(boxes, scores, thresholds: str | BoxThresholds = "ped2") -> Boxes:
+    """Keep detections with ``score > τ_s`` and area ``>= A_min`` (all classes pooled)."""
+    th = box_thresholds(thresholds)
+    boxes = as_boxes(boxes, "detections")
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    if scores.shape[0] != boxes.shape[0]:
+        raise ValueError(f"got {boxes.shape[0]} boxes but {scores.shape[0]} scores")
+    keep = (scores > th.score) & (box_areas(boxes) >= th.min_area)
+    return boxes[keep]
+
+
+def remove_covered_boxes(boxes, cover: float = 0.6) -> Boxes:
+    """Drop each box of which more than ``cover`` of the area lies inside one *larger* box.
+
+    Boxes are visited by ascending area; box ``i`` is compared with the boxes after it in that order. Order of the
+    result: ascending area (as VEC).
+    """
+    boxes = as_boxes(boxes)
+    areas = box_areas(boxes)
+    order = np.argsort(areas, kind="stable")
+    keep = []
+    for rank, i in enumerate(order):
+        larger = boxes[order[rank + 1:]]
+        inter_w = np.maximum(0, np.minimum(boxes[i, 2], larger[:, 2]) - np.maximum(boxes[i, 0], larger[:, 0]) + 1)
+        inter_h = np.maximum(0, np.minimum(boxes[i, 3], larger[:, 3]) - np.maximum(boxes[i, 1], larger[:, 1]) + 1)
+        if not np.any(inter_w * inter_h / areas[i] > cover):
+            keep.append(i)
+    return boxes[np.asarray(keep, dtype=np.int64)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Motion boxes
+# ---------------------------------------------------------------------------------------------------------------
+
+def motion_mask(frames: Sequence[np.ndarray], thresholds: str | BoxThresholds = "ped2") -> np.ndarray:
+    """Where the (blurred) frames change: ``Σ_k |f_{k+1} - f_k| > τ_b`` in any channel, bool ``(H, W)``.
+
+    Args:
+        frames: 2 or more uint8 frames ``(H, W, C)`` or ``(H, W)`` (VEC: the context ``t-1, t, t+1``).
+    """
+    th = box_thresholds(thresholds)
+    if len(frames) < 2:
+        raise ValueError(f"motion needs at least 2 frames, got {len(frames)}")
+    blurred = [cv2.GaussianBlur(np.asarray(f), (th.blur, th.blur), 0).astype(np.int16) for f in frames]
+    total = np.zeros(blurred[0].shape, np.int16)  # int16: up to 2 * 255 per pair without wrapping
+    for before, after in zip(blurred[:-1], blurred[1:]):
+        if after.shape != before.shape:
+            raise ValueError(f"frames differ in shape: {before.shape} vs {after.shape}")
+        total += np.abs(after - before)
+    moving = total > th.binary
+    return moving.any(axis=-1) if moving.ndim == 3 else moving
+
+
+def motion_boxes(frames: Sequence[np.ndarray], exclude=None, thresholds: str | BoxThresholds = "ped2") -> Boxes:
+    """VEC's motion boxes of the middle frame of ``frames`` (the 3-frame context).
+
+    Steps: :func:`motion_mask`; erase each box of ``exclude`` (the appearance boxes) enlarged by ``extend`` px;
+    external contours; bounding rectangles ``(x, y, w, h)`` kept when ``(w+1)(h+1) > A_min`` and both aspect ratios
+    are below ``max_aspect``; enlarged by ``extend`` px and clipped to ``[0, W] x [0, H]``.
+
+    Returns:
+        float32 ``(n, 4)`` integer-valued boxes ``[x1, y1, x2, y2]``.
+    """
+    th = box_thresholds(thresholds)
+    mask = motion_mask(frames, th).astype(np.uint8)  # (H, W) 0/1
+    height, width = mask.shape
+    for x1, y1, x2, y2 in as_boxes(exclude if exclude is not None else []).astype(np.int64):  # truncation, as VEC
+        mask[max(0, y1 - th.extend):min(y2 + th.extend, height) + 1,
+             max(0, x1 - th.extend):min(x2 + th.extend, width) + 1] = 0
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    found = []
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        if (w + 1) * (h + 1) > th.min_area and w / h < th.max_aspect and h / w < th.max_aspect:
+            found.append([max(0, x - th.extend), max(0, y - th.extend),
+                          min(x + w + th.extend, width), min(y + h + th.extend, height)])
+    return as_boxes(found)
+
+
+def frame_boxes(context: Sequence[np.ndarray], detections: tuple[np.ndarray, np.ndarray] | np.ndarray | None = None,
+                thresholds: str | BoxThresholds = "ped2") -> Boxes:
+    """All boxes of one frame: appearance boxes (filtered, covered ones removed) then motion boxes.
+
+    Args:
+        context: the frames ``(t-1, t, t+1)`` (repeat ``t`` at a video's ends).
+        detections: ``(boxes, scores)`` from a detector (filtered with :func:`filter_detections`), or boxes alone
+            (already score-filtered, e.g. precomputed; only the area filter applies), or ``None``.
+    """
+    th = box_thresholds(thresholds)
+    if detections is None:
+        appearance = np.zeros((0, 4), np.float32)
+    elif isinstance(detections, tuple):
+        appearance = filter_detections(detections[0], detections[1], th)
+    else:
+        appearance = as_boxes(detections, "appearance boxes")
+        appearance = appearance[box_areas(appearance) >= th.min_area]
+    appearance = remove_covered_boxes(appearance, th.cover)
+    return np.concatenate([appearance, motion_boxes(context, appearance, th)], axis=0)
+
+
+def frame_contexts(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Stream ``(f[t-1], f[t], f[t+1])`` for every ``t``, repeating ``f[t]`` at the ends ('hard' border)."""
+    iterator = iter(frames)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    previous = current
+    for following in iterator:
+        yield previous, current, following
+        previous, current = current, following
+    yield previous, current, current
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Whole videos, with a cache
+# ---------------------------------------------------------------------------------------------------------------
+
+def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxThresholds = "ped2", *,
+                  detector: Detector | None = None, appearance: Sequence[np.ndarray] | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> list[Boxes]:
+    """Boxes of every frame of a video (appearance + motion), cached per video when ``cache_dir`` is given.
+
+    Args:
+        video: a video file, frame folder or an open :class:`~vadkit.io.VideoSource` (RGB frames).
+        thresholds: dataset name or :class:`BoxThresholds`.
+        detector: a callable ``frame (H, W, 3) uint8 RGB -> (boxes (n, 4), scores (n,))``, e.g.
+            :class:`OnnxDetector`. Its detections are filtered with ``τ_s`` and ``A_min``.
+        appearance: precomputed appearance boxes, one ``(n, 4)`` array per frame (not given with ``detector``).
+        cache_dir: where ``<video>-<hash>.npz`` is kept; the hash covers the video path and length, the
+            thresholds and the appearance source, so other settings never reuse a cache entry.
+
+    Returns:
+        one float32 ``(n_t, 4)`` array per frame.
+    """
+    if detector is not None and appearance is not None:
+        raise ValueError("give either a detector or precomputed appearance boxes, not both")
+    th = box_thresholds(thresholds)
+    source = video if isinstance(video, VideoSource) else open_video(video)
+    if appearance is not None and len(appearance) != source.num_frames:
+        raise ValueError(f"appearance boxes cover {len(appearance)} frames, the video has {source.num_frames}")
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"{safe_name(source.path.stem or source.path.name)}-{_cache_key(source, th, detector, appearance)}.npz"
+        if cache_file.exists():
+            cached = load_boxes(cache_file)
+            if len(cached) == source.num_frames:
+                return cached
+    boxes = []
+    for t, context in enumerate(frame_contexts(source.frames())):
+        if detector is not None:
+            detections = detector(context[1])
+        elif appearance is not None:
+            detections = appearance[t]
+        else:
+            detections = None
+        boxes.append(frame_boxes(context, detections, th))
+    if len(boxes) != source.num_frames:
+        raise ValueError(f"{source.path}: decoded {len(boxes)} frames, expected {source.num_frames}")
+    if cache_file is not None:
+        save_boxes(cache_file, boxes)
+    return boxes
+
+
+def _cache_key(source: VideoSource, th: BoxThresholds, detector, appearance) -> str:
+    if detector is not None:
+        origin = getattr(detector, "identity", None) or f"{type(detector).__module__}.{type(detector).__qualname__}"
+    elif appearance is not None:
+        digest = hashlib.sha256()
+        for boxes in appearance:
+            digest.update(as_boxes(boxes).tobytes() + b"|")
+        origin = f"boxes:{digest.hexdigest()}"
+    else:
+        origin = "motion-only"
+    record = dict(version=CACHE_VERSION, video=str(Path(source.path).resolve()), frames=source.num_frames,
+                  size=[source.width, source.height], thresholds=asdict(th), appearance=origin)
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Box files
+# ---------------------------------------------------------------------------------------------------------------
+
+def save_boxes(path: str | os.PathLike, boxes: Sequence[np.ndarray]) -> Path:
+    """Write per-frame boxes as ``.npz`` (``frame`` int32, ``xyxy`` float32 ``(n, 4)``, ``num_frames``), atomically."""
+    path = Path(path)
+    arrays = [as_boxes(b, f"boxes of frame {t}") for t, b in enumerate(boxes)]
+    frame = np.concatenate([np.full(len(b), t, np.int32) for t, b in enumerate(arrays)] or [np.zeros(0, np.int32)])
+    xyxy = np.concatenate(arrays) if arrays else np.zeros((0, 4), np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, frame=frame, xyxy=xyxy, num_frames=np.int32(len(arrays)))
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_boxes(path: str | os.PathLike) -> list[Boxes]:
+    """Per-frame boxes from a ``.npz`` box file or a VEC ``.npy`` object array (read safely).
+
+    Returns:
+        one float32 ``(n_t, 4)`` array per frame, frames in file order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"box file not found: {path}")
+    if path.suffix == ".npz":
+        return _load_npz_boxes(path)
+    if path.suffix == ".npy":
+        array = load_object_array(path)
+        if array.dtype != object:  # a plain (n, 4) array would be one frame; refuse the ambiguity
+            raise ValueError(f"{path}: expected an object array with one (n, 4) array per frame, got {array.dtype} "
+                             f"array of shape {array.shape}")
+        return [as_boxes(b, f"{path} frame {t}") for t, b in enumerate(array.reshape(-1))]
+    raise ValueError(f"{path}: unknown box file type {path.suffix!r}; expected .npz or .npy")
+
+
+def _load_npz_boxes(path: Path) -> list[Boxes]:
+    with np.load(path, allow_pickle=False) as data:
+        missing = {"frame", "xyxy", "num_frames"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: a box file needs arrays frame, xyxy, num_frames; missing {sorted(missing)}")
+        frame, xyxy, num_frames = data["frame"].astype(np.int64), as_boxes(data["xyxy"]), int(data["num_frames"])
+    if frame.shape[0] != xyxy.shape[0]:
+        raise ValueError(f"{path}: {frame.shape[0]} frame indices but {xyxy.shape[0]} boxes")
+    if frame.size and (frame.min() < 0 or frame.max() >= num_frames):
+        raise ValueError(f"{path}: frame indices {frame.min()}..{frame.max()} outside 0..{num_frames - 1}")
+    order = np.argsort(frame, kind="stable")
+    bounds = np.searchsorted(frame[order], np.arange(num_frames + 1))
+    return [xyxy[order[bounds[t]:bounds[t + 1]]] for t in range(num_frames)]
+
+
+def split_by_video(boxes: Sequence[np.ndarray], lengths: Sequence[int]) -> list[list[Boxes]]:
+    """Cut a dataset's per-frame box list (frames in sorted-video order) into one list per video."""
+    if sum(lengths) != len(boxes):
+        raise ValueError(f"the videos have {sum(lengths)} frames in all, the box list has {len(boxes)}")
+    starts = np.cumsum([0, *lengths])
+    return [list(boxes[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickled file asks for something other than numpy arrays; it was not loaded."""
+
+
+def _numpy_globals() -> dict[tuple[str, str], object]:
+    """The only globals a pickled numpy array needs, under the module names numpy 1.x and 2.x write."""
+    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
+    scalar = np.float64(0).__reduce__()[0]
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = reconstruct
+        allowed[(module, "scalar")] = scalar
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25 pickles dtype classes such as numpy.dtypes.Float64DType
+    for name in dir(dtypes) if dtypes is not None else ():
+        value = getattr(dtypes, name)
+        if isinstance(value, type) and issubclass(value, np.dtype):
+            allowed[("numpy.dtypes", name)] = value
+    return allowed
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that resolves numpy's array-building globals and refuses every other one."""
+
+    allowed = _numpy_globals()
+
+    def __init__(self, file, source: str) -> None:
+        super().__init__(file)
+        self.source = source
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.allowed[(module, name)]
+        except KeyError:
+            raise UnsafePickleError(f"{self.source}: the pickle asks for {module}.{name}; only numpy arrays and dtypes "
+                                    f"are admitted, so the file was not loaded") from None
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError(f"{self.source}: the pickle holds a persistent reference; refused")
+
+
+def load_object_array(path: str | os.PathLike) -> np.ndarray:
+    """Read a ``.npy`` file, including an object array (a pickle), admitting numpy arrays and dtypes only.
+
+    Plain numeric files are read as ``np.load(allow_pickle=False)`` would. For ``dtype=object`` the pickle is
+    unpickled with an allow-list of numpy's own array and dtype constructors; any other global (a class, a function
+    such as ``os.system``) raises :class:`UnsafePickleError` before anything is built, and so does any element of the
+    object array that is not a numeric numpy array (lists, dicts, strings, nested object arrays).
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise ValueError(f"{path}: unsupported .npy format version {version}")
+        shape, fortran_order, dtype = read_header[version](handle)
+        if not dtype.hasobject:
+            handle.seek(0)
+            return np.load(handle, allow_pickle=False)
+        array = _ArrayUnpickler(handle, str(path)).load()
+    if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
+        found = type(array).__name__ if not isinstance(array, np.ndarray) else f"array of shape {array.shape}"
+        raise UnsafePickleError(f"{path}: the header announces an array of shape {shape}, the pickle holds {found}")
+    for index, item in enumerate(array.reshape(-1)):
+        if not isinstance(item, np.ndarray) or item.dtype.hasobject or item.dtype.kind not in "biuf":
+            what = f"a {item.dtype} array" if isinstance(item, np.ndarray) else f"a {type(item).__name__}"
+            raise UnsafePickleError(f"{path}: element {index} is {what}; only numeric numpy arrays are admitted")
+    return array
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ONNX detector
+# ---------------------------------------------------------------------------------------------------------------
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise ImportError("OnnxDetector needs the onnxruntime package, which vadkit does not install: "
+                          "pip install onnxruntime") from err
+    return onnxruntime
+
+
+class OnnxDetector:
+    """A user-supplied ONNX object detector as a box source: ``detector(frame) -> (boxes, scores)``.
+
+    The model must output post-processed detections (after NMS), e.g. a torchvision Faster R-CNN export or a
+    detector exported with its NMS: boxes ``(N, 4)`` ``[x1, y1, x2, y2]`` in input pixels and scores ``(N,)``,
+    optionally with a leading batch axis of 1; ``(N, 5+)`` rows ``[x1, y1, x2, y2, score, ...]`` also work.
+    Outputs are found by ``output_names`` or else by their names (``boxes``, ``scores``) or shapes.
+    Raw detection heads (e.g. YOLO's ``(1, 84, 8400)``) need decoding and NMS first: export them with NMS.
+
+    Args:
+        model_path: the ``.onnx`` file.
+        input_size: ``(width, height)`` the frame is resized to; default: the model's static input size, or the
+            frame's own size when the model's is dynamic. Boxes are scaled back to frame pixels.
+        scale, mean, std: input normalisation ``((pixel * scale) - mean) / std`` per RGB channel.
+        bgr: feed BGR instead of RGB.
+        batch_axis: feed ``(1, 3, H, W)`` (True) or ``(3, H, W)`` (False, torchvision exports).
+        output_names: ``(boxes_name, scores_name)`` to pick the outputs explicitly.
+        classes: keep only these class ids (needs a labels output); default all classes, as VEC.
+        providers: onnxruntime execution providers (default CPU).
+    """
+
+    def __init__(self, model_path: str | os.PathLike, *, input_size: tuple[int, int] | None = None,
+                 scale: float = 1 / 255, mean: Sequence[float] = (0.0, 0.0, 0.0),
+                 std: Sequence[float] = (1.0, 1.0, 1.0), bgr: bool = False, batch_axis: bool = True,
+                 output_names: tuple[str, str] | None = None, classes: Sequence[int] | None = None,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"ONNX model not found: {self.model_path}")
+        ort = _import_onnxruntime()
+        self.session = ort.InferenceSession(str(self.model_path), providers=list(providers))
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        static = [d for d in model_input.shape[-2:] if isinstance(d, int)]
+        self.input_size = input_size or ((model_input.shape[-1], model_input.shape[-2]) if len(static) == 2 else None)
+        self.scale, self.bgr, self.batch_axis = scale, bgr, batch_axis
+        self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
+        self.output_names = output_names
+        self.classes = None if classes is None else set(int(c) for c in classes)
+        digest = hashlib.sha256(self.model_path.read_bytes()).hexdigest()[:16]
+        self.identity = f"onnx:{digest}:{self.input_size}:{scale}:{tuple(mean)}:{tuple(std)}:{bgr}:{classes}"
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``frame`` ``(H, W, 3)`` uint8 RGB -> boxes ``(n, 4)`` in frame pixels, scores ``(n,)``."""
+        height, width = frame.shape[:2]
+        image = frame if self.input_size is None else cv2.resize(frame, tuple(self.input_size))
+        if self.bgr:
+            image = image[..., ::-1]
+        tensor = (image.transpose(2, 0, 1).astype(np.float32) * self.scale - self.mean) / self.std  # (3, h, w)
+        if self.batch_axis:
+            tensor = tensor[None]  # (1, 3, h, w)
+        names = [o.name for o in self.session.get_outputs()]
+        outputs = dict(zip(names, self.session.run(None, {self.input_name: np.ascontiguousarray(tensor)})))
+        boxes, scores, labels = parse_detections(outputs, self.output_names)
+        if self.classes is not None:
+            if labels is None:
+                raise ValueError(f"{self.model_path}: classes were given but the model has no labels output")
+            keep = np.isin(labels, list(self.classes))
+            boxes, scores = boxes[keep], scores[keep]
+        in_w, in_h = (width, height) if self.input_size is None else self.input_size
+        return boxes * np.array([width / in_w, height / in_h] * 2, np.float32), scores
+
+
+def parse_detections(outputs: dict[str, np.ndarray], names: tuple[str, str] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Find ``(boxes (n, 4), scores (n,), labels (n,) or None)`` among a detector's named outputs."""
+    squeezed = {k: np.asarray(v) for k, v in outputs.items()}
+    if any(v.ndim == 3 and v.shape[0] == 1 for v in squeezed.values()):  # batched outputs: drop the batch axis
+        squeezed = {k: (v[0] if v.ndim >= 1 and v.shape[0] == 1 else v) for k, v in squeezed.items()}
+    if names is not None:
+        missing = [n for n in names if n not in squeezed]
+        if missing:
+            raise ValueError(f"detector outputs {sorted(squeezed)} lack {missing}")
+        boxes, scores = squeezed[names[0]], squeezed[names[1]]
+        labels = None
+    else:
+        by_name = {k.lower(): v for k, v in squeezed.items()}
+        boxes, scores, labels = by_name.get("boxes"), by_name.get("scores"), by_name.get("labels")
+        if boxes is None:
+            candidates = [v for v in squeezed.values() if v.ndim == 2 and v.shape[1] >= 4]
+            if len(candidates) != 1:
+                shapes = {k: v.shape for k, v in squeezed.items()}
+                raise ValueError(f"cannot tell the boxes output among {shapes}; pass output_names=(boxes, scores)")
+            boxes = candidates[0]
+        if scores is None and boxes.shape[1] == 4:
+            candidates = [v for v in squeezed.values() if v.ndim == 1 and v.dtype.kind == "f" and len(v) == len(boxes)]
+            if len(candidates) != 1:
+                shapes = {k: v.shape for k, v in squeezed.items()}
+                raise ValueError(f"cannot tell the scores output among {shapes}; pass output_names=(boxes, scores)")
+            scores = candidates[0]
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.ndim != 2 or boxes.shape[1] < 4:
+        raise ValueError(f"detector boxes must be (n, 4) or (n, 5+), got shape {boxes.shape}")
+    if scores is None:
+        scores = boxes[:, 4]
+    scores = np.asarray(scores, np.float32)
+    if scores.ndim == 2:  # per-class scores (n, classes): the best class
+        scores = scores.max(axis=1)
+    if scores.shape != (boxes.shape[0],):
+        raise ValueError(f"detector gave {boxes.shape[0]} boxes but scores of shape {scores.shape}")
+    return boxes[:, :4], scores, None if labels is None else np.asarray(labels).reshape(-1)
