@@ -1,0 +1,150 @@
+"""The viewer's web server: a JSON API over the catalog, file serving with HTTP ranges, uploads, a static page.
+
+Routes::
+
+    GET  /                      the page (static/index.html; plain ES modules, no build step)
+    GET  /api/info              folders, detector, upload limit
+    GET  /api/videos            scored videos (summaries)
+    GET  /api/videos/{id}       one scored video: its result.json with file URLs
+    GET  /api/runs              evaluation runs (summaries)
+    GET  /api/runs/{id}         one run: metrics, protocol card, plot URLs
+    GET  /files/{id}/{file}     a file inside a folder (Range requests answered with 206, for seeking in video)
+    POST /api/upload            multipart ``file`` -> 202 and a job (413 over the limit, 415 not a video)
+    GET  /api/jobs, /api/jobs/{job}   scoring jobs: state and progress fraction
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from vadkit.viewer.catalog import Catalog, UnsafePathError
+from vadkit.viewer.jobs import JobQueue, Scorer, default_scorer
+from vadkit.viewer.upload import UploadError, receive_upload
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_MAX_UPLOAD_BYTES = 500 * 1000 * 1000
+UPLOADS = "uploads"
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
+               "script-src 'self'; frame-ancestors 'none'")
+
+
+def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: Any = None,
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, scorer: Optional[Scorer] = None) -> FastAPI:
+    """Build the viewer app.
+
+    Args:
+        runs: folder of evaluation runs and scored videos; uploads are saved and scored under ``runs/uploads``.
+        scores: an optional second folder of scored videos (``vadkit score --out``).
+        detector: what uploads are scored with, passed to the scorer as is (a run folder or a model name).
+        max_upload_bytes: larger uploads are refused with 413.
+        scorer: ``scorer(video, detector, out_dir, progress=callback)``; default ``vadkit.inference.score_video``.
+    """
+    if max_upload_bytes <= 0:
+        raise ValueError(f"max_upload_bytes must be positive, got {max_upload_bytes}")
+    runs = Path(runs).expanduser()
+    roots = {"runs": runs}
+    if scores is not None:
+        roots["scores"] = Path(scores).expanduser()
+    catalog = Catalog(roots)
+    uploads = runs / UPLOADS
+
+    def ref_of(folder: Path) -> Optional[str]:
+        real, real_runs = folder.resolve(), runs.resolve()
+        if real_runs not in real.parents:
+            return None
+        return f"runs/{real.relative_to(real_runs).as_posix()}"
+
+    jobs = JobQueue(scorer or default_scorer, detector, uploads, ref_of)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        jobs.close()
+
+    app = FastAPI(title="vadkit viewer", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.catalog, app.state.jobs, app.state.uploads = catalog, jobs, uploads
+
+    @app.middleware("http")
+    async def same_origin_writes(request: Request, call_next):
+        """Refuse a write sent by a page from another origin (a site the user visits posting to localhost)."""
+        origin = request.headers.get("origin")
+        if request.method not in ("GET", "HEAD") and origin and urlsplit(origin).netloc != request.headers.get("host"):
+            return JSONResponse({"detail": f"cross-origin {request.method} from {origin} refused"}, status_code=403)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    @app.exception_handler(UnsafePathError)
+    async def unsafe_path(_: Request, err: UnsafePathError):
+        return JSONResponse({"detail": str(err)}, status_code=403)
+
+    @app.exception_handler(FileNotFoundError)
+    async def not_found(_: Request, err: FileNotFoundError):
+        return JSONResponse({"detail": str(err)}, status_code=404)
+
+    @app.exception_handler(UploadError)
+    async def upload_refused(_: Request, err: UploadError):
+        return JSONResponse({"detail": err.message}, status_code=err.status)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY,
+                                                            "Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/info")
+    def info() -> dict:
+        return {"folders": {key: str(root.path) for key, root in catalog.roots.items()},
+                "uploads": str(uploads), "detector": None if detector is None else str(detector),
+                "max_upload_bytes": max_upload_bytes}
+
+    @app.get("/api/videos")
+    def videos() -> list:
+        return catalog.videos()
+
+    @app.get("/api/videos/{ref:path}")
+    def video(ref: str) -> dict:
+        return catalog.video(ref)
+
+    @app.get("/api/runs")
+    def run_list() -> list:
+        return catalog.runs()
+
+    @app.get("/api/runs/{ref:path}")
+    def run(ref: str) -> dict:
+        return catalog.run(ref)
+
+    @app.api_route("/files/{ref:path}", methods=["GET", "HEAD"])
+    def files(ref: str) -> FileResponse:
+        path, media_type = catalog.resolve_file(ref)
+        headers = {"Cache-Control": "no-cache"}
+        if media_type.startswith("text/html"):
+            headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+        return FileResponse(path, media_type=media_type, headers=headers)
+
+    @app.post("/api/upload", status_code=202)
+    async def upload(request: Request) -> dict:
+        saved = await receive_upload(request.headers, request.stream(), uploads, max_upload_bytes)
+        job = jobs.submit(saved.path, saved.original_name)
+        return {"job": job.public(), "size": saved.size}
+
+    @app.get("/api/jobs")
+    def job_list() -> list:
+        return jobs.list()
+
+    @app.get("/api/jobs/{job_id}")
+    def job(job_id: str) -> dict:
+        found = jobs.get(job_id)
+        if found is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return found
+
+    return app

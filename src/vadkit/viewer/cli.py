@@ -1,0 +1,52 @@
+"""``vadkit serve``: the web viewer's command, registered by ``vadkit.cli``."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def serve_command(
+    runs: Path = typer.Option(Path("runs"), "--runs", help="folder of evaluation runs and scored videos "
+                              "(searched two levels deep); uploads are saved under RUNS/uploads"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (anything but loopback exposes "
+                             "your videos to the network)"),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="port to listen on"),
+    scores: Optional[Path] = typer.Option(None, "--scores", help="a second folder of scored videos "
+                                          "(`vadkit score --out`)"),
+    detector: Optional[str] = typer.Option(None, "--detector", help="run folder or model name uploads are "
+                                           "scored with (passed to vadkit.inference.score_video)"),
+    max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, help="largest upload accepted, MB"),
+) -> None:
+    """Start the web viewer: scored videos with their score timeline, evaluation runs, uploads to score."""
+    try:
+        import uvicorn
+
+        from vadkit.viewer.app import create_app
+    except ImportError as err:
+        typer.echo(f"error: the viewer needs fastapi, uvicorn and python-multipart ({err.name} is missing): "
+                   f"pip install fastapi uvicorn python-multipart", err=True)
+        raise typer.Exit(1)
+    if scores is not None and not scores.is_dir():
+        typer.echo(f"error: --scores {scores} is not a folder", err=True)
+        raise typer.Exit(1)
+    if not is_loopback(host):
+        typer.echo(f"warning: listening on {host}: anyone who can reach this address can see your videos "
+                   f"and upload files", err=True)
+    app = create_app(runs, scores=scores, detector=detector, max_upload_bytes=int(max_upload_mb * 1e6))
+    typer.echo(f"vadkit viewer on http://{host}:{port}/ reading {runs}" + (f" and {scores}" if scores else ""))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
