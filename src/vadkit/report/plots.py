@@ -67,3 +67,52 @@ def plot_confusion(matrix: Sequence[Sequence[float]], class_names: Sequence[str]
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_scores(scores: np.ndarray, smoothed: np.ndarray, threshold: float, events: Sequence, fps: float,
+                path: Path, title: str = "") -> None:
+    """Score timeline of one video: raw scores (light), smoothed scores, the threshold, events shaded.
+
+    Args:
+        scores, smoothed: ``(N,)`` frame scores (NaN = no score).
+        events: objects with ``start_frame`` / ``end_frame`` (inclusive), e.g. :class:`vadkit.report.events.Event`.
+        fps: frames per second (the x axis is in seconds).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    smoothed = np.asarray(smoothed, dtype=np.float64)
+    t = np.arange(scores.size) / fps
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3))
+    for i, e in enumerate(events):
+        ax.axvspan(e.start_frame / fps, (e.end_frame + 1) / fps, color="tab:red", alpha=0.18, lw=0,
+                   label="event" if i == 0 else None)
+    ax.plot(t, scores, color="tab:blue", alpha=0.3, lw=0.8, label="score")
+    ax.plot(t, smoothed, color="tab:blue", lw=1.5, label="smoothed")
+    ax.axhline(threshold, color="tab:orange", ls="--", lw=1, label=f"threshold {threshold:.3g}")
+    ax.set_xlim(0, max(scores.size / fps, 1e-6))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("anomaly score")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=7, ncol=4)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_calibration(held_out_scores: np.ndarray, threshold: float, false_alarm_rate: float, path: Path,
+                     title: str = "") -> None:
+    """Histogram of held-out normal scores with the calibrated threshold (one-class detectors)."""
+    held = np.asarray(held_out_scores, dtype=np.float64)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if held.size:
+        ax.hist(held, bins=min(50, max(5, held.size // 4)), color="tab:blue", alpha=0.7, label="held-out normal snippets")
+        achieved = float((held > threshold).mean())
+        ax.axvline(threshold, color="tab:red", ls="--",
+                   label=f"threshold {threshold:.4g} (requested FAR {false_alarm_rate:.3g}, held-out {achieved:.3g})")
+    ax.set_xlabel("k-NN distance")
+    ax.set_ylabel("snippets")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)

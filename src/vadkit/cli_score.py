@@ -1,0 +1,95 @@
+"""``vadkit score`` and ``vadkit fit-normal``: commands as plain functions, registered in :mod:`vadkit.cli`::
+
+    app.command("score")(score_command)
+    app.command("fit-normal")(fit_normal_command)
+
+Both are thin: :func:`vadkit.inference.score_videos` and :func:`vadkit.engine.oneclass.fit_normal` do the work.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def score_command(
+    videos: List[Path] = typer.Argument(..., help="video files, frame folders, or folders of them"),
+    model: str = typer.Option("ped2-knn", "--model", help="a run folder, a model.pt file or a bundled model name"),
+    out: Path = typer.Option(Path("scored"), "--out", help="output folder: one sub-folder per video"),
+    smoothing: float = typer.Option(3.0, "--smoothing", help="Gaussian sigma in frames before thresholding (0: none)"),
+    min_event: int = typer.Option(8, "--min-event", help="shortest anomaly event, in frames"),
+    merge_gap: int = typer.Option(5, "--merge-gap", help="events closer than this many frames are merged"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="override the model's threshold"),
+    no_video: bool = typer.Option(False, "--no-video", help="skip the annotated mp4 (faster)"),
+    batch_size: int = typer.Option(4, "--batch-size", help="snippets per I3D forward pass"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON line per video (no progress bar)"),
+) -> None:
+    """Score videos: per-frame scores (CSV, JSON), anomaly events, a plot, an annotated mp4 and an HTML report."""
+    from vadkit.inference import resolve_model, score_videos
+    from vadkit.io import VideoReadError
+
+    try:
+        loaded = resolve_model(model)
+        results = score_videos(videos, loaded, out, progress=not as_json, smoothing_sigma=smoothing,
+                               min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
+                               write_annotated=not no_video, batch_size=batch_size)
+    except (FileNotFoundError, ValueError, VideoReadError, RuntimeError) as err:
+        _fail(str(err).strip("'\""))
+        return
+    for r in results:
+        folder = out / r["name"]
+        if as_json:
+            summary = {k: r[k] for k in ("name", "video", "num_frames", "fps", "threshold", "events", "seconds",
+                                         "frames_per_s")}
+            sys.stdout.write(json.dumps({**summary, "folder": str(folder)}) + "\n")
+        else:
+            spans = ", ".join(f"{e['start_s']:.1f}-{e['end_s']:.1f}s" for e in r["events"][:6])
+            more = " …" if len(r["events"]) > 6 else ""
+            console.print(f"{r['name']}: {len(r['events'])} event(s){': ' + spans + more if spans else ''} "
+                          f"({r['frames_per_s']:.1f} frames/s) → {folder / 'report.html'}", highlight=False)
+
+
+def fit_normal_command(
+    videos: List[Path] = typer.Argument(..., help="normal footage: video files, frame folders, or folders of them"),
+    out: Path = typer.Option(..., "--out", help="the run folder to write"),
+    k: int = typer.Option(1, "--k", help="nearest neighbours averaged"),
+    far: float = typer.Option(0.01, "--far", help="false-alarm rate on held-out normal snippets that sets the threshold"),
+    metric: str = typer.Option("cosine", "--metric", help="cosine or euclidean"),
+    holdout: float = typer.Option(0.2, "--holdout", help="share of the videos held out to calibrate the threshold"),
+    seed: int = typer.Option(0, "--seed", help="seed of the holdout split"),
+    features: Optional[Path] = typer.Option(None, "--features", help="feature store to reuse (default RUN_DIR/features)"),
+    batch_size: int = typer.Option(4, "--batch-size", help="snippets per I3D forward pass"),
+    as_json: bool = typer.Option(False, "--json", help="print the calibration as JSON"),
+) -> None:
+    """Fit a one-class k-NN detector on normal footage only; the run folder works with `vadkit score --model`."""
+    from vadkit.engine.oneclass import fit_normal
+    from vadkit.features.store import StoreMismatchError
+    from vadkit.io import VideoReadError
+
+    try:
+        run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
+                         features_dir=features, batch_size=batch_size, progress=not as_json)
+    except (FileNotFoundError, ValueError, StoreMismatchError, VideoReadError, RuntimeError) as err:
+        _fail(str(err).strip("'\""))
+        return
+    calibration = run.read_json("calibration.json")
+    if as_json:
+        sys.stdout.write(json.dumps({**calibration, "run_dir": str(run.path)}) + "\n")
+    else:
+        achieved = calibration.get("achieved_far")
+        console.print(f"k-NN fitted on {calibration['bank_snippets']} snippets; threshold {calibration['threshold']} "
+                      f"(false-alarm rate {far} requested, {achieved} on {calibration['held_out_snippets']} held-out "
+                      f"snippets) → {run.path}", highlight=False)
