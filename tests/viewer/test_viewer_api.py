@@ -19,9 +19,11 @@ pytest.importorskip("fastapi", reason="the viewer needs fastapi (pip install fas
 from fastapi.testclient import TestClient  # noqa: E402
 from viewer_builders import LiveServer, brightness_scorer, make_frames, write_scored_folder  # noqa: E402
 
-from vadkit.io import write_video  # noqa: E402
+from vadkit.engine.detectors import Detector  # noqa: E402
+from vadkit.io import open_video, write_video  # noqa: E402
 from vadkit.viewer import create_app  # noqa: E402
 from vadkit.viewer.catalog import Catalog, UnsafePathError  # noqa: E402
+from vadkit.viewer.jobs import ProgressTasks  # noqa: E402
 
 RUN_ID = "runs/arnet-ped2-20260101-000000"
 
@@ -236,6 +238,59 @@ def test_upload_is_scored_in_the_background_and_listed(tmp_path):
     assert saved[0].name.startswith("My_Clip_1-") and saved[0].suffix == ".mp4"
 
 
+class MeanBrightness(Detector):
+    """A fitted frame detector: a frame's score is its mean brightness in [0, 1]."""
+
+    name = "mean-brightness"
+    needs = "frames"
+
+    def __init__(self, **args):
+        super().__init__(**args)
+        self.threshold_ = 0.3
+
+    def fit(self, train, progress=True):
+        self.fitted_ = True
+        return self
+
+    def score(self, item):
+        self._check_fitted()
+        return np.array([f.mean() / 255.0 for f in open_video(item.path).frames()])
+
+
+def test_upload_scored_by_the_real_pipeline_with_progress(tmp_path):
+    """The default scorer: vadkit.inference.score_video, its rich-style progress folded into one fraction."""
+    pytest.importorskip("vadkit.inference", reason="vadkit.inference (vadkit score) is not in this checkout")
+    seen = []
+    app = create_app(tmp_path / "runs", detector=MeanBrightness().fit([]))
+    original = app.state.jobs._update
+    app.state.jobs._update = lambda job_id, **changes: (seen.append(changes.get("progress")), original(job_id, **changes))
+    with TestClient(app) as c:
+        assert c.get("/api/info").json()["detector"] == "mean-brightness"
+        job = c.post("/api/upload", files={"file": ("walk.mp4", mp4_bytes(tmp_path, 30), "video/mp4")}).json()["job"]
+        done = app.state.jobs.wait(job["id"], timeout=120)
+        assert done["state"] == "done", done
+        detail = c.get(f"/api/videos/{done['result']}").json()
+        assert detail["num_frames"] == 30 and detail["model"]["name"] == "mean-brightness"
+        assert c.get(detail["urls"]["video"], headers={"Range": "bytes=0-9"}).status_code == 206
+    fractions = [f for f in seen if f is not None]
+    assert fractions == sorted(fractions) and 0 < fractions[0] < 1 and fractions[-1] == 1.0
+    assert any(0.4 < f < 0.9 for f in fractions)  # the scoring pass and the annotated-video pass both count
+
+
+def test_progress_tasks_fold_into_one_fraction():
+    reported = []
+    tasks = ProgressTasks(reported.append, expected_tasks=2)
+    first = tasks.add_task("scoring", total=10)
+    tasks.advance(first, 5)
+    tasks.update(first, completed=10)
+    second = tasks.add_task("writing", total=4)
+    tasks.advance(second)
+    tasks.update(second, completed=0)  # a task going back does not move the fraction back
+    tasks.advance(second, 4)
+    tasks.add_task("an unexpected third pass", total=3)
+    assert reported == [0.25, 0.5, 0.625, 1.0]
+
+
 def test_jobs_run_one_at_a_time_and_report_progress(tmp_path):
     release = threading.Event()
     calls = []
@@ -362,3 +417,5 @@ def test_serve_command_runs_under_typer(tmp_path, monkeypatch):
     with TestClient(seen["app"]) as c:
         assert c.get("/api/videos").json() == []
     assert not os.path.exists(tmp_path / "uploads")  # nothing is created until something is uploaded
+    missing = CliRunner().invoke(cli, ["serve", "--runs", str(tmp_path), "--detector", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "--detector" in missing.output

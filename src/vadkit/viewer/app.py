@@ -103,7 +103,7 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
     @app.get("/api/info")
     def info() -> dict:
         return {"folders": {key: str(root.path) for key, root in catalog.roots.items()},
-                "uploads": str(uploads), "detector": None if detector is None else str(detector),
+                "uploads": str(uploads), "detector": detector_label(detector),
                 "max_upload_bytes": max_upload_bytes}
 
     @app.get("/api/videos")
@@ -148,3 +148,10 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
         return found
 
     return app
+
+
+def detector_label(detector: Any) -> Optional[str]:
+    """How the page names what uploads are scored with (``None``: the scorer's default)."""
+    if detector is None or isinstance(detector, (str, Path)):
+        return None if detector is None else str(detector)
+    return str(getattr(detector, "source", None) or getattr(detector, "name", None) or type(detector).__name__)

@@ -19,8 +19,8 @@ def serve_command(
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="port to listen on"),
     scores: Optional[Path] = typer.Option(None, "--scores", help="a second folder of scored videos "
                                           "(`vadkit score --out`)"),
-    detector: Optional[str] = typer.Option(None, "--detector", help="run folder or model name uploads are "
-                                           "scored with (passed to vadkit.inference.score_video)"),
+    detector: Optional[str] = typer.Option(None, "--detector", help="run folder, model.pt or bundled model name "
+                                           "uploads are scored with (default: vadkit score's default model)"),
     max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, help="largest upload accepted, MB"),
 ) -> None:
     """Start the web viewer: scored videos with their score timeline, evaluation runs, uploads to score."""
@@ -35,10 +35,19 @@ def serve_command(
     if scores is not None and not scores.is_dir():
         typer.echo(f"error: --scores {scores} is not a folder", err=True)
         raise typer.Exit(1)
+    model = None
+    if detector is not None:
+        from vadkit.inference import resolve_model
+
+        try:
+            model = resolve_model(detector)  # fail now on a typo, not at the first upload
+        except (FileNotFoundError, ValueError) as err:
+            typer.echo(f"error: --detector: {err}", err=True)
+            raise typer.Exit(1)
     if not is_loopback(host):
         typer.echo(f"warning: listening on {host}: anyone who can reach this address can see your videos "
                    f"and upload files", err=True)
-    app = create_app(runs, scores=scores, detector=detector, max_upload_bytes=int(max_upload_mb * 1e6))
+    app = create_app(runs, scores=scores, detector=model, max_upload_bytes=int(max_upload_mb * 1e6))
     typer.echo(f"vadkit viewer on http://{host}:{port}/ reading {runs}" + (f" and {scores}" if scores else ""))
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -3,13 +3,13 @@
 A *scorer* is any callable ``scorer(video_path, detector, out_dir, progress=callback)`` that writes a scored-video
 folder ``out_dir/<name>/`` (with ``result.json`` last) and returns that folder (or anything naming it, see
 ``_result_folder``). ``callback(done, total=None)`` reports progress: a fraction in [0, 1] when ``total`` is
-``None``, else ``done`` of ``total`` steps. The default scorer is ``vadkit.inference.score_video``, imported only
-when the first job runs.
+``None``, else ``done`` of ``total`` steps. The default scorer, ``default_scorer``, runs
+``vadkit.inference.score_video`` (imported only when the first job runs).
 """
 
 from __future__ import annotations
 
-import inspect
+import functools
 import queue
 import threading
 import time
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 Scorer = Callable[..., Any]
-PROGRESS_NAMES = ("progress", "on_progress", "progress_callback")
 
 
 @dataclass
@@ -49,15 +48,64 @@ class Job:
 
 
 def default_scorer(video: Path, detector: Any, out_dir: Path, progress: Callable[..., None]) -> Any:
-    """``vadkit.inference.score_video``, passing the progress callback when it takes one."""
-    from vadkit.inference import score_video
+    """Score with ``vadkit.inference.score_video`` into ``out_dir/<video stem>/``.
 
-    try:
-        parameters = inspect.signature(score_video).parameters
-    except (TypeError, ValueError):
-        parameters = {}
-    extra = {name: progress for name in PROGRESS_NAMES if name in parameters}
-    return score_video(video, detector, out_dir, **extra)
+    ``detector`` is a fitted detector, a ``LoadedModel``, or a run folder / ``model.pt`` / bundled model name
+    (``None``: ``vadkit.inference.DEFAULT_MODEL``), loaded once and kept for later jobs.
+    """
+    from vadkit import inference
+
+    if detector is None or isinstance(detector, (str, Path)):
+        detector = _load_model(str(detector if detector is not None else inference.DEFAULT_MODEL))
+    tasks = ProgressTasks(progress, expected_tasks=2)  # scoring pass, then the annotated-video pass
+    return inference.score_video(video, detector, Path(out_dir) / video.stem, name=video.stem, progress=tasks)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(name_or_path: str) -> Any:
+    from vadkit.inference import resolve_model
+
+    return resolve_model(name_or_path)
+
+
+class ProgressTasks:
+    """The part of rich's ``Progress`` the scoring pipeline calls, folded into one fraction for a callback.
+
+    Each task counts for an equal share of ``max(expected_tasks, tasks added)``; the fraction never goes back.
+    """
+
+    def __init__(self, callback: Callable[[float], None], expected_tasks: int = 1) -> None:
+        self.callback = callback
+        self.expected = max(int(expected_tasks), 1)
+        self.tasks: list[list[float]] = []  # [completed, total] per task
+        self.reported = 0.0
+
+    def add_task(self, description: str = "", total: Optional[float] = None, completed: float = 0, **_: Any) -> int:
+        self.tasks.append([float(completed), float(total or 0)])
+        self._report()
+        return len(self.tasks) - 1
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        self.tasks[task_id][0] += float(advance)
+        self._report()
+
+    def update(self, task_id: int, *, completed: Optional[float] = None, total: Optional[float] = None,
+               advance: Optional[float] = None, **_: Any) -> None:
+        task = self.tasks[task_id]
+        if total is not None:
+            task[1] = float(total)
+        if completed is not None:
+            task[0] = float(completed)
+        if advance is not None:
+            task[0] += float(advance)
+        self._report()
+
+    def _report(self) -> None:
+        shares = [min(done / total, 1.0) if total > 0 else 0.0 for done, total in self.tasks]
+        fraction = sum(shares) / max(self.expected, len(self.tasks))
+        if fraction > self.reported:
+            self.reported = fraction
+            self.callback(fraction)
 
 
 class JobQueue:

@@ -21,6 +21,7 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+const secs = (t) => (Number.isFinite(Number(t)) ? Number(t).toFixed(2) : '–');
 const fmt = (value, digits = 4) =>
   typeof value === 'number' ? (Number.isInteger(value) ? String(value) : value.toFixed(digits)) : String(value ?? '–');
 
@@ -87,7 +88,7 @@ function showVideo(result) {
   const events = $('#events', view);
   for (const [i, e] of (result.events || []).entries()) {
     const item = el('li', { className: 'event', tabIndex: 0,
-      textContent: `${fmt(e.start_s, 2)}–${fmt(e.end_s, 2)} s (frames ${e.start_frame}–${e.end_frame}), peak ${fmt(e.peak_score, 3)}` });
+      textContent: `${secs(e.start_s)}–${secs(e.end_s)} s (frames ${e.start_frame}–${e.end_frame}), peak ${fmt(e.peak_score, 3)}` });
     item.dataset.index = i;
     if (e.thumbnail_url) item.prepend(el('img', { src: e.thumbnail_url, alt: `event ${i + 1}`, loading: 'lazy' }));
     item.addEventListener('click', () => { if (video.isConnected) video.currentTime = e.start_s; });
@@ -100,7 +101,7 @@ function showVideo(result) {
   const readout = $('#readout');
   let timeline = null;
   timeline = new Timeline($('#timeline'), $('#player') || el('video'), result, (t) => {
-    readout.textContent = `${fmt(t, 2)} s · frame ${Math.floor(t * (result.fps || 25))} · score ${fmt(timeline?.scoreAt(t), 3)}`;
+    readout.textContent = `${secs(t)} s · frame ${Math.floor(t * (result.fps || 25))} · score ${fmt(timeline?.scoreAt(t), 3)}`;
   });
   state.timeline = timeline;
 }
