@@ -65,7 +65,8 @@ def test_video_detail_has_scores_events_and_urls_inside_the_folder(client, runs_
     assert detail["urls"]["video"] == "/files/runs/scored/clip/annotated.mp4"
     assert set(detail["urls"]) == {"csv", "plot", "video", "report"}
     (event,) = detail["events"]
-    assert (event["start_frame"], event["end_frame"]) == (result["events"][0]["start_frame"], result["events"][0]["end_frame"])
+    expected = result["events"][0]
+    assert (event["start_frame"], event["end_frame"]) == (expected["start_frame"], expected["end_frame"])
     thumb = client.get(event["thumbnail_url"])
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
 
@@ -263,7 +264,12 @@ def test_upload_scored_by_the_real_pipeline_with_progress(tmp_path):
     seen = []
     app = create_app(tmp_path / "runs", detector=MeanBrightness().fit([]))
     original = app.state.jobs._update
-    app.state.jobs._update = lambda job_id, **changes: (seen.append(changes.get("progress")), original(job_id, **changes))
+
+    def record(job_id, **changes):  # observe the progress the worker reports, then store it as usual
+        seen.append(changes.get("progress"))
+        original(job_id, **changes)
+
+    app.state.jobs._update = record
     with TestClient(app) as c:
         assert c.get("/api/info").json()["detector"] == "mean-brightness"
         job = c.post("/api/upload", files={"file": ("walk.mp4", mp4_bytes(tmp_path, 30), "video/mp4")}).json()["job"]

@@ -64,7 +64,8 @@ def write_scored_folder(folder: Path, frames: np.ndarray, scores: np.ndarray, *,
     for i, event in enumerate(events):
         cv2.imwrite(str(folder / "thumbs" / f"event-{i}.jpg"), frames[event["peak_frame"]][..., ::-1])
     rows = ["frame,time_s,score,smoothed,abnormal"]
-    rows += [f"{i},{i / fps:.4f},{s:.6f},{m:.6f},{int(m >= threshold)}" for i, (s, m) in enumerate(zip(scores, smoothed))]
+    rows += [f"{i},{i / fps:.4f},{s:.6f},{m:.6f},{int(m >= threshold)}"
+             for i, (s, m) in enumerate(zip(scores, smoothed))]
     (folder / "scores.csv").write_text("\n".join(rows) + "\n")
     cv2.imwrite(str(folder / "plot.png"), np.full((60, 200, 3), 255, np.uint8))
     (folder / "report.html").write_text("<!doctype html><title>report</title><p>report</p>")

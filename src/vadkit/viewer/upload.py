@@ -130,7 +130,8 @@ async def receive_upload(headers, stream: AsyncIterator[bytes], uploads: Path, m
                                f"got content type {content_type.decode('latin-1') or '(none)'!r}")
     length = headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > max_bytes + MULTIPART_SLACK:
-        raise UploadError(413, f"upload of {_megabytes(int(length))} is larger than the limit of {_megabytes(max_bytes)}")
+        raise UploadError(413, f"upload of {_megabytes(int(length))} is larger than the limit of "
+                               f"{_megabytes(max_bytes)}")
 
     incoming = uploads / INCOMING
     incoming.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,8 @@ def check_video(path: Path) -> None:
     try:
         with open_video(path, backend="pyav") as source:
             if source.num_frames < MIN_FRAMES:
-                raise UploadError(415, f"not a video: found {source.num_frames} frame(s), expected at least {MIN_FRAMES}")
+                raise UploadError(415, f"not a video: found {source.num_frames} frame(s), "
+                                       f"expected at least {MIN_FRAMES}")
             next(iter(source.frames(0, 1)))
     except VideoReadError as err:
         raise UploadError(415, f"not a video file that can be decoded ({_reason(err, path)})") from err

@@ -59,7 +59,8 @@ async function route() {
   const match = location.hash.match(/^#\/(video|run)\/(.+)$/);
   const detail = $('#detail');
   if (!match) {
-    detail.replaceChildren(el('p', { className: 'muted', textContent: 'Pick a scored video or an evaluation run on the left.' }));
+    const hint = 'Pick a scored video or an evaluation run on the left.';
+    detail.replaceChildren(el('p', { className: 'muted', textContent: hint }));
     return;
   }
   const [, kind, id] = match;
@@ -87,8 +88,9 @@ function showVideo(result) {
 
   const events = $('#events', view);
   for (const [i, e] of (result.events || []).entries()) {
-    const item = el('li', { className: 'event', tabIndex: 0,
-      textContent: `${secs(e.start_s)}–${secs(e.end_s)} s (frames ${e.start_frame}–${e.end_frame}), peak ${fmt(e.peak_score, 3)}` });
+    const text = `${secs(e.start_s)}–${secs(e.end_s)} s (frames ${e.start_frame}–${e.end_frame}), ` +
+      `peak ${fmt(e.peak_score, 3)}`;
+    const item = el('li', { className: 'event', tabIndex: 0, textContent: text });
     item.dataset.index = i;
     if (e.thumbnail_url) item.prepend(el('img', { src: e.thumbnail_url, alt: `event ${i + 1}`, loading: 'lazy' }));
     item.addEventListener('click', () => { if (video.isConnected) video.currentTime = e.start_s; });
@@ -183,7 +185,8 @@ async function pollJobs() {
     item.dataset.job = job.id;
     if (job.state === 'queued' || job.state === 'running') {
       active = true;
-      item.append(el('progress', { max: 1, value: job.progress }), el('small', { textContent: `${job.state} ${Math.round(job.progress * 100)}%` }));
+      const percent = `${job.state} ${Math.round(job.progress * 100)}%`;
+      item.append(el('progress', { max: 1, value: job.progress }), el('small', { textContent: percent }));
     } else if (job.state === 'done') {
       item.append(el('a', { href: `#/video/${job.result}`, textContent: 'open' }));
     } else {
