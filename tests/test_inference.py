@@ -216,3 +216,37 @@ def test_fit_normal_then_score_end_to_end_with_i3d(tmp_path):
     bad = runner.invoke(app, ["score", str(test_video), "--model", "no-such-model", "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 1 and "bundled" in bad.output
     assert time.perf_counter() - start < 60
+
+
+def test_a_broken_video_is_reported_and_the_others_are_scored(tmp_path):
+    write_video(tmp_path / "in" / "good.mp4", clip(20, (5, 15)), fps=10)
+    (tmp_path / "in" / "broken.mp4").write_bytes(b"not an mp4 at all")
+    errors = []
+    results = score_videos([tmp_path / "in"], _loaded(Brightness().fit([])), tmp_path / "out", progress=False,
+                           errors=errors, write_annotated=False)
+    assert [r["name"] for r in results] == ["good"]
+    assert len(errors) == 1 and errors[0][0].name == "broken.mp4" and "broken.mp4" in errors[0][1]
+    assert not (tmp_path / "out" / "broken" / "result.json").exists()  # an unfinished folder never looks finished
+    with pytest.raises(Exception, match="broken.mp4"):
+        score_videos([tmp_path / "in"], _loaded(Brightness().fit([])), tmp_path / "out2", progress=False)
+
+
+def test_export_model_makes_a_bundle_resolve_model_reads(tmp_path, monkeypatch):
+    import vadkit.inference as inference
+    from vadkit.inference import export_model
+
+    detector = KNNDetector(holdout=0, trained_on="")
+    detector.fit([_features_item(np.ones((4, 3), np.float32))], progress=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    detector.save(run / "model.pt")
+    (run / "config.yaml").write_text("detector: knn\ndata: {features: store}\n")
+    (run / "store").mkdir()
+    (run / "store" / "manifest.json").write_text(json.dumps({"settings": {"crops": 1, "weights_sha256": "abc"},
+                                                             "videos": {}}))
+    (run / "protocol.json").write_text(json.dumps({"dataset": "ucsd_ped2", "split": "official"}))
+    export_model(run, tmp_path / "bundle" / "mine")
+    monkeypatch.setattr(inference, "BUNDLED_DIR", tmp_path / "bundle")
+    loaded = resolve_model("mine")
+    assert loaded.extraction == {"crops": 1, "weights_sha256": "abc"} and loaded.trained_on == "ucsd_ped2 official"
+    assert loaded.protocol["dataset"] == "ucsd_ped2" and inference.list_bundled_models() == ["mine"]

@@ -41,9 +41,10 @@ def score_command(
     from vadkit.inference import resolve_model, score_videos
     from vadkit.io import VideoReadError
 
+    errors: list = []
     try:
         loaded = resolve_model(model)
-        results = score_videos(videos, loaded, out, progress=not as_json, smoothing_sigma=smoothing,
+        results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, smoothing_sigma=smoothing,
                                min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
                                write_annotated=not no_video, batch_size=batch_size)
     except (FileNotFoundError, ValueError, VideoReadError, RuntimeError) as err:
@@ -60,6 +61,10 @@ def score_command(
             more = " …" if len(r["events"]) > 6 else ""
             console.print(f"{r['name']}: {len(r['events'])} event(s){': ' + spans + more if spans else ''} "
                           f"({r['frames_per_s']:.1f} frames/s) → {folder / 'report.html'}", highlight=False)
+    for path, message in errors:
+        err_console.print(f"[bold red]error:[/] {path}: {message}", highlight=False, soft_wrap=True)
+    if errors:
+        raise typer.Exit(1)
 
 
 def fit_normal_command(

@@ -114,8 +114,10 @@ class LoadedModel:
     def info(self) -> dict:
         """The ``model`` block of ``result.json``."""
         d = self.detector
-        method = self.protocol.get("method") or f"{d.name}: " + ", ".join(
-            f"{k}={v}" for k, v in d.args.items() if k in ("model", "k", "metric", "clip_length"))
+        method = str(self.protocol.get("method", ""))
+        if not method.split(":", 1)[-1].strip():  # no card, or a card that names only the detector
+            method = f"{d.name}: " + ", ".join(f"{k}={v}" for k, v in d.args.items()
+                                               if k in ("model", "k", "metric", "center", "clip_length"))
         return {"name": d.name, "source": self.source, "method": method, "trained_on": self.trained_on}
 
     def extractor(self, batch_size: int = 4):
@@ -171,7 +173,7 @@ def resolve_model(name_or_path: str | Path) -> LoadedModel:
         if file.with_suffix(".json").is_file():
             sidecar = json.loads(file.with_suffix(".json").read_text())
     detector = load_detector(file)
-    protocol, crops, store_settings = dict(sidecar.get("protocol", {})), "mean", None
+    protocol, crops, store_settings = dict(sidecar.get("protocol", {})), sidecar.get("crops", "mean"), None
     if run_dir is not None:
         protocol, crops, store_settings = _run_context(run_dir)
     extraction = detector.args.get("extraction") or sidecar.get("extraction") or store_settings
@@ -438,11 +440,19 @@ def _prepare_folder(out_dir: Path) -> None:
 
 
 def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, out_root: str | Path,
-                 progress: bool = True, **options) -> list[dict]:
+                 progress: bool = True, errors: list | None = None, **options) -> list[dict]:
     """Score every video of ``inputs`` (files, frame folders, folders of videos) into ``out_root/<name>/``.
 
-    ``options`` go to :func:`score_video`. Returns the ``result.json`` of each video, in input order.
+    Args:
+        errors: when a list is given, a video that cannot be read or scored is recorded there as
+            ``(path, message)`` and the others go on; otherwise the first failure is raised.
+        options: passed to :func:`score_video`.
+
+    Returns:
+        the ``result.json`` of each video scored, in input order.
     """
+    from vadkit.io import VideoReadError
+
     videos = find_videos(inputs)
     if not isinstance(model, LoadedModel):
         model = resolve_model(model)
@@ -450,6 +460,28 @@ def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, 
     results = []
     with make_progress(progress) as bar:
         for path, name in zip(videos, unique_names(videos)):
-            results.append(score_video(path, model, out_root / name, name=name,
-                                       progress=bar if progress else None, **options))
+            try:
+                results.append(score_video(path, model, out_root / name, name=name,
+                                           progress=bar if progress else None, **options))
+            except (VideoReadError, ValueError, RuntimeError) as err:
+                if errors is None:
+                    raise
+                errors.append((path, str(err)))
     return results
+
+
+def export_model(run_dir: str | Path, destination: str | Path) -> Path:
+    """Package a run folder's model for bundling: ``<destination>.pt`` (the detector) and ``<destination>.json``
+    (protocol card, training data, extraction settings), the pair :func:`resolve_model` reads by name when placed
+    in ``vadkit/assets/models``. Returns the ``.pt`` path.
+    """
+    loaded = resolve_model(run_dir)
+    if loaded.run_dir is None:
+        raise ValueError(f"{run_dir} is not a run folder (no config.yaml beside model.pt)")
+    destination = Path(destination)
+    pt = destination.with_suffix(".pt")
+    atomic_write_bytes(pt, (loaded.run_dir / "model.pt").read_bytes())
+    atomic_write_json(destination.with_suffix(".json"), {
+        "protocol": loaded.protocol, "trained_on": loaded.trained_on, "extraction": loaded.extraction,
+        "crops": loaded.crops, "run": loaded.run_dir.name})
+    return pt

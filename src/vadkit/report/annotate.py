@@ -1,6 +1,6 @@
 """Annotated video frames: the input frame with a score panel below it and a red border on abnormal frames.
 
-The panel (the frame's width, about an eighth of its height, at least 36 px) has two rows:
+The panel (the frame's width, about an eighth of its height, at least 48 px) has two rows:
 
 - a **score bar**: filled in proportion to the frame's smoothed score (green below the threshold, red at or above
   it), a yellow tick at the threshold, and the score, threshold and time as text;
@@ -26,8 +26,8 @@ PANEL_BG = (18, 18, 22)
 
 
 def panel_height(frame_height: int) -> int:
-    """Height of the score panel for frames ``frame_height`` pixels high (even, 36 … 120)."""
-    height = int(np.clip(round(frame_height * 0.125), 36, 120))
+    """Height of the score panel for frames ``frame_height`` pixels high (even, 48 … 120)."""
+    height = int(np.clip(round(frame_height * 0.125), 48, 120))
     return height + height % 2
 
 
