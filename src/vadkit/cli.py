@@ -210,6 +210,16 @@ def evaluate_command(
         _print_metrics(metrics, str(run_dir))
 
 
+def _register_optional_commands() -> None:
+    """Commands defined beside their subsystems (imports stay lazy so `vadkit --help` is fast)."""
+    from vadkit.viewer.cli import serve_command
+
+    app.command("serve", help="Web viewer: scored videos with their timelines, evaluation runs, uploads.")(serve_command)
+
+
+_register_optional_commands()
+
+
 def _safe_check(dataset) -> list[str]:
     """Every problem ``dataset.check()`` finds (as one line if the check itself fails)."""
     try:
