@@ -96,3 +96,25 @@ def test_bad_configs_name_the_problem(tmp_path):
     bad.write_text("detector: arnet\n")
     result = CliRunner().invoke(app, ["train", str(bad), "--set", "detector_args.model=nope"])
     assert result.exit_code == 1 and "nope" in result.output
+
+
+def test_features_and_labels_of_different_length_are_refused(setup, tmp_path):
+    root, raw = setup
+    from vadkit.engine.train import make_items
+
+    dataset = get_dataset("ucsd_ped2", root)
+    record = dataset.videos("test")[0]
+    store = FeatureStore(tmp_path / "s", {"synthetic": True})
+    store.write(record_key(record), np.zeros((2, F), np.float32), num_frames=40, fps=10)
+    with pytest.raises(ValueError, match=r"extracted from 40 frames, but the dataset's video and labels have 48"):
+        make_items([record], store)
+    # a store whose snippet count does not fit the frame count fails when scored, naming both counts
+    from vadkit.engine.detectors import build_detector
+    from vadkit.engine.train import make_items as items_of
+
+    good = FeatureStore(tmp_path / "t", {"synthetic": True})
+    good.write(record_key(record), np.zeros((2, F), np.float32), num_frames=48, fps=10)  # 48 frames need 3 snippets
+    det = build_detector("arnet", model_args={"feature_dim": F}, steps=0)
+    det.fitted_ = True
+    with pytest.raises(ValueError, match="2 snippet scores for a video of 48 frames; expected 3"):
+        det.score(items_of([record], good)[0])

@@ -64,6 +64,10 @@ def make_items(records: Sequence, store=None, crops: str = "mean", class_names: 
         key = record_key(r)
         loader = None
         if store is not None:
+            stored = store.videos.get(key, {}).get("num_frames")
+            if stored is not None and stored != r.num_frames:
+                raise ValueError(f"video {key}: the feature store at {store.root} was extracted from {stored} frames, "
+                                 f"but the dataset's video and labels have {r.num_frames}")
             loader = (lambda k=key: _collapse_crops(store.load(k), crops))
         items.append(VideoItem(id=key, num_frames=r.num_frames, label=r.label, class_index=class_index(r, class_names),
                                frame_labels=r.frame_labels, path=Path(r.path), fps=r.fps, load_features=loader))
