@@ -139,3 +139,15 @@ def test_vadkit_train_with_knn_on_a_synthetic_ped2(tmp_path):
     metrics = run.read_json("metrics.json")
     assert metrics["micro_auc"] > 0.95 and metrics["num_frames"] == 12 * FRAMES
     assert evaluate_run(run.path, progress=False)["micro_auc"] == pytest.approx(metrics["micro_auc"])
+
+
+def test_fit_normal_refuses_a_store_whose_names_mean_other_videos(tmp_path):
+    from vadkit.engine.oneclass import fit_normal
+    from vadkit.features.store import FeatureStore
+    from vadkit.io import write_video
+
+    video = write_video(tmp_path / "cam.mp4", [np.zeros((32, 32, 3), np.uint8)] * 4, fps=10)
+    FeatureStore(tmp_path / "store", {"x": 1}).write("cam", np.zeros((1, 4), np.float32), 4, 10.0,
+                                                     source="/elsewhere/cam.mp4")
+    with pytest.raises(ValueError, match="other videos under the same names"):
+        fit_normal([video], tmp_path / "run", features_dir=tmp_path / "store", progress=False)

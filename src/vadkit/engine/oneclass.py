@@ -254,11 +254,18 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
     from vadkit.inference import find_videos, unique_names
     from vadkit.report.plots import plot_calibration
 
-    videos = find_videos(inputs)
+    videos = [p.resolve() for p in find_videos(inputs)]
     names = unique_names(videos)
     run = RunDir(out_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     store_root = Path(features_dir) if features_dir else run.path / "features"
+    if (store_root / "manifest.json").is_file():  # a reused store: a name must mean the same video
+        known = FeatureStore(store_root).videos
+        clash = [f"{n} (store: {known[n].get('source')}, now: {p})" for n, p in zip(names, videos)
+                 if n in known and known[n].get("source") not in (None, str(p))]
+        if clash:
+            raise ValueError(f"the feature store {store_root} holds other videos under the same names: "
+                             f"{'; '.join(clash[:3])}; use another --features folder")
     extractor = SnippetExtractor(settings or ExtractionSettings(), batch_size=batch_size)
     extract_videos(list(zip(names, videos)), store_root, extractor, progress=progress)
     store = FeatureStore(store_root)
