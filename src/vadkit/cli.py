@@ -182,6 +182,7 @@ def train_command(
 def evaluate_command(
     run_dir: Path = typer.Argument(..., help="a run folder written by `vadkit train`, or a config with --seeds"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="retrain and evaluate over this many split seeds; mean ± std"),
+    overrides: Optional[List[str]] = typer.Option(None, "--set", help="with --seeds: override a config key"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
     """Evaluate a run: micro/macro AUC, AP, EER, false-alarm rates (and video accuracy for classifiers)."""
@@ -191,7 +192,7 @@ def evaluate_command(
         if seeds:
             from vadkit.engine.repeat import repeat_over_seeds
 
-            metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json)
+            metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json, overrides=overrides or [])
         else:
             metrics = evaluate_run(run_dir, progress=not as_json)
     except (ValueError, FileNotFoundError, KeyError) as err:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vadkit.engine.config import config_from_dict, load_config
+from typing import Sequence
+
+from vadkit.engine.config import apply_overrides, config_from_dict, load_config
 from vadkit.engine.run import RunDir
 from vadkit.features.store import atomic_write_json
 
@@ -14,7 +16,7 @@ SUMMARY_KEYS = ("micro_auc", "macro_auc", "ap", "eer", "auc_abnormal_videos", "f
                 "far_abnormal_videos", "video_accuracy")
 
 
-def repeat_over_seeds(source: str | Path, seeds: int, progress: bool = True) -> dict:
+def repeat_over_seeds(source: str | Path, seeds: int, progress: bool = True, overrides: Sequence[str] = ()) -> dict:
     """Train and evaluate ``source`` (a config file or a run folder's config) with split/training seeds
     ``0 … seeds-1``. Each run lands in ``<output>/<name>-seeds/seed-<k>``; the summary in ``summary.json`` beside them.
     """
@@ -22,9 +24,10 @@ def repeat_over_seeds(source: str | Path, seeds: int, progress: bool = True) -> 
 
     source = Path(source)
     if source.is_dir():
-        base = config_from_dict(RunDir(source).read_config(), where=str(source / "config.yaml"))
+        raw = apply_overrides(RunDir(source).read_config(), overrides)
+        base = config_from_dict(raw, where=str(source / "config.yaml"))
     else:
-        base = load_config(source)
+        base = load_config(source, overrides)
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     folder = Path(base.output) / f"{base.name or base.detector + '-' + base.data.dataset}-seeds"
