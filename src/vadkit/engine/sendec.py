@@ -1,0 +1,347 @@
+"""Training and scoring of sEnDec (docs/seed-systems.md §4) on raw frames: one-class reconstruction.
+
+Training reads only the (normal) training videos: RGB frames resized to ``height x width``, scaled to [0, 1], cut
+into clips of ``clip_length`` consecutive frames that never cross a video boundary, and fitted with a pixel-wise
+MSE loss. The schedule is fixed (``epochs``, optionally cut by a wall-clock budget ``max_minutes``); the last weights
+are kept. Nothing looks at the test split.
+
+Scoring streams a video through sliding windows (``score_stride`` frames apart; the last window always ends at the
+last frame). A window's per-frame error is ``mean over channels and pixels of (x - x̂)²``; each frame gets the mean
+of the errors of the windows that contain it. With ``normalisation="train-zscore"`` (causal, the default) the error
+is z-scored with the mean and standard deviation of the same per-frame errors measured on the training frames
+after training; per-video min-max (non-causal) is applied by the engine from ``eval.normalisation``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from vadkit.engine.detectors import Detector, VideoItem, register_detector
+from vadkit.models.recon.sendec import SEnDec
+from vadkit.scoring import zscore
+
+OPTIMIZERS = ("adadelta", "adam")
+DETECTOR_NORMALISATIONS = ("train-zscore", "none")
+SIZE_MULTIPLE = 16  # sEnDec halves the resolution four times
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Clips and windows
+# ---------------------------------------------------------------------------------------------------------------
+def window_starts(num_frames: int, length: int, stride: int) -> list[int]:
+    """Starts of the windows of ``length`` frames, ``stride`` apart, that cover a video of ``num_frames`` frames.
+
+    The last window always ends at the last frame (so every frame is covered); a video shorter than ``length``
+    gets one window starting at 0 (the caller shortens it to the video).
+    """
+    if length < 1 or stride < 1:
+        raise ValueError(f"window length and stride must be >= 1, got {length} and {stride}")
+    if stride > length:
+        raise ValueError(f"a window stride of {stride} > the window length {length} would leave frames unscored")
+    if num_frames < 1:
+        return []
+    last = max(0, num_frames - length)
+    starts = list(range(0, last + 1, stride))
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
+def training_clips(num_frames: list[int], length: int, stride: int) -> np.ndarray:
+    """``(N, 2)`` rows ``(video, start)`` of every training clip: ``length`` consecutive frames of one video,
+    starts ``stride`` apart (``stride == length``: non-overlapping, the tail shorter than a clip is left out).
+    Videos shorter than a clip give none."""
+    rows = [(v, s) for v, n in enumerate(num_frames) if n >= length for s in range(0, n - length + 1, stride)]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+
+
+def sliding_windows(frames: Iterable[np.ndarray], num_frames: int, length: int,
+                    stride: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Stream ``(start, clip)`` pairs, ``clip`` ``(min(length, num_frames), H, W, C)`` uint8, holding at most one
+    window of frames in memory. ``frames`` yields the video's ``num_frames`` frames in order."""
+    length = min(length, num_frames)
+    source = iter(frames)
+    buffer: deque[np.ndarray] = deque()
+    first = 0  # index of buffer[0]
+    for start in window_starts(num_frames, length, stride):
+        while first < start:  # stride <= length: the frames dropped are all in the buffer
+            buffer.popleft()
+            first += 1
+        while len(buffer) < length:
+            try:
+                buffer.append(next(source))
+            except StopIteration:
+                raise ValueError(f"the video ended after {first + len(buffer)} frames, expected {num_frames}") from None
+        yield start, np.stack(buffer)
+
+
+def to_clip_tensor(clips: np.ndarray) -> torch.Tensor:
+    """``(B, T, H, W, C)`` uint8 -> ``(B, C, T, H, W)`` float32 in [0, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(clips)).float().div_(255.0)  # (B, T, H, W, C)
+    return x.permute(0, 4, 1, 2, 3).contiguous()  # (B, C, T, H, W)
+
+
+def frame_errors(clips: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+    """``(B, C, T, H, W)`` twice -> ``(B, T)``: mean squared error of each frame over channels and pixels."""
+    return (clips - reconstruction).pow(2).mean(dim=(1, 3, 4))
+
+
+def _progress(description: str, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), disable=not enabled)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The detector
+# ---------------------------------------------------------------------------------------------------------------
+@register_detector("sendec")
+class SEnDecDetector(Detector):
+    """sEnDec trained on normal frames; frame score = reconstruction error (higher = more abnormal).
+
+    Args:
+        clip_length: frames per clip ``T`` (notebook 4; the released checkpoint 1).
+        height, width: frames are resized to this (multiples of 16; paper 240x320).
+        in_channels: 3 (RGB) or 1 (grayscale); the reconstruction has as many channels.
+        dropout: before the last convolution (paper 0.5).
+        optimizer: ``adadelta`` (paper) or ``adam``.
+        lr: learning rate (paper: Adadelta 1e-3, the Keras default; the released ``.h5`` saved Adadelta 1.0).
+        rho, eps: Adadelta's decay and epsilon (Keras defaults 0.95, 1e-7); ``eps`` is also Adam's epsilon.
+        batch_size: clips per step (paper 16).
+        epochs: passes over the training clips (paper 50).
+        max_minutes: wall-clock budget of the optimisation loop; training stops at the first step boundary past
+            it (a fixed rule, never test-based). ``None``: no budget.
+        clip_stride: frames between training clip starts; ``None`` = ``clip_length`` (non-overlapping, as the
+            authors' notebook cuts clips).
+        bn_clips: after training, the BatchNorm running statistics are re-estimated with the final weights from
+            this many training clips (0: keep the running averages of training, Keras momentum 0.99).
+        score_stride: frames between scoring windows (1 = every window; overlapping windows are averaged per frame).
+        score_batch: windows per forward pass when scoring.
+        normalisation: ``train-zscore`` (causal: training-set mean and std of the frame errors) or ``none``
+            (raw error). Per-video min-max is the engine's ``eval.normalisation``.
+        seed: seeds the weights, the clip order and dropout.
+        threads: ``torch.set_num_threads`` during fit and score (``None``: leave it).
+        log_every: steps per row of the loss history.
+    """
+
+    name = "sendec"
+    needs = "frames"
+
+    def __init__(self, clip_length: int = 4, height: int = 240, width: int = 320, in_channels: int = 3,
+                 dropout: float = 0.5, optimizer: str = "adadelta", lr: float = 1e-3, rho: float = 0.95,
+                 eps: float = 1e-7, batch_size: int = 16, epochs: int = 50, max_minutes: float | None = None,
+                 clip_stride: int | None = None, bn_clips: int = 256, score_stride: int = 1, score_batch: int = 8,
+                 normalisation: str = "train-zscore", seed: int = 0, threads: int | None = None,
+                 log_every: int = 10) -> None:
+        super().__init__(clip_length=clip_length, height=height, width=width, in_channels=in_channels,
+                         dropout=dropout, optimizer=optimizer, lr=lr, rho=rho, eps=eps, batch_size=batch_size,
+                         epochs=epochs, max_minutes=max_minutes, clip_stride=clip_stride, bn_clips=bn_clips,
+                         score_stride=score_stride, score_batch=score_batch, normalisation=normalisation, seed=seed,
+                         threads=threads, log_every=log_every)
+        self._check_args()
+        torch.manual_seed(seed)
+        self.model = SEnDec(in_channels=in_channels, dropout=dropout)
+        self.train_mean_: float | None = None
+        self.train_std_: float | None = None
+        self.schedule_: dict = {}  # steps run, epochs reached, whether the time budget stopped training
+
+    def _check_args(self) -> None:
+        a = self.args
+        if a["height"] % SIZE_MULTIPLE or a["width"] % SIZE_MULTIPLE or min(a["height"], a["width"]) < SIZE_MULTIPLE:
+            raise ValueError(f"height and width must be positive multiples of {SIZE_MULTIPLE}, "
+                             f"got {a['height']}x{a['width']} (e.g. 240x320 or 64x96)")
+        if a["in_channels"] not in (1, 3):
+            raise ValueError(f"in_channels must be 1 (gray) or 3 (RGB), got {a['in_channels']}")
+        for key in ("clip_length", "batch_size", "score_stride", "score_batch", "log_every"):
+            if a[key] < 1:
+                raise ValueError(f"{key} must be >= 1, got {a[key]}")
+        if a["score_stride"] > a["clip_length"]:
+            raise ValueError(f"score_stride ({a['score_stride']}) must be <= clip_length ({a['clip_length']}) so "
+                             f"that every frame is scored")
+        if a["clip_stride"] is not None and a["clip_stride"] < 1:
+            raise ValueError(f"clip_stride must be >= 1 or None, got {a['clip_stride']}")
+        if a["epochs"] < 0 or a["bn_clips"] < 0:
+            raise ValueError(f"epochs and bn_clips must be >= 0, got {a['epochs']} and {a['bn_clips']}")
+        if a["max_minutes"] is not None and a["max_minutes"] <= 0:
+            raise ValueError(f"max_minutes must be positive or None, got {a['max_minutes']}")
+        if a["optimizer"] not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {a['optimizer']!r}")
+        if a["normalisation"] not in DETECTOR_NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {DETECTOR_NORMALISATIONS} (per-video min-max is "
+                             f"eval.normalisation), got {a['normalisation']!r}")
+
+    # -- frames ---------------------------------------------------------------------------------------------------
+    def _open(self, item: VideoItem):
+        from vadkit.io import open_video
+
+        if item.path is None:
+            raise ValueError(f"video {item.id}: no path (sEnDec reads frames from a video file or frame folder)")
+        a = self.args
+        source = open_video(item.path, size=(a["width"], a["height"]), gray=a["in_channels"] == 1)
+        if source.num_frames != item.num_frames:
+            raise ValueError(f"video {item.id}: the record says {item.num_frames} frames, {item.path} has "
+                             f"{source.num_frames}")
+        return source
+
+    def _read_all(self, item: VideoItem) -> np.ndarray:
+        """All frames of a video, resized: ``(N, H, W, C)`` uint8."""
+        with self._open(item) as source:
+            frames = source.read()  # (N, H, W, 3) or (N, H, W) gray
+        return frames[..., None] if frames.ndim == 3 else frames  # (N, H, W, C)
+
+    def _frames(self, item: VideoItem) -> Iterator[np.ndarray]:
+        """Stream a video's resized frames ``(H, W, C)`` uint8."""
+        with self._open(item) as source:
+            for frame in source.frames():
+                yield frame[..., None] if frame.ndim == 2 else frame  # (H, W, C)
+
+    # -- training -------------------------------------------------------------------------------------------------
+    def _optimiser(self) -> torch.optim.Optimizer:
+        a = self.args
+        if a["optimizer"] == "adadelta":
+            return torch.optim.Adadelta(self.model.parameters(), lr=a["lr"], rho=a["rho"], eps=a["eps"])
+        return torch.optim.Adam(self.model.parameters(), lr=a["lr"], eps=a["eps"])
+
+    def fit(self, train: list[VideoItem], progress: bool = True) -> "SEnDecDetector":
+        """Train on the frames of ``train`` (all treated as normal), then measure the training error statistics."""
+        a = self.args
+        if a["threads"]:
+            torch.set_num_threads(a["threads"])
+        if not train:
+            raise ValueError("sEnDec needs at least one training video")
+        torch.manual_seed(a["seed"])
+        rng = np.random.default_rng(a["seed"])
+        videos = [self._read_all(item) for item in train]  # each (N, H, W, C) uint8, kept in RAM
+        length = a["clip_length"]
+        clips = training_clips([v.shape[0] for v in videos], length, a["clip_stride"] or length)
+        if len(clips) == 0:
+            raise ValueError(f"no training video has {length} frames (clip_length); lengths: "
+                             f"{[v.shape[0] for v in videos]}")
+        self._train_loop(videos, clips, rng, progress)
+        if a["bn_clips"]:
+            self._recalibrate_batch_norm(videos, clips, rng)
+        self.model.eval()
+        errors = np.concatenate([self._frame_errors(iter(v), v.shape[0], progress=False) for v in videos])
+        self.train_mean_, self.train_std_ = float(errors.mean()), float(errors.std())
+        self.fitted_ = True
+        return self
+
+    def _train_loop(self, videos: list[np.ndarray], clips: np.ndarray, rng: np.random.Generator,
+                    progress: bool) -> None:
+        a = self.args
+        steps_per_epoch = math.ceil(len(clips) / a["batch_size"])
+        total = steps_per_epoch * a["epochs"]
+        budget = None if a["max_minutes"] is None else 60.0 * a["max_minutes"]
+        optimiser = self._optimiser()
+        self.model.train()
+        start, running, step = time.perf_counter(), [], 0
+        with _progress(f"training {self.name}", progress) as bar:
+            task = bar.add_task("train", total=total, info="")
+            for epoch in range(a["epochs"]):
+                order = rng.permutation(len(clips))
+                for first in range(0, len(order), a["batch_size"]):
+                    if budget is not None and time.perf_counter() - start >= budget:
+                        self._log(step, running, start)
+                        self.schedule_ = {"steps": step, "planned_steps": total,
+                                          "epochs": round(step / steps_per_epoch, 2), "stopped_by_budget": True}
+                        return
+                    batch = clips[order[first:first + a["batch_size"]]]
+                    x = to_clip_tensor(np.stack([videos[v][s:s + a["clip_length"]] for v, s in batch]))  # (B,C,T,H,W)
+                    loss = torch.nn.functional.mse_loss(self.model(x), x)
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
+                    step += 1
+                    running.append(float(loss.detach()))
+                    if step % a["log_every"] == 0:
+                        running = self._log(step, running, start)
+                        bar.update(task, info=f"epoch {epoch + 1} loss {self.history[-1]['loss']:.5f}")
+                    bar.advance(task)
+            self._log(step, running, start)
+        self.schedule_ = {"steps": step, "planned_steps": total, "epochs": a["epochs"], "stopped_by_budget": False}
+
+    @torch.no_grad()
+    def _recalibrate_batch_norm(self, videos: list[np.ndarray], clips: np.ndarray, rng: np.random.Generator) -> None:
+        """Re-estimate the BatchNorm running statistics of the final weights from ``bn_clips`` training clips
+        (a plain average over batches). Keras' running averages (momentum 0.99) lag the weights by about a hundred
+        steps, which matters when a time budget allows only a few hundred."""
+        a = self.args
+        norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+        self.model.train()
+        chosen = clips[rng.permutation(len(clips))[:a["bn_clips"]]]
+        for first in range(0, len(chosen), a["batch_size"]):
+            batch = chosen[first:first + a["batch_size"]]
+            self.model(to_clip_tensor(np.stack([videos[v][s:s + a["clip_length"]] for v, s in batch])))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+
+    def _log(self, step: int, running: list[float], start: float) -> list[float]:
+        if running:
+            self.history.append({"step": step, "loss": float(np.mean(running)),
+                                 "seconds": round(time.perf_counter() - start, 2)})
+        return []
+
+    # -- scoring --------------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _frame_errors(self, frames: Iterable[np.ndarray], num_frames: int, progress: bool = False) -> np.ndarray:
+        """``(num_frames,)`` raw reconstruction errors: per window and frame ``mean (x - x̂)²``, averaged over the
+        windows containing the frame."""
+        a = self.args
+        total = np.zeros(num_frames, dtype=np.float64)
+        count = np.zeros(num_frames, dtype=np.int64)
+        pending: list[tuple[int, np.ndarray]] = []
+
+        def flush() -> None:
+            x = to_clip_tensor(np.stack([clip for _, clip in pending]))  # (B, C, T, H, W)
+            errors = frame_errors(x, self.model(x)).double().numpy()  # (B, T)
+            for (start, _), row in zip(pending, errors):
+                total[start:start + row.size] += row
+                count[start:start + row.size] += 1
+            pending.clear()
+
+        for start, clip in sliding_windows(frames, num_frames, a["clip_length"], a["score_stride"]):
+            pending.append((start, clip))
+            if len(pending) == a["score_batch"]:
+                flush()
+        if pending:
+            flush()
+        if num_frames and not count.all():
+            raise RuntimeError(f"{int((count == 0).sum())} frames were not covered by a scoring window")
+        return total / np.maximum(count, 1)
+
+    def raw_errors(self, item: VideoItem) -> np.ndarray:
+        """``(num_frames,)`` raw per-frame reconstruction errors of a video (no normalisation)."""
+        self._check_fitted()
+        self.model.eval()
+        if self.args["threads"]:
+            torch.set_num_threads(self.args["threads"])
+        return self._frame_errors(self._frames(item), item.num_frames)
+
+    def score(self, item: VideoItem) -> np.ndarray:
+        """``(num_frames,)`` frame scores: the reconstruction error, z-scored with training statistics by default."""
+        errors = self.raw_errors(item)
+        if self.args["normalisation"] == "train-zscore":
+            return zscore(errors, self.train_mean_, self.train_std_)
+        return errors
+
+    # -- persistence ----------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "train_mean": self.train_mean_, "train_std": self.train_std_,
+                "schedule": self.schedule_}
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+        self.train_mean_, self.train_std_ = state["train_mean"], state["train_std"]
+        self.schedule_ = dict(state.get("schedule", {}))
