@@ -153,7 +153,9 @@ def score_test(detector: Detector, test: list[VideoItem], config: RunConfig, run
 def evaluate_detector(detector: Detector, test: list[VideoItem], config: RunConfig, card: ProtocolCard,
                       run: RunDir | None, class_names: Sequence[str] | None = None, progress: bool = True) -> dict:
     scores, labels = score_test(detector, test, config, run, progress)
-    metrics = evaluate_frames(scores, labels, threshold=config.eval.threshold)
+    # a detector with a calibrated threshold (k-NN distances) is judged at it; sigmoid outputs at eval.threshold
+    threshold = getattr(detector, "threshold_", None)
+    metrics = evaluate_frames(scores, labels, threshold=config.eval.threshold if threshold is None else float(threshold))
     if hasattr(detector, "predict_class"):
         names = list(class_names) if class_names else ["normal", "abnormal"]
         predicted = {v.id: detector.predict_class(v) for v in test}
