@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vadkit.features.store import json_safe  # noqa: E402  (light: numpy only)
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="vadkit: video anomaly detection on one honest evaluation core.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Benchmark layouts and ground truth.")
@@ -172,7 +174,7 @@ def train_command(
         return
     metrics = run.read_json("metrics.json")
     if as_json:
-        sys.stdout.write(json.dumps({**metrics, "run_dir": str(run.path)}) + "\n")
+        sys.stdout.write(json.dumps(json_safe({**metrics, "run_dir": str(run.path)})) + "\n")
     else:
         _print_metrics(metrics, f"{cfg.detector} on {cfg.data.dataset}")
         console.print(f"run folder: {run.path}", highlight=False)
@@ -199,7 +201,7 @@ def evaluate_command(
         fail(str(err).strip("'\""))
         return
     if as_json:
-        sys.stdout.write(json.dumps(metrics) + "\n")
+        sys.stdout.write(json.dumps(json_safe(metrics)) + "\n")
     elif seeds:
         table = Table(title=f"{seeds} split seeds")
         for column in ("metric", "mean", "std"):

@@ -124,7 +124,8 @@ def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store
                     f"weights sha256 {str(s.get('weights_sha256'))[:12]}")
     split = split_info["kind"] + (f" (seed {split_info['seed']})" if "seed" in split_info else "")
     return ProtocolCard(dataset=config.data.dataset, split=split,
-                        method=f"{detector.name}: {detector.args.get('model', '')}", features=features,
+                        method=detector.name + (f": {detector.args['model']}" if detector.args.get("model") else ""),
+                        features=features,
                         tail_policy=detector.args.get("tail", config.eval.tail), smoothing=config.eval.smoothing,
                         normalisation=config.eval.normalisation, seed=config.seed,
                         model_selection="fixed schedule, last weights (no test-set selection)")
