@@ -78,7 +78,7 @@ def window_indices(t: int, num_frames: int, length: int = CUBE_FRAMES) -> np.nda
 
 
 def _pixel_box(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
-    """``ceil`` of a box, clipped to the frame, at least one pixel wide and high: ``x1, y1, x2, y2`` (exclusive ends)."""
+    """``ceil`` of a box, clipped to the frame, at least 1 px wide and high: ``x1, y1, x2, y2`` (exclusive ends)."""
     x1, y1, x2, y2 = (math.ceil(float(v)) for v in box[:4])
     x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
     x2, y2 = min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)

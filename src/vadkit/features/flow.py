@@ -135,7 +135,7 @@ def iter_flow(frames: Iterable[np.ndarray], settings: FlowSettings = FlowSetting
 
 def compute_flow(video: str | os.PathLike | VideoSource | np.ndarray,
                  settings: FlowSettings = FlowSettings()) -> np.ndarray:
-    """Flow of a whole (short) video in memory: float32 ``(N, H, W, 2)``. Prefer :func:`flow_for_video` for long ones."""
+    """Flow of a whole (short) video in memory: float32 ``(N, H, W, 2)``; long videos: :func:`flow_for_video`."""
     frames = video if isinstance(video, np.ndarray) else _source(video).frames()
     fields = list(iter_flow(frames, settings))
     if not fields:

@@ -279,7 +279,8 @@ def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxT
         raise ValueError(f"appearance boxes cover {len(appearance)} frames, the video has {source.num_frames}")
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"{safe_name(source.path.stem or source.path.name)}-{_cache_key(source, th, detector, appearance)}.npz"
+        name = safe_name(source.path.stem or source.path.name)
+        cache_file = Path(cache_dir) / f"{name}-{_cache_key(source, th, detector, appearance)}.npz"
         if cache_file.exists():
             cached = load_boxes(cache_file)
             if len(cached) == source.num_frames:

@@ -101,7 +101,7 @@ class FrameDecoder(nn.Module):
 
 
 class StateBranch(nn.Module):
-    """Encoder -> Conv-Transformer over frames -> decoder, for clips ``(B, l, C_in, H, W)`` -> ``(B, l, C_out, H, W)``."""
+    """Encoder -> Conv-Transformer over frames -> decoder: clips ``(B, l, C_in, H, W)`` -> ``(B, l, C_out, H, W)``."""
 
     def __init__(self, in_channels: int, out_channels: int, hidden: tuple[int, ...], heads: int, layers: int,
                  pos_encoding: str | None, max_frames: int, negative_slope: float, norm_groups: int) -> None:
@@ -191,7 +191,8 @@ def _as_clip(tensor: torch.Tensor, like: torch.Tensor, name: str) -> torch.Tenso
         return tensor
     if tensor.numel() == like.numel() and tensor.shape[0] == like.shape[0]:
         return tensor.reshape(like.shape)  # (B, l*C, H, W) -> (B, l, C, H, W), frame-major
-    raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(like.shape)} or its frame-major flat form")
+    raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(like.shape)} "
+                     "or its frame-major flat form")
 
 
 def state_objective(output: StateOutput, raw: torch.Tensor, flow: torch.Tensor, raw_weight: float = 1.0,
