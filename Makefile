@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo clean browser
+DATA   ?= $(or $(VADKIT_DATA),../shared/data)
+
+.PHONY: install test demo model clean browser
 
 install: $(STAMP)
 
@@ -28,6 +30,17 @@ browser:
 
 test: install browser
 	$(PY) -m pytest -q tests
+
+# The main job on the embedded sample: score a UCSD Ped2 test clip with the bundled model; print the events and the
+# path of the HTML report.
+demo: install
+	$(PY) -m vadkit.cli score src/vadkit/assets/demo/ped2_test004.mp4 --model ped2-knn --out outputs/demo
+
+# Retrain the bundled model from the real data: a 1-NN one-class detector on the 16 UCSD Ped2 training clips
+# (the demo clip is a test clip: never seen).
+model: install
+	$(PY) -m vadkit.cli fit-normal $(DATA)/ucsd_ped2/training/frames --out runs/ped2-knn-model --k 1 --far 0.01 --seed 0
+	$(PY) -c "from vadkit.inference import export_model; export_model('runs/ped2-knn-model', 'src/vadkit/assets/models/ped2-knn')"
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
