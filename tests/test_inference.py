@@ -250,3 +250,35 @@ def test_export_model_makes_a_bundle_resolve_model_reads(tmp_path, monkeypatch):
     loaded = resolve_model("mine")
     assert loaded.extraction == {"crops": 1, "weights_sha256": "abc"} and loaded.trained_on == "ucsd_ped2 official"
     assert loaded.protocol["dataset"] == "ucsd_ped2" and inference.list_bundled_models() == ["mine"]
+
+
+def test_truncated_video_is_scored_up_to_the_break_with_a_warning(tmp_path):
+    """An AVI cut off part-way (as a crashed recorder leaves it) is scored up to where it breaks."""
+    import cv2
+
+    from vadkit.engine.detectors import Detector
+    from vadkit.inference import score_video
+
+    class MeanBrightness(Detector):  # a frame-based detector: its score is each frame's mean brightness
+        name, needs = "brightness", "frames"
+
+        def fit(self, train, progress=True):
+            self.fitted_ = True
+            return self
+
+        def score(self, item):
+            from vadkit.io import open_video
+            return np.array([f.mean() / 255 for f in open_video(item.path).truncated(item.num_frames).frames()])
+
+    path = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+    result = score_video(path, MeanBrightness().fit([]), tmp_path / "out", threshold=0.9, write_annotated=True)
+    assert 0 < result["num_frames"] < 40 and len(result["scores"]) == result["num_frames"]
+    assert result["warnings"] and "40" in result["warnings"][0]
+    assert (tmp_path / "out" / "result.json").is_file()

@@ -54,13 +54,15 @@ def score_command(
         folder = out / r["name"]
         if as_json:
             summary = {k: r[k] for k in ("name", "video", "num_frames", "fps", "threshold", "events", "seconds",
-                                         "frames_per_s")}
+                                         "frames_per_s", "warnings")}
             sys.stdout.write(json.dumps({**summary, "folder": str(folder)}) + "\n")
         else:
             spans = ", ".join(f"{e['start_s']:.1f}-{e['end_s']:.1f}s" for e in r["events"][:6])
             more = " …" if len(r["events"]) > 6 else ""
             console.print(f"{r['name']}: {len(r['events'])} event(s){': ' + spans + more if spans else ''} "
                           f"({r['frames_per_s']:.1f} frames/s) → {folder / 'report.html'}", highlight=False)
+        for warning in r.get("warnings", []):
+            err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     for path, message in errors:
         err_console.print(f"[bold red]error:[/] {path}: {message}", highlight=False, soft_wrap=True)
     if errors:

@@ -36,7 +36,7 @@ import numpy as np
 
 from vadkit.engine.detectors import Detector, VideoItem, load_detector
 from vadkit.features.store import atomic_write_bytes, atomic_write_json
-from vadkit.io import FRAME_EXTENSIONS, is_video_file, list_frame_files, natural_key, open_video
+from vadkit.io import VideoReadError, FRAME_EXTENSIONS, is_video_file, list_frame_files, natural_key, open_video
 from vadkit.report.events import Event, event_mask, find_events
 from vadkit.scoring import gaussian_smooth
 
@@ -392,8 +392,17 @@ def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | 
     name = name or out_dir.name
     _prepare_folder(out_dir)
     video = open_video(path)
+    warnings_ = list(video.warnings)
     try:
-        scores = frame_scores(model, video, name, progress, batch_size)
+        try:
+            scores = frame_scores(model, video, name, progress, batch_size)
+        except VideoReadError as err:
+            if not err.frames_read:
+                raise
+            # a file that breaks part-way: score what could be decoded, and say so
+            warnings_.append(f"{err}; scored the first {err.frames_read} of {video.num_frames} frames")
+            video = video.truncated(err.frames_read)
+            scores = frame_scores(model, video, name, progress, batch_size)
         thr = float(threshold) if threshold is not None else model.threshold
         smoothed = gaussian_smooth(scores, smoothing_sigma)
         events = find_events(smoothed, thr, video.fps, min_frames=min_event_frames, merge_gap=merge_gap)
@@ -418,7 +427,7 @@ def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | 
         "duration_s": video.num_frames / video.fps, "model": model.info(), "threshold": thr,
         "smoothing_sigma": smoothing_sigma, "min_event_frames": min_event_frames, "merge_gap": merge_gap,
         "scores": _clean(scores), "smoothed": _clean(smoothed), "events": [e.to_dict() for e in events],
-        "files": files, "protocol": model.protocol,
+        "files": files, "protocol": model.protocol, "warnings": warnings_,
     }
     from vadkit.report.html import render_report
 

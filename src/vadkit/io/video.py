@@ -23,7 +23,16 @@ DEFAULT_FOLDER_FPS = 25.0
 
 
 class VideoReadError(RuntimeError):
-    """A video or frame folder could not be read. The message names the file."""
+    """A video or frame folder could not be read. The message names the file.
+
+    Attributes:
+        frames_read: for a video that broke while decoding, how many frames were decoded before the break
+            (``None`` when it could not be opened at all).
+    """
+
+    def __init__(self, message: str, frames_read: int | None = None) -> None:
+        super().__init__(message)
+        self.frames_read = frames_read
 
 
 class VideoNotFoundError(VideoReadError, FileNotFoundError):
@@ -63,12 +72,14 @@ class VideoSource(ABC):
     fps: float
     width: int
     height: int
+    warnings: list[str]
 
     def __init__(self, size: tuple[int, int] | None = None, gray: bool = False,
                  interpolation: int = cv2.INTER_AREA) -> None:
         if size is not None and (len(size) != 2 or min(size) <= 0):
             raise ValueError(f"size must be (width, height) with positive values, got {size!r}")
         self.size = None if size is None else (int(size[0]), int(size[1]))
+        self.warnings = []
         self.gray = gray
         self.interpolation = interpolation
 
@@ -109,6 +120,12 @@ class VideoSource(ABC):
     def close(self) -> None:
         """Release decoder resources (the source stays usable; it reopens on demand)."""
 
+    def truncated(self, num_frames: int) -> "VideoSource":
+        """A view of the first ``num_frames`` frames (e.g. of a file that breaks after them)."""
+        if not 0 < num_frames <= self.num_frames:
+            raise ValueError(f"{self.path}: cannot keep {num_frames} of {self.num_frames} frames")
+        return _PrefixSource(self, num_frames)
+
     def __enter__(self) -> "VideoSource":
         return self
 
@@ -136,6 +153,22 @@ class VideoSource(ABC):
         if self.gray:
             frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         return frame
+
+
+class _PrefixSource(VideoSource):
+    """The first frames of another source."""
+
+    def __init__(self, base: VideoSource, num_frames: int) -> None:
+        self.__dict__.update(base.__dict__)
+        self._base = base
+        self.num_frames = num_frames
+        self.warnings = list(base.warnings)
+
+    def _raw_frames(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        return self._base._raw_frames(start, stop)
+
+    def close(self) -> None:
+        self._base.close()
 
 
 class FrameFolderSource(VideoSource):
@@ -186,7 +219,11 @@ class PyAVSource(VideoSource):
                 rate = stream.average_rate or stream.guessed_rate or stream.base_rate
                 self.fps = float(fps) if fps else (float(rate) if rate else DEFAULT_FOLDER_FPS)
                 self._set_size(stream.codec_context.width, stream.codec_context.height)
+                declared = int(stream.frames or 0)
                 self.num_frames = self._count_frames(container)
+                if declared > self.num_frames:
+                    self.warnings.append(f"{self.path}: the file declares {declared} frames but only "
+                                         f"{self.num_frames} can be read (truncated?)")
         except VideoReadError:
             raise
         except Exception as err:  # PyAV raises many error types for broken files
@@ -223,9 +260,11 @@ class PyAVSource(VideoSource):
                 if self._position > start:
                     yield frame
         except StopIteration:
-            raise VideoReadError(f"{self.path}: ended after {self._position} frames, expected {self.num_frames}") from None
+            raise VideoReadError(f"{self.path}: ended after {self._position} frames, expected {self.num_frames}",
+                                 frames_read=self._position) from None
         except self._av.error.FFmpegError as err:
-            raise VideoReadError(f"cannot decode video {self.path} at frame {self._position}: {err}") from err
+            raise VideoReadError(f"cannot decode video {self.path} at frame {self._position}: {err}",
+                                 frames_read=self._position) from err
 
     def close(self) -> None:
         if self._container is not None:
@@ -265,7 +304,8 @@ class OpenCVSource(VideoSource):
             for index in range(stop):
                 ok, frame = capture.read()
                 if not ok:
-                    raise VideoReadError(f"{self.path}: ended after {index} frames, expected {self.num_frames}")
+                    raise VideoReadError(f"{self.path}: ended after {index} frames, expected {self.num_frames}",
+                                         frames_read=index)
                 if index >= start:
                     yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         finally:
