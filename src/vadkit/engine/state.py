@@ -1,0 +1,421 @@
+"""Training and scoring of STATE (docs/seed-systems.md §5.5-§5.8) on object cubes: one-class reconstruction.
+
+Pipeline of one video (all steps cached under ``cache_dir``, so a video is cut once):
+
+1. **boxes** per frame: ``vec`` reads precomputed VEC boxes (appearance + motion, e.g.
+   ``/work/shared/data/ucsd_ped2_boxes/ped2_{train,test}_boxes.npz``); ``motion`` computes VEC's motion boxes only
+   (:func:`~vadkit.features.objects.extract_boxes` without a detector);
+2. **flow**: OpenCV dense flow (:func:`~vadkit.features.flow.flow_for_video`);
+3. **cubes**: per box, 7 frames of 32x32 RGB patches and the matching flow (:class:`~vadkit.features.cubes.CubeStore`).
+
+How ``vec`` boxes find their video. A VEC box file holds the boxes of one split's frames in *sorted video order*,
+all videos concatenated. The detector reads the split from the item's id (``<split>/<video>``, as the engine names
+records: ``train/Train001``), opens ``boxes_dir / box_file.format(split=split)``, lists the sibling videos of the
+item's path (the sorted entries of ``item.path.parent`` that are frame folders or video files of the same kind),
+counts their frames, checks that the counts add up to the box file's frame count and cuts the list with
+:func:`~vadkit.features.objects.split_by_video`. Videos outside such a layout (an id without a split, no box file
+for the split, e.g. new videos given to ``vadkit score``) fall back to motion boxes, with a warning: precomputed
+boxes exist only for the benchmark's own videos.
+
+Training (§5.6) reads the cubes of the training videos whose motion exceeds ``min_motion`` (STATE: 0, i.e. static
+cubes are dropped), optionally a seeded random subsample of ``max_cubes`` of them, and minimises
+``raw_weight * MSE(x, x̂) + flow_weight * MSE(flow, floŵ)`` with Adam (lr 1e-3, eps 1e-7) for ``epochs`` epochs or
+until ``max_minutes`` of wall clock (a fixed rule; the last weights are kept). Then, in eval mode, the perturbed
+errors (below) of ``stats_cubes`` training cubes give the z-score statistics ``(μ_raw, σ_raw, μ_flow, σ_flow)`` and
+the lowest object score seen in training.
+
+Scoring (§5.7): every cube of the video (no motion filter) is perturbed one signed-gradient step of size ``eps``
+that lowers its error, errors are measured again, z-normalised with the training statistics and combined as
+``w_raw * z_raw + w_flow * z_flow``. A frame's score is the max over its cubes; a frame without objects gets the
+lowest object score seen on the training cubes (causal: no test statistics; STATE used -1e5, which only ranks such
+frames last, as this does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vadkit.engine.detectors import Detector, VideoItem, register_detector
+from vadkit.engine.weak import torch_threads
+from vadkit.features.cubes import CubeDataset, CubeStore
+from vadkit.features.flow import FlowSettings, flow_for_video
+from vadkit.features.objects import box_thresholds, extract_boxes, load_boxes, split_by_video
+from vadkit.features.store import safe_name
+from vadkit.models import get_model
+from vadkit.models.recon.state import perturbed_errors, state_loss
+
+BOX_SOURCES = ("vec", "motion")
+MODELS = ("state", "state_cpu")
+DEFAULT_CACHE = "~/.cache/vadkit/state"
+
+
+def _number(value, name: str) -> float:
+    """A float argument; YAML 1.1 reads ``1e-3`` (no dot) as text, so numeric text is accepted too."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def _progress(description: str, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), disable=not enabled)
+
+
+def _digest(record) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def frame_scores(frames: np.ndarray, cube_scores: np.ndarray, num_frames: int, empty: float) -> np.ndarray:
+    """Frame score = max over the frame's cubes; frames without cubes get ``empty``.
+
+    Args:
+        frames: ``(n,)`` frame index of each cube.
+        cube_scores: ``(n,)`` object scores.
+        num_frames: frames of the video.
+        empty: the score of a frame without objects.
+
+    Returns:
+        ``(num_frames,)`` float64.
+    """
+    frames = np.asarray(frames, np.int64)
+    if frames.shape != np.shape(cube_scores):
+        raise ValueError(f"got {frames.shape[0]} cube frame indices but {np.shape(cube_scores)} cube scores")
+    if frames.size and (frames.min() < 0 or frames.max() >= num_frames):
+        raise ValueError(f"cube frame indices {frames.min()}..{frames.max()} outside the video's {num_frames} frames")
+    scores = np.full(num_frames, -np.inf)
+    np.maximum.at(scores, frames, np.asarray(cube_scores, np.float64))
+    scores[np.isneginf(scores)] = empty
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The detector
+# ---------------------------------------------------------------------------------------------------------------
+@register_detector("state")
+class STATEDetector(Detector):
+    """STATE trained on the object cubes of normal videos; frame score = max object score (higher = more abnormal).
+
+    Args:
+        model: ``state_cpu`` (narrow, CPU) or ``state`` (the paper's size).
+        model_args: keyword overrides of the model (e.g. ``{hidden: [8, 16, 32], layers: 1}``).
+        boxes: ``vec`` (precomputed VEC boxes from ``boxes_dir``) or ``motion`` (motion boxes only).
+        boxes_dir: folder of the VEC box files (``vec``).
+        box_file: name of a split's box file in ``boxes_dir``; ``{split}`` is the split of the item id.
+        thresholds: box thresholds (dataset name, e.g. ``ped2``) for motion boxes.
+        flow_method, flow_preset: OpenCV flow (:class:`~vadkit.features.flow.FlowSettings`).
+        cache_dir: flow, box and cube caches (default ``~/.cache/vadkit/state``).
+        epochs: passes over the (subsampled) training cubes (paper 20).
+        max_minutes: wall-clock budget of the optimisation loop; ``None``: no budget.
+        max_cubes: a seeded random subsample of the training cubes (``None``: all).
+        min_motion: training keeps cubes whose mean Σ flow² exceeds this (STATE: 0).
+        batch_size: cubes per step (paper 128).
+        lr, adam_eps: Adam's learning rate and epsilon (paper 1e-3, 1e-7).
+        raw_weight, flow_weight: ``λ_r``, ``λ_o`` of the loss and of the perturbation objective (paper 1, 1).
+        eps: perturbation step ``ε`` (STATE's default 0.01; Avenue 0.002, ShanghaiTech 0.005); 0 = no perturbation.
+        w_raw, w_flow: weights ``w_r``, ``w_o`` of the z-scored errors in the object score.
+        stats_cubes: training cubes (seeded subsample) measured for the z-score statistics.
+        score_batch: cubes per scoring pass.
+        seed: seeds the weights, the cube subsample and the order.
+        threads: torch CPU threads during fit and score (``None``: leave it; 1 is fastest on a busy 2-core machine).
+        log_every: steps per row of the loss history.
+    """
+
+    name = "state"
+    needs = "frames"
+
+    def __init__(self, model: str = "state_cpu", model_args: dict | None = None, boxes: str = "vec",
+                 boxes_dir: str | None = None, box_file: str = "ped2_{split}_boxes.npz", thresholds: str = "ped2",
+                 flow_method: str = "dis", flow_preset: str = "medium", cache_dir: str | None = None,
+                 epochs: int = 20, max_minutes: float | None = None, max_cubes: int | None = None,
+                 min_motion: float = 0.0, batch_size: int = 64, lr: float = 1e-3, adam_eps: float = 1e-7,
+                 raw_weight: float = 1.0, flow_weight: float = 1.0, eps: float = 0.01, w_raw: float = 1.0,
+                 w_flow: float = 1.0, stats_cubes: int = 2000, score_batch: int = 64, seed: int = 0,
+                 threads: int | None = 1, log_every: int = 10) -> None:
+        numbers = {k: _number(v, k) for k, v in dict(lr=lr, adam_eps=adam_eps, raw_weight=raw_weight,
+                                                     flow_weight=flow_weight, eps=eps, w_raw=w_raw, w_flow=w_flow,
+                                                     min_motion=min_motion).items()}
+        max_minutes = None if max_minutes is None else _number(max_minutes, "max_minutes")
+        super().__init__(model=model, model_args=dict(model_args or {}), boxes=boxes, boxes_dir=boxes_dir,
+                         box_file=box_file, thresholds=thresholds, flow_method=flow_method, flow_preset=flow_preset,
+                         cache_dir=cache_dir, epochs=epochs, max_minutes=max_minutes, max_cubes=max_cubes,
+                         batch_size=batch_size, stats_cubes=stats_cubes, score_batch=score_batch, seed=seed,
+                         threads=threads, log_every=log_every, **numbers)
+        self._check_args()
+        self.flow_settings = FlowSettings(method=flow_method, preset=flow_preset)
+        torch.manual_seed(seed)
+        self.model = get_model(model, **self.args["model_args"])
+        self.stats_: dict[str, float] = {}  # mu_raw, sd_raw, mu_flow, sd_flow, empty
+        self.schedule_: dict = {}
+        self._vec_cache: dict[str, tuple[list[Path], list[list[np.ndarray]]]] = {}
+        self._warned_fallback = False
+        self._stores: dict[Path, CubeStore] = {}
+
+    def _check_args(self) -> None:
+        a = self.args
+        if a["model"] not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {a['model']!r}")
+        if a["boxes"] not in BOX_SOURCES:
+            raise ValueError(f"boxes must be one of {BOX_SOURCES}, got {a['boxes']!r}")
+        if a["boxes"] == "vec" and not a["boxes_dir"]:
+            raise ValueError("boxes='vec' needs boxes_dir, the folder of the VEC box files")
+        box_thresholds(a["thresholds"])  # raises for an unknown dataset name
+        for key in ("batch_size", "stats_cubes", "score_batch", "log_every"):
+            if a[key] < 1:
+                raise ValueError(f"{key} must be >= 1, got {a[key]}")
+        if a["epochs"] < 0:
+            raise ValueError(f"epochs must be >= 0, got {a['epochs']}")
+        if a["max_cubes"] is not None and a["max_cubes"] < 1:
+            raise ValueError(f"max_cubes must be >= 1 or None, got {a['max_cubes']}")
+        if a["max_minutes"] is not None and a["max_minutes"] <= 0:
+            raise ValueError(f"max_minutes must be positive or None, got {a['max_minutes']}")
+        if a["eps"] < 0:
+            raise ValueError(f"eps must be >= 0, got {a['eps']}")
+
+    # -- caches ---------------------------------------------------------------------------------------------------
+    @property
+    def cache_root(self) -> Path:
+        return Path(os.path.expanduser(self.args["cache_dir"] or DEFAULT_CACHE))
+
+    def _box_file(self, split: str) -> Path:
+        return Path(os.path.expanduser(self.args["boxes_dir"])) / self.args["box_file"].format(split=split)
+
+    def _store(self, source: str) -> CubeStore:
+        """The cube store of one box source; its folder name hashes what the cubes depend on."""
+        a = self.args
+        record = dict(boxes=source, thresholds=asdict(box_thresholds(a["thresholds"])),
+                      flow=asdict(self.flow_settings))
+        if source == "vec":
+            record["box_files"] = str(Path(os.path.expanduser(a["boxes_dir"])).resolve() / a["box_file"])
+        root = self.cache_root / f"cubes-{source}-{_digest(record)}"
+        if root not in self._stores:  # one instance per folder: its manifest stays current as videos are added
+            self._stores[root] = CubeStore(root)
+        return self._stores[root]
+
+    @staticmethod
+    def _video_key(item: VideoItem) -> str:
+        """A cube-store key: the item id and a hash of its resolved path and length (ids need not be unique)."""
+        return f"{safe_name(item.id)}-{_digest([str(Path(item.path).resolve()), item.num_frames])[:8]}"
+
+    # -- boxes ----------------------------------------------------------------------------------------------------
+    def _split_videos(self, split: str, folder: Path, like: Path) -> tuple[list[Path], list[list[np.ndarray]]]:
+        """The sorted videos of ``folder`` (of the same kind as ``like``) and their VEC boxes, one list per video."""
+        from vadkit.io import open_video
+
+        cache_key = f"{split}:{folder.resolve()}"
+        if cache_key not in self._vec_cache:
+            if like.is_dir():
+                videos = sorted(p for p in folder.iterdir() if p.is_dir())
+            else:
+                videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == like.suffix)
+            lengths = []
+            for video in videos:
+                with open_video(video) as source:
+                    lengths.append(source.num_frames)
+            file = self._box_file(split)
+            all_boxes = load_boxes(file)
+            if sum(lengths) != len(all_boxes):
+                raise ValueError(f"{file} holds boxes for {len(all_boxes)} frames, but the {len(videos)} sorted videos "
+                                 f"of {folder} have {sum(lengths)} frames; the box file must list the frames of "
+                                 f"exactly these videos in sorted order")
+            self._vec_cache[cache_key] = ([v.resolve() for v in videos], split_by_video(all_boxes, lengths))
+        return self._vec_cache[cache_key]
+
+    def vec_boxes(self, item: VideoItem) -> list[np.ndarray] | None:
+        """The VEC boxes of an item's frames, or ``None`` when it is not a video of a split with a box file."""
+        split = item.id.split("/", 1)[0] if "/" in item.id else None
+        if split is None or item.path is None or not self._box_file(split).is_file():
+            return None
+        path = Path(item.path).resolve()
+        videos, boxes = self._split_videos(split, path.parent, path)
+        if path not in videos:
+            return None
+        found = boxes[videos.index(path)]
+        if len(found) != item.num_frames:
+            raise ValueError(f"video {item.id}: the box file gives {len(found)} frames, the record says "
+                             f"{item.num_frames}")
+        return found
+
+    def _boxes(self, item: VideoItem) -> tuple[str, list[np.ndarray] | None]:
+        """``(source, boxes)``: VEC boxes when configured and known for this video, else motion boxes (computed in
+        :meth:`_cubes`)."""
+        if self.args["boxes"] == "vec":
+            found = self.vec_boxes(item)
+            if found is not None:
+                return "vec", found
+            if not self._warned_fallback:
+                warnings.warn(f"video {item.id}: no VEC boxes for it (not a '<split>/<video>' of a split with a box "
+                              f"file in {self.args['boxes_dir']}); using motion boxes for such videos", stacklevel=3)
+                self._warned_fallback = True
+        return "motion", None
+
+    def _cubes(self, item: VideoItem) -> tuple[CubeStore, str]:
+        """Cut (or find cached) the cubes of one video; returns its store and key."""
+        from vadkit.io import open_video
+
+        if item.path is None:
+            raise ValueError(f"video {item.id}: no path (STATE reads frames from a video file or frame folder)")
+        source_name, boxes = self._boxes(item)
+        store, key = self._store(source_name), self._video_key(item)
+        if key in store:
+            return store, key
+        with open_video(item.path) as video:
+            if video.num_frames != item.num_frames:
+                raise ValueError(f"video {item.id}: the record says {item.num_frames} frames, {item.path} has "
+                                 f"{video.num_frames}")
+            if boxes is None:
+                boxes = extract_boxes(video, self.args["thresholds"], cache_dir=self.cache_root / "boxes")
+            flow = flow_for_video(video, self.cache_root / "flow", self.flow_settings)
+            store.add_video(key, video, boxes, flow)
+        return store, key
+
+    # -- training -------------------------------------------------------------------------------------------------
+    def fit(self, train: list[VideoItem], progress: bool = True) -> "STATEDetector":
+        """Cut the training cubes, train, then measure the perturbed-error statistics on training cubes."""
+        a = self.args
+        if not train:
+            raise ValueError("STATE needs at least one training video")
+        with torch_threads(a["threads"]):
+            stores: dict[Path, tuple[CubeStore, list[str]]] = {}
+            with _progress("cutting training cubes", progress) as bar:
+                task = bar.add_task("cubes", total=len(train), info="")
+                for item in train:
+                    store, key = self._cubes(item)
+                    stores.setdefault(store.root, (store, []))[1].append(key)
+                    bar.advance(task)
+            datasets = [CubeDataset(store, keys, min_motion=a["min_motion"]) for store, keys in stores.values()]
+            pool = [(d, i) for d_index, d in enumerate(datasets) for i in range(len(d))]
+            if not pool:
+                raise ValueError(f"the training videos gave no cube with motion > {a['min_motion']}")
+            torch.manual_seed(a["seed"])
+            rng = np.random.default_rng(a["seed"])
+            chosen = np.arange(len(pool))
+            if a["max_cubes"] is not None and a["max_cubes"] < len(pool):
+                chosen = np.sort(rng.choice(len(pool), a["max_cubes"], replace=False))
+            self._train_loop(pool, chosen, rng, progress)
+            self.model.eval()
+            measured = chosen[np.sort(rng.permutation(len(chosen))[:a["stats_cubes"]])]
+            e_raw, e_flow = self._errors(pool, measured)
+            self.stats_ = {"mu_raw": float(e_raw.mean()), "sd_raw": float(e_raw.std()),
+                           "mu_flow": float(e_flow.mean()), "sd_flow": float(e_flow.std()),
+                           "training_cubes": int(len(pool)), "used_cubes": int(len(chosen)),
+                           "stats_cubes": int(len(measured))}
+            for name in ("sd_raw", "sd_flow"):
+                if not self.stats_[name] > 0:
+                    raise ValueError(f"the training errors have {name} = {self.stats_[name]}; measure more cubes "
+                                     f"(stats_cubes) to z-score with")
+            self.stats_["empty"] = float(self._combine(e_raw, e_flow).min())
+        self.fitted_ = True
+        return self
+
+    def _batch(self, pool: list, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cubes ``indices`` of the pool: raw ``(B, 21, 32, 32)`` in [0, 1], flow ``(B, 7, 2, 32, 32)``."""
+        parts, where = [], []
+        for dataset in dict.fromkeys(pool[i][0] for i in indices):  # each dataset once, in first-seen order
+            positions = [k for k, i in enumerate(indices) if pool[i][0] is dataset]
+            parts.append(dataset.batch([pool[indices[k]][1] for k in positions]))
+            where.extend(positions)
+        raw = torch.cat([p[0] for p in parts])  # (B, 21, 32, 32)
+        flow = torch.cat([p[1] for p in parts])  # (B, 7, 2, 32, 32)
+        order = torch.from_numpy(np.argsort(np.asarray(where)))
+        return raw[order], flow[order]
+
+    def _train_loop(self, pool: list, chosen: np.ndarray, rng: np.random.Generator, progress: bool) -> None:
+        a = self.args
+        steps_per_epoch = math.ceil(len(chosen) / a["batch_size"])
+        total = steps_per_epoch * a["epochs"]
+        budget = None if a["max_minutes"] is None else 60.0 * a["max_minutes"]
+        optimiser = torch.optim.Adam(self.model.parameters(), lr=a["lr"], eps=a["adam_eps"])
+        self.model.train()
+        start, running, step = time.perf_counter(), [], 0
+        with _progress(f"training {self.name}", progress) as bar:
+            task = bar.add_task("train", total=total, info="")
+            for epoch in range(a["epochs"]):
+                order = chosen[rng.permutation(len(chosen))]
+                for first in range(0, len(order), a["batch_size"]):
+                    if budget is not None and time.perf_counter() - start >= budget:
+                        self._finish(step, steps_per_epoch, total, running, start, stopped=True)
+                        return
+                    raw, flow = self._batch(pool, order[first:first + a["batch_size"]])
+                    loss = state_loss(self.model(raw), raw, flow, a["raw_weight"], a["flow_weight"])
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
+                    step += 1
+                    running.append(float(loss.detach()))
+                    if step % a["log_every"] == 0:
+                        running = self._log(step, running, start)
+                        bar.update(task, info=f"epoch {epoch + 1} loss {self.history[-1]['loss']:.5f}")
+                    bar.advance(task)
+        self._finish(step, steps_per_epoch, total, running, start, stopped=False)
+
+    def _finish(self, step: int, steps_per_epoch: int, total: int, running: list[float], start: float,
+                stopped: bool) -> None:
+        self._log(step, running, start)
+        self.schedule_ = {"steps": step, "planned_steps": total, "epochs": round(step / max(steps_per_epoch, 1), 2),
+                          "stopped_by_budget": stopped, "seconds": round(time.perf_counter() - start, 2)}
+
+    def _log(self, step: int, running: list[float], start: float) -> list[float]:
+        if running:
+            self.history.append({"step": step, "loss": float(np.mean(running)),
+                                 "seconds": round(time.perf_counter() - start, 2)})
+        return []
+
+    # -- scoring --------------------------------------------------------------------------------------------------
+    def _errors(self, pool: list, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Perturbed errors ``(E_raw, E_flow)``, each ``(n,)`` float64, of the pool's cubes ``indices``."""
+        a = self.args
+        raws, flows = [], []
+        for first in range(0, len(indices), a["score_batch"]):
+            raw, flow = self._batch(pool, indices[first:first + a["score_batch"]])
+            e_raw, e_flow = perturbed_errors(self.model, raw, flow, a["eps"], a["raw_weight"], a["flow_weight"])
+            raws.append(e_raw.double().numpy())
+            flows.append(e_flow.double().numpy())
+        if not raws:
+            return np.zeros(0), np.zeros(0)
+        return np.concatenate(raws), np.concatenate(flows)
+
+    def _combine(self, e_raw: np.ndarray, e_flow: np.ndarray) -> np.ndarray:
+        """Object scores ``w_r * (E_raw - μ_raw) / σ_raw + w_o * (E_flow - μ_flow) / σ_flow``, ``(n,)``."""
+        s, a = self.stats_, self.args
+        return (a["w_raw"] * (e_raw - s["mu_raw"]) / s["sd_raw"]
+                + a["w_flow"] * (e_flow - s["mu_flow"]) / s["sd_flow"])
+
+    def object_scores(self, item: VideoItem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every object of a video: ``(frame (n,) int32, xyxy (n, 4), score (n,))``."""
+        self._check_fitted()
+        self.model.eval()
+        with torch_threads(self.args["threads"]):
+            store, key = self._cubes(item)
+            dataset = CubeDataset(store, [key], min_motion=None)
+            pool = [(dataset, i) for i in range(len(dataset))]
+            e_raw, e_flow = self._errors(pool, np.arange(len(pool)))
+        return dataset.index.frame, dataset.index.xyxy, self._combine(e_raw, e_flow)
+
+    def score(self, item: VideoItem) -> np.ndarray:
+        """``(num_frames,)`` frame scores: max object score per frame; frames without objects get the lowest
+        object score seen on the training cubes."""
+        frames, _, scores = self.object_scores(item)
+        return frame_scores(frames, scores, item.num_frames, self.stats_["empty"])
+
+    # -- persistence ----------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "stats": dict(self.stats_), "schedule": dict(self.schedule_)}
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+        self.stats_ = dict(state["stats"])
+        self.schedule_ = dict(state.get("schedule", {}))
