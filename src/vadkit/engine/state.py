@@ -340,6 +340,7 @@ class STATEDetector(Detector):
         optimiser = torch.optim.Adam(self.model.parameters(), lr=a["lr"], eps=a["adam_eps"])
         self.model.train()
         start, running, step = time.perf_counter(), [], 0
+        self._seen = 0
         with _progress(f"training {self.name}", progress) as bar:
             task = bar.add_task("train", total=total, info="")
             for epoch in range(a["epochs"]):
@@ -354,6 +355,7 @@ class STATEDetector(Detector):
                     loss.backward()
                     optimiser.step()
                     step += 1
+                    self._seen += len(raw)
                     running.append(float(loss.detach()))
                     if step % a["log_every"] == 0:
                         running = self._log(step, running, start)
@@ -365,7 +367,8 @@ class STATEDetector(Detector):
                 stopped: bool) -> None:
         self._log(step, running, start)
         self.schedule_ = {"steps": step, "planned_steps": total, "epochs": round(step / max(steps_per_epoch, 1), 2),
-                          "stopped_by_budget": stopped, "seconds": round(time.perf_counter() - start, 2)}
+                          "cubes": self._seen, "stopped_by_budget": stopped,
+                          "seconds": round(time.perf_counter() - start, 2)}
 
     def _log(self, step: int, running: list[float], start: float) -> list[float]:
         if running:
