@@ -124,9 +124,13 @@ def extract_command(
                 return
             videos = [(record_key(r), r.path) for r in records]
         else:
-            videos = [(p.stem if p.is_file() else p.name, p) for p in video]
+            from vadkit.inference import unique_names
+
+            videos = list(zip(unique_names(list(video)), video))  # a/clip.mp4 and b/clip.mp4 keep apart
         extractor = SnippetExtractor(settings, weights=weights, batch_size=batch_size)
         report = extract_videos(videos, out, extractor, progress=True)
+    except typer.Exit:
+        raise
     except (ValueError, VideoReadError, FileNotFoundError, RuntimeError) as err:
         fail(str(err))
         return
@@ -169,7 +173,7 @@ def train_command(
     try:
         cfg = load_config(config, overrides or [])
         run = train(cfg, progress=not as_json, run_dir=run_dir)
-    except (ConfigError, ValueError, FileNotFoundError, KeyError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, KeyError, RuntimeError, OSError) as err:
         fail(str(err).strip("'\""))
         return
     metrics = run.read_json("metrics.json")
@@ -190,6 +194,8 @@ def evaluate_command(
     """Evaluate a run: micro/macro AUC, AP, EER, false-alarm rates (and video accuracy for classifiers)."""
     from vadkit.engine.train import evaluate_run
 
+    if overrides and not seeds:
+        fail("--set only applies with --seeds (a finished run is evaluated with its own config)")
     try:
         if seeds:
             from vadkit.engine.repeat import repeat_over_seeds
@@ -197,7 +203,7 @@ def evaluate_command(
             metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json, overrides=overrides or [])
         else:
             metrics = evaluate_run(run_dir, progress=not as_json)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError, OSError) as err:
         fail(str(err).strip("'\""))
         return
     if as_json:

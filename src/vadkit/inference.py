@@ -176,7 +176,8 @@ def resolve_model(name_or_path: str | Path) -> LoadedModel:
     protocol, crops, store_settings = dict(sidecar.get("protocol", {})), sidecar.get("crops", "mean"), None
     if run_dir is not None:
         protocol, crops, store_settings = _run_context(run_dir)
-    extraction = detector.args.get("extraction") or sidecar.get("extraction") or store_settings
+    extraction = (getattr(detector, "extraction_", None) or detector.args.get("extraction") or sidecar.get("extraction")
+                  or store_settings)
     trained_on = (detector.args.get("trained_on") or sidecar.get("trained_on")
                   or " ".join(str(protocol.get(k, "")) for k in ("dataset", "split")).strip())
     return LoadedModel(detector=detector, source=source, run_dir=run_dir, protocol=protocol, trained_on=trained_on,
@@ -387,7 +388,8 @@ def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | 
     """
     start = time.perf_counter()
     if isinstance(model, Detector):
-        model = LoadedModel(detector=model, source=type(model).__name__, extraction=model.args.get("extraction"))
+        model = LoadedModel(detector=model, source=type(model).__name__,
+                            extraction=getattr(model, "extraction_", None) or model.args.get("extraction"))
     out_dir = Path(out_dir)
     name = name or out_dir.name
     _prepare_folder(out_dir)

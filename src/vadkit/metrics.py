@@ -122,6 +122,8 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC points ``(fpr, tpr, thresholds)``, one per distinct score, starting at (0, 0) with threshold +inf."""
     scores, labels = _check_binary(scores, labels)
+    if scores.size == 0:
+        raise ValueError("no frames to draw a ROC curve from")
     order = np.argsort(-scores, kind="mergesort")
     scores, labels = scores[order], labels[order]
     last_of_run = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]  # index of the last item of each tie run
@@ -154,6 +156,8 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
     """The error rate where the false-positive rate equals the false-negative rate (linear interpolation on the ROC)."""
+    if np.asarray(scores).size == 0:
+        return float("nan")
     fpr, tpr, _ = roc_curve(scores, labels)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return float("nan")

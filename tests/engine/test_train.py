@@ -90,6 +90,13 @@ def test_cli_train_with_overrides_and_seed_repeats(setup, tmp_path):
 def test_bad_configs_name_the_problem(tmp_path):
     with pytest.raises(ConfigError, match="unknown keys"):
         config_from_dict({"detector": "arnet", "data": {"datset": "x"}})
+    with pytest.raises(ConfigError, match=r"seed: expected int, found 'abc'"):
+        config_from_dict({"detector": "arnet", "seed": "abc"})
+    with pytest.raises(ConfigError, match=r"smoothing: expected float \| None, found 'x'"):
+        config_from_dict({"detector": "arnet", "eval": {"smoothing": "x"}})
+    with pytest.raises(ConfigError, match=r"tail must be one of"):
+        config_from_dict({"detector": "arnet", "eval": {"tail": "cut"}})
+    assert config_from_dict({"detector": "arnet", "eval": {"threshold": "1e-3"}}).eval.threshold == 1e-3
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "none.yaml")
     bad = tmp_path / "bad.yaml"

@@ -82,24 +82,64 @@ class RunConfig:
                 "output": self.output, "name": self.name}
 
 
-def _build(cls, values: Mapping[str, Any], where: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
+CHOICES = {
+    ("data", "split"): ("official", "lad2000"),
+    ("data", "crops"): ("mean", "first"),
+    ("eval", "tail"): ("extend", "drop"),
+    ("eval", "normalisation"): ("none", "train-zscore", "per-video-minmax"),
+}
+
+
+def _coerce(value: Any, annotation: str, where: str) -> Any:
+    """Check ``value`` against a field's annotation (``int``, ``float``, ``str``, ``dict``, ``X | None``)."""
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise ConfigError(f"{where}: expected {annotation}, found nothing (null)")
+    if "float" in kinds and isinstance(value, str):
+        try:
+            return float(value)  # YAML reads 1e-3 (no dot) as text
+        except ValueError:
+            pass
+    checks = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "str": lambda v: isinstance(v, str), "dict": lambda v: isinstance(v, dict)}
+    if any(checks[k](value) for k in kinds if k in checks):
+        return float(value) if kinds[0] == "float" else value
+    raise ConfigError(f"{where}: expected {annotation}, found {value!r} ({type(value).__name__})")
+
+
+def _build(cls, values: Any, where: str, section: str = ""):
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys, found {values!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}; expected some of {sorted(known)}")
-    return cls(**values)
+    checked = {}
+    for key, value in values.items():
+        annotation = known[key].type
+        if key in ("data", "eval") and not section:
+            checked[key] = value  # built separately
+            continue
+        checked[key] = _coerce(value, annotation, f"{where}: {key}")
+        choices = CHOICES.get((section, key))
+        if choices and checked[key] not in choices:
+            raise ConfigError(f"{where}: {key} must be one of {choices}, found {checked[key]!r}")
+    return cls(**checked)
 
 
 def config_from_dict(raw: Mapping[str, Any], where: str = "config") -> RunConfig:
     if not isinstance(raw, Mapping) or "detector" not in raw:
         raise ConfigError(f"{where}: expected a mapping with a 'detector' key")
     raw = dict(raw)
-    data = _build(DataConfig, raw.pop("data", {}) or {}, f"{where}: data")
-    evaluation = _build(EvalConfig, raw.pop("eval", {}) or {}, f"{where}: eval")
+    data = _build(DataConfig, raw.pop("data", None) or {}, f"{where}: data", "data")
+    evaluation = _build(EvalConfig, raw.pop("eval", None) or {}, f"{where}: eval", "eval")
     config = _build(RunConfig, raw, where)
     config.data, config.eval = data, evaluation
-    if not isinstance(config.detector_args, dict):
-        raise ConfigError(f"{where}: detector_args must be a mapping, got {type(config.detector_args).__name__}")
+    if "seed" in config.detector_args:
+        raise ConfigError(f"{where}: give the seed once, as the top-level 'seed' (found detector_args.seed too)")
     return config
 
 

@@ -77,6 +77,7 @@ class Detector(ABC):
         self.args = args
         self.fitted_ = False
         self.history: list[dict] = []
+        self.extraction_: dict | None = None  # feature settings of the training data (feature detectors)
 
     @abstractmethod
     def fit(self, train: list[VideoItem], progress: bool = True) -> "Detector":
@@ -102,7 +103,8 @@ class Detector(ABC):
         from vadkit.features.store import atomic_write_bytes
 
         buffer = io.BytesIO()
-        torch.save({"detector": self.name, "args": self.args, "state": self.state(), "history": self.history}, buffer)
+        torch.save({"detector": self.name, "args": self.args, "state": self.state(), "history": self.history,
+                    "extraction": self.extraction_}, buffer)
         atomic_write_bytes(Path(path), buffer.getvalue())
 
 
@@ -122,12 +124,18 @@ def load_detector(path: str | Path) -> Detector:
         path = path / "model.pt"
     if not path.is_file():
         raise FileNotFoundError(f"no saved detector at {path}")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    # A detector file holds its constructor arguments and fitted state as Python objects: load only files you
+    # trust (your own runs, the bundled models), as with any pickle.
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise ValueError(f"{path} is not a vadkit detector file ({type(err).__name__}: {err})") from err
     if not isinstance(saved, dict) or "detector" not in saved:
-        raise ValueError(f"{path} is not a vadkit detector file")
+        raise ValueError(f"{path} is not a vadkit detector file (no 'detector' entry)")
     detector = build_detector(saved["detector"], **saved["args"])
     detector.load_state(saved["state"])
     detector.history = saved.get("history", [])
+    detector.extraction_ = saved.get("extraction")
     detector.fitted_ = True
     return detector
 

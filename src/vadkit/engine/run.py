@@ -52,6 +52,15 @@ class RunDir:
         path.mkdir(parents=True)
         return cls(path)
 
+    def clear(self) -> None:
+        """Remove the results of an earlier run in this folder (metrics first, so it never reads as finished)."""
+        import shutil
+
+        for name in ("metrics.json", "summary.json", "protocol.json", "model.pt", "curves.csv", "training.png",
+                     "roc.png", "confusion.png", "split.json", "config.yaml"):
+            (self.path / name).unlink(missing_ok=True)
+        shutil.rmtree(self.path / "scores", ignore_errors=True)
+
     def exists(self) -> bool:
         return (self.path / "config.yaml").is_file()
 

@@ -115,6 +115,19 @@ def postprocess(scores: np.ndarray, config: RunConfig) -> np.ndarray:
     return gaussian_smooth(scores, config.eval.smoothing)
 
 
+def check_scores(scores: np.ndarray, video_id: str) -> None:
+    """Only a trailing run of NaN (a dropped tail) may lack a score; anything else is a detector failure."""
+    bad = ~np.isfinite(scores)
+    if not bad.any():
+        return
+    first = int(np.flatnonzero(bad)[0])
+    if np.isnan(scores[first:]).all():
+        return
+    where = np.flatnonzero(bad)
+    raise RuntimeError(f"video {video_id}: {where.size} non-finite frame scores (first at frame {first}) that are not "
+                       f"a dropped tail; the detector diverged or failed")
+
+
 def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store=None) -> ProtocolCard:
     features = "raw frames"
     if store is not None:
@@ -127,7 +140,8 @@ def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store
                         method=detector.name + (f": {detector.args['model']}" if detector.args.get("model") else ""),
                         features=features,
                         tail_policy=detector.args.get("tail", config.eval.tail), smoothing=config.eval.smoothing,
-                        normalisation=config.eval.normalisation, seed=config.seed,
+                        normalisation=(config.eval.normalisation if config.eval.normalisation != "none"
+                                       else detector.args.get("normalisation", "none")), seed=config.seed,
                         model_selection="fixed schedule, last weights (no test-set selection)")
 
 
@@ -144,6 +158,7 @@ def score_test(detector: Detector, test: list[VideoItem], config: RunConfig, run
             s = postprocess(detector.score(item), config)
             if s.shape != (item.num_frames,):
                 raise RuntimeError(f"{detector.name} gave {s.shape} scores for {item.id} with {item.num_frames} frames")
+            check_scores(s, item.id)
             scores[item.id], labels[item.id] = s, np.asarray(item.frame_labels)
             if run is not None:
                 run.write_scores(item.id, s)
@@ -180,17 +195,20 @@ def evaluate_detector(detector: Detector, test: list[VideoItem], config: RunConf
 def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None = None) -> RunDir:
     """Train the config's detector, score the test split once, write the run folder. Returns it."""
     seed_everything(config.seed)
+    detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args})  # bad args fail here
     train_records, test_records, split_info = split_records(config)
+    if detector.needs == "features" and not config.data.features:
+        raise ValueError(f"detector {config.detector!r} reads snippet features: set data.features to a store folder")
     run = RunDir(run_dir) if run_dir else RunDir.create(config.output, config.name or f"{config.detector}-{config.data.dataset}")
     run.path.mkdir(parents=True, exist_ok=True)
+    run.clear()  # a reused folder never shows old numbers beside a new config
     run.write_config(config.to_dict())
     run.write_json("split.json", split_info)
-    detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args})
     store = None
     if detector.needs == "features":
-        if not config.data.features:
-            raise ValueError(f"detector {config.detector!r} reads snippet features: set data.features to a store folder")
         store = ensure_features(train_records + test_records, config.data.features, progress)
+        # the detector carries how its features were made, so `vadkit score` extracts new videos the same way
+        detector.extraction_ = dict(store.settings)
     class_names = _class_names(config)
     train_items = make_items(train_records, store, config.data.crops, class_names)
     test_items = make_items(test_records, store, config.data.crops, class_names)
