@@ -77,6 +77,7 @@ def fit_normal_command(
     metric: str = typer.Option("cosine", "--metric", help="cosine or euclidean"),
     holdout: float = typer.Option(0.2, "--holdout", help="share of the videos held out to calibrate the threshold"),
     seed: int = typer.Option(0, "--seed", help="seed of the holdout split"),
+    dataset: str = typer.Option("user footage", "--dataset", help="what the footage is, for the protocol card"),
     features: Optional[Path] = typer.Option(None, "--features", help="feature store to reuse (default RUN_DIR/features)"),
     batch_size: int = typer.Option(4, "--batch-size", help="snippets per I3D forward pass"),
     as_json: bool = typer.Option(False, "--json", help="print the calibration as JSON"),
@@ -88,7 +89,7 @@ def fit_normal_command(
 
     try:
         run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
-                         features_dir=features, batch_size=batch_size, progress=not as_json)
+                         features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset)
     except (FileNotFoundError, ValueError, StoreMismatchError, VideoReadError, RuntimeError) as err:
         _fail(str(err).strip("'\""))
         return

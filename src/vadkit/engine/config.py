@@ -83,7 +83,7 @@ class RunConfig:
 
 
 CHOICES = {
-    ("data", "split"): ("official", "lad2000"),
+    ("data", "split"): ("official", "lad2000", "fit-normal"),
     ("data", "crops"): ("mean", "first"),
     ("eval", "tail"): ("extend", "drop"),
     ("eval", "normalisation"): ("none", "train-zscore", "per-video-minmax"),
