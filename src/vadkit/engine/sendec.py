@@ -92,6 +92,14 @@ def frame_errors(clips: torch.Tensor, reconstruction: torch.Tensor) -> torch.Ten
     return (clips - reconstruction).pow(2).mean(dim=(1, 3, 4))
 
 
+def _number(value, name: str) -> float:
+    """A float argument; YAML 1.1 reads ``1e-8`` (no dot) as text, so numeric text is accepted too."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
 def _progress(description: str, enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -140,6 +148,8 @@ class SEnDecDetector(Detector):
                  clip_stride: int | None = None, bn_clips: int = 256, score_stride: int = 1, score_batch: int = 8,
                  normalisation: str = "train-zscore", seed: int = 0, threads: int | None = None,
                  log_every: int = 10) -> None:
+        lr, rho, eps, dropout = (_number(v, k) for k, v in (("lr", lr), ("rho", rho), ("eps", eps), ("dropout", dropout)))
+        max_minutes = None if max_minutes is None else _number(max_minutes, "max_minutes")
         super().__init__(clip_length=clip_length, height=height, width=width, in_channels=in_channels,
                          dropout=dropout, optimizer=optimizer, lr=lr, rho=rho, eps=eps, batch_size=batch_size,
                          epochs=epochs, max_minutes=max_minutes, clip_stride=clip_stride, bn_clips=bn_clips,
