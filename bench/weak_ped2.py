@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--steps", type=int, default=None, help="override the configs' training steps")
     parser.add_argument("--output", default="runs/bench-weak")
+    parser.add_argument("--set", action="append", default=[], help="extra config override, e.g. detector_args.lr=3e-4")
     args = parser.parse_args()
     os.chdir(ROOT)
     data = os.environ.get("VADKIT_DATA")
@@ -45,9 +46,9 @@ def main() -> None:
             overrides.append(f"data.root={Path(data) / 'ucsd_ped2'}")
         if args.steps:
             overrides.append(f"detector_args.steps={args.steps}")
-        summary = repeat_over_seeds(config, args.seeds, progress=False, overrides=overrides)
+        summary = repeat_over_seeds(config, args.seeds, progress=False, overrides=overrides + args.set)
         train_s = [json.loads((Path(r) / "metrics.json").read_text())["train_seconds"] for r in summary["runs"]]
-        row = {"method": method, "config": config, "seeds": args.seeds,
+        row = {"method": method, "config": config, "seeds": args.seeds, "overrides": args.set + ([f"steps={args.steps}"] if args.steps else []),
                **{f"{k}_mean": round(v["mean"], 4) for k, v in summary["summary"].items()},
                **{f"{k}_std": round(v["std"], 4) for k, v in summary["summary"].items()},
                "train_s_mean": round(sum(train_s) / len(train_s), 1)}
