@@ -156,8 +156,19 @@ def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(text)
+        node[parts[-1]] = _parse_value(text)
     return raw
+
+
+def _parse_value(text: str) -> Any:
+    """YAML, except that ``3e-4`` is a number (YAML 1.1 reads a float without a dot as text)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:

@@ -113,6 +113,8 @@ class _TorchDetector(Detector):
         super().__init__(model=model, model_args=dict(model_args or {}), steps=steps, lr=lr,
                          weight_decay=weight_decay, per_class=per_class, seed=seed, log_every=log_every,
                          threads=threads, **extra)
+        lr, weight_decay = float(lr), float(weight_decay)  # YAML may hand "1e-4" over as text
+        self.args.update(lr=lr, weight_decay=weight_decay)
         if steps < 0 or per_class < 1:
             raise ValueError(f"steps must be >= 0 and per_class >= 1, got {steps} and {per_class}")
         self.model = get_model(model, **self.args["model_args"])
