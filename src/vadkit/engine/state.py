@@ -296,7 +296,7 @@ class STATEDetector(Detector):
                     stores.setdefault(store.root, (store, []))[1].append(key)
                     bar.advance(task)
             datasets = [CubeDataset(store, keys, min_motion=a["min_motion"]) for store, keys in stores.values()]
-            pool = [(d, i) for d_index, d in enumerate(datasets) for i in range(len(d))]
+            pool = [(d, i) for d in datasets for i in range(len(d))]  # (dataset, row) of every training cube
             if not pool:
                 raise ValueError(f"the training videos gave no cube with motion > {a['min_motion']}")
             torch.manual_seed(a["seed"])
