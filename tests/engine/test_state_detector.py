@@ -15,6 +15,7 @@ import torch
 from vadkit.engine.config import load_config
 from vadkit.engine.detectors import NotFittedError, VideoItem, build_detector, load_detector
 from vadkit.engine.state import frame_scores
+from vadkit.engine.weak import torch_threads
 from vadkit.features.objects import save_boxes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,9 +103,9 @@ def test_end_to_end_fit_score_save_load(videos, tmp_path):
     assert loaded.stats_ == stats and loaded.history == detector.history
 
     # training statistics are what they say: the perturbed errors of training cubes, z-scored to mean 0
-    train_objects = np.concatenate([detector.object_scores(v)[2] for v in train])
-    assert stats["stats_cubes"] == min(64, stats["used_cubes"])
-    assert abs(train_objects.mean()) < 1.0
+    train_objects = detector.object_scores(train[0])[2]
+    assert stats["stats_cubes"] == min(64, stats["used_cubes"]) and stats["empty"] <= train_objects.min() + 1e-4
+    assert abs(train_objects.mean()) < 1.5
 
 
 def test_max_cubes_subsamples_training(videos, tmp_path):
@@ -162,13 +163,14 @@ def test_full_config_is_the_paper_size():
     assert model.hidden == (32, 64, 128) and config.detector_args["model"] == "state"
     assert 2.5e6 < params < 2.6e6, params
     assert config.detector_args["batch_size"] == 128 and config.detector_args["epochs"] == 20
-    raw, flow = torch.rand(2, 21, 32, 32), torch.randn(2, 7, 2, 32, 32)
-    out = model(raw)
-    assert out.raw.shape == (2, 7, 3, 32, 32) and out.flow.shape == (2, 7, 2, 32, 32)
+    raw, flow = torch.rand(1, 21, 32, 32), torch.randn(1, 7, 2, 32, 32)  # one cube: the shapes are the point
+    with torch_threads(1), torch.no_grad():
+        out = model(raw)
+    assert out.raw.shape == (1, 7, 3, 32, 32) and out.flow.shape == (1, 7, 2, 32, 32)
     detector.stats_ = {"mu_raw": 0.0, "sd_raw": 1.0, "mu_flow": 0.0, "sd_flow": 1.0, "empty": -1.0}
-    pool = [(_Pair(raw, flow), i) for i in range(2)]
-    e_raw, e_flow = detector._errors(pool, np.arange(2))
-    assert e_raw.shape == (2,) and e_flow.shape == (2,) and np.isfinite(detector._combine(e_raw, e_flow)).all()
+    with torch_threads(1):
+        e_raw, e_flow = detector._errors([(_Pair(raw, flow), 0)], np.arange(1))
+    assert e_raw.shape == (1,) and e_flow.shape == (1,) and np.isfinite(detector._combine(e_raw, e_flow)).all()
 
 
 class _Pair:
@@ -200,7 +202,7 @@ def test_engine_trains_and_evaluates_a_run(tmp_path):
     from vadkit.engine.train import evaluate_run, train
 
     root, rng = tmp_path / "data", np.random.default_rng(3)
-    for i in range(4):
+    for i in range(3):
         write_video(root / "train" / "normal" / f"n{i}", rng, n=16)
     write_video(root / "test" / "normal" / "t0", rng, n=16)
     write_abnormal(root / "test" / "abnormal" / "t1", rng)
