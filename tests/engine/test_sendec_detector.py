@@ -13,7 +13,7 @@ import torch
 
 from vadkit.engine.config import config_from_dict, load_config
 from vadkit.engine.detectors import NotFittedError, VideoItem, build_detector, load_detector
-from vadkit.engine.sendec import sliding_windows, training_clips, window_starts
+from vadkit.engine.sendec import pool_error_maps, sliding_windows, training_clips, window_starts
 from vadkit.metrics import roc_auc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,6 +113,17 @@ def test_sliding_windows_stream_the_right_frames(stride):
     assert pulled == list(range(11))  # each frame decoded once
 
 
+def test_patch_max_finds_a_local_error_the_mean_dilutes():
+    maps = torch.zeros(1, 2, 32, 32)  # (B, T, H, W)
+    maps[0, 0, 4:12, 20:28] = 1.0  # frame 0: one 8x8 square of error
+    maps[0, 1] = 0.1  # frame 1: a little error everywhere
+    mean = pool_error_maps(maps, "mean")
+    assert torch.allclose(mean, torch.tensor([[64 / 1024, 0.1]]))
+    assert torch.allclose(pool_error_maps(maps, "patch-max", patch=8), torch.tensor([[1.0, 0.1]]))
+    with pytest.raises(ValueError, match="pooling"):
+        pool_error_maps(maps, "median")
+
+
 def test_sliding_windows_report_a_short_video():
     with pytest.raises(ValueError, match="ended after 5 frames, expected 8"):
         list(sliding_windows(iter(np.zeros((5, 2, 2, 1), np.uint8)), 8, 4, 1))
@@ -174,6 +185,21 @@ def test_contract_shapes_persistence_and_short_videos(videos, trained, tmp_path)
         trained.score(VideoItem(id="wrong", num_frames=20, path=test[0].path))
 
 
+def test_pixel_normalised_patch_max_scoring_is_causal_and_saved(videos, trained, tmp_path):
+    train, test = videos
+    detector = small_detector(pooling="patch-max", patch=8, pixel_normalisation=True)
+    detector.model.load_state_dict(trained.model.state_dict())
+    detector.args["epochs"] = 0  # the trained weights; fit only measures the training statistics
+    detector.fit(train, progress=False)
+    assert detector.pixel_mean_.shape == detector.pixel_std_.shape == (SIZE, SIZE)
+    pooled = np.concatenate([detector.score(v) for v in train])
+    assert abs(pooled.mean()) < 1e-6 and abs(pooled.std() - 1.0) < 1e-6  # z-scored on the training frames
+    assert pooled_auc(detector, test) > 0.8
+    detector.save(tmp_path / "model.pt")
+    again = load_detector(tmp_path / "model.pt")
+    assert np.allclose(again.score(test[0]), detector.score(test[0]))
+
+
 def test_time_budget_stops_training_at_a_step_boundary(videos):
     train, _ = videos
     start = time.perf_counter()
@@ -189,6 +215,7 @@ def test_time_budget_stops_training_at_a_step_boundary(videos):
     (dict(normalisation="per-video-minmax"), "eval.normalisation"),
     (dict(max_minutes=0), "max_minutes"),
     (dict(score_stride=5), "every frame is scored"),
+    (dict(pooling="patch-max", patch=64), "must fit"),
 ])
 def test_bad_arguments_are_named(bad, match):
     with pytest.raises(ValueError, match=match):

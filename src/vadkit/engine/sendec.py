@@ -21,12 +21,15 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vadkit.engine.detectors import Detector, VideoItem, register_detector
 from vadkit.models.recon.sendec import SEnDec
 from vadkit.scoring import zscore
 
 OPTIMIZERS = ("adadelta", "adam")
+POOLINGS = ("mean", "patch-max")
+PIXEL_STD_FLOOR = 1e-6  # smallest per-pixel error standard deviation (a pixel never wrong in training)
 DETECTOR_NORMALISATIONS = ("train-zscore", "none")
 SIZE_MULTIPLE = 16  # sEnDec halves the resolution four times
 
@@ -87,9 +90,22 @@ def to_clip_tensor(clips: np.ndarray) -> torch.Tensor:
     return x.permute(0, 4, 1, 2, 3).contiguous()  # (B, C, T, H, W)
 
 
-def frame_errors(clips: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
-    """``(B, C, T, H, W)`` twice -> ``(B, T)``: mean squared error of each frame over channels and pixels."""
-    return (clips - reconstruction).pow(2).mean(dim=(1, 3, 4))
+def pool_error_maps(maps: torch.Tensor, pooling: str = "mean", patch: int = 16) -> torch.Tensor:
+    """``(B, T, H, W)`` per-pixel errors -> ``(B, T)`` frame errors.
+
+    ``mean``: the mean over pixels (with channel-averaged maps: the mean squared error over channels and pixels).
+    ``patch-max``: the largest mean over ``patch x patch`` squares placed ``patch // 2`` apart (a local anomaly is
+    not diluted by the rest of the frame).
+    """
+    if pooling == "mean":
+        return maps.mean(dim=(2, 3))
+    if pooling != "patch-max":
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    b, t, h, w = maps.shape
+    if patch > min(h, w):
+        raise ValueError(f"patch {patch} is larger than the {h}x{w} frames")
+    local = F.avg_pool2d(maps.reshape(b * t, 1, h, w), patch, stride=max(1, patch // 2))  # (B*T, 1, h', w')
+    return local.amax(dim=(1, 2, 3)).reshape(b, t)
 
 
 def _number(value, name: str) -> float:
@@ -132,6 +148,12 @@ class SEnDecDetector(Detector):
             this many training clips (0: keep the running averages of training, Keras momentum 0.99).
         score_stride: frames between scoring windows (1 = every window; overlapping windows are averaged per frame).
         score_batch: windows per forward pass when scoring.
+        pooling: how a frame's error map becomes one number: ``mean`` (the mean squared error over channels and
+            pixels, docs/seed-systems.md §4.5) or ``patch-max`` (the largest ``patch x patch`` mean).
+        patch: side of the ``patch-max`` squares, in pixels of the resized frames.
+        pixel_normalisation: before pooling, z-score each pixel's error with that pixel's error mean and standard
+            deviation over the training frames (causal; places that are always hard, such as textured background,
+            stop dominating the frame error).
         normalisation: ``train-zscore`` (causal: training-set mean and std of the frame errors) or ``none``
             (raw error). Per-video min-max is the engine's ``eval.normalisation``.
         seed: seeds the weights, the clip order and dropout.
@@ -146,6 +168,7 @@ class SEnDecDetector(Detector):
                  dropout: float = 0.5, optimizer: str = "adadelta", lr: float = 1e-3, rho: float = 0.95,
                  eps: float = 1e-7, batch_size: int = 16, epochs: int = 50, max_minutes: float | None = None,
                  clip_stride: int | None = None, bn_clips: int = 256, score_stride: int = 1, score_batch: int = 8,
+                 pooling: str = "mean", patch: int = 16, pixel_normalisation: bool = False,
                  normalisation: str = "train-zscore", seed: int = 0, threads: int | None = None,
                  log_every: int = 10) -> None:
         lr, rho, eps, dropout = (_number(v, k) for k, v in (("lr", lr), ("rho", rho), ("eps", eps), ("dropout", dropout)))
@@ -153,7 +176,8 @@ class SEnDecDetector(Detector):
         super().__init__(clip_length=clip_length, height=height, width=width, in_channels=in_channels,
                          dropout=dropout, optimizer=optimizer, lr=lr, rho=rho, eps=eps, batch_size=batch_size,
                          epochs=epochs, max_minutes=max_minutes, clip_stride=clip_stride, bn_clips=bn_clips,
-                         score_stride=score_stride, score_batch=score_batch, normalisation=normalisation, seed=seed,
+                         score_stride=score_stride, score_batch=score_batch, pooling=pooling, patch=patch,
+                         pixel_normalisation=bool(pixel_normalisation), normalisation=normalisation, seed=seed,
                          threads=threads, log_every=log_every)
         self._check_args()
         torch.manual_seed(seed)
@@ -161,6 +185,7 @@ class SEnDecDetector(Detector):
         self.train_mean_: float | None = None
         self.train_std_: float | None = None
         self.schedule_: dict = {}  # steps run, epochs reached, whether the time budget stopped training
+        self._set_pixel_statistics(None, None)  # (H, W) per-pixel training error mean / std (pixel_normalisation)
 
     def _check_args(self) -> None:
         a = self.args
@@ -169,7 +194,7 @@ class SEnDecDetector(Detector):
                              f"got {a['height']}x{a['width']} (e.g. 240x320 or 64x96)")
         if a["in_channels"] not in (1, 3):
             raise ValueError(f"in_channels must be 1 (gray) or 3 (RGB), got {a['in_channels']}")
-        for key in ("clip_length", "batch_size", "score_stride", "score_batch", "log_every"):
+        for key in ("clip_length", "batch_size", "score_stride", "score_batch", "patch", "log_every"):
             if a[key] < 1:
                 raise ValueError(f"{key} must be >= 1, got {a[key]}")
         if a["score_stride"] > a["clip_length"]:
@@ -183,6 +208,10 @@ class SEnDecDetector(Detector):
             raise ValueError(f"max_minutes must be positive or None, got {a['max_minutes']}")
         if a["optimizer"] not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {a['optimizer']!r}")
+        if a["pooling"] not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {a['pooling']!r}")
+        if a["pooling"] == "patch-max" and a["patch"] > min(a["height"], a["width"]):
+            raise ValueError(f"patch ({a['patch']}) must fit in the {a['height']}x{a['width']} frames")
         if a["normalisation"] not in DETECTOR_NORMALISATIONS:
             raise ValueError(f"normalisation must be one of {DETECTOR_NORMALISATIONS} (per-video min-max is "
                              f"eval.normalisation), got {a['normalisation']!r}")
@@ -238,7 +267,9 @@ class SEnDecDetector(Detector):
         if a["bn_clips"]:
             self._recalibrate_batch_norm(videos, clips, rng)
         self.model.eval()
-        errors = np.concatenate([self._frame_errors(iter(v), v.shape[0], progress=False) for v in videos])
+        if a["pixel_normalisation"]:
+            self._set_pixel_statistics(*self._pixel_statistics(videos))
+        errors = np.concatenate([self._frame_errors(iter(v), v.shape[0]) for v in videos])
         self.train_mean_, self.train_std_ = float(errors.mean()), float(errors.std())
         self.fitted_ = True
         return self
@@ -303,35 +334,67 @@ class SEnDecDetector(Detector):
         return []
 
     # -- scoring --------------------------------------------------------------------------------------------------
-    @torch.inference_mode()
-    def _frame_errors(self, frames: Iterable[np.ndarray], num_frames: int, progress: bool = False) -> np.ndarray:
-        """``(num_frames,)`` raw reconstruction errors: per window and frame ``mean (x - x̂)²``, averaged over the
-        windows containing the frame."""
+    def _error_maps(self, frames: Iterable[np.ndarray], num_frames: int) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Stream ``(starts, maps)`` per batch of windows: ``maps (B, T, H, W)`` = ``(x - x̂)²`` averaged over
+        channels, window ``i`` covering frames ``starts[i] … starts[i] + T - 1``."""
         a = self.args
-        total = np.zeros(num_frames, dtype=np.float64)
-        count = np.zeros(num_frames, dtype=np.int64)
         pending: list[tuple[int, np.ndarray]] = []
-
-        def flush() -> None:
-            x = to_clip_tensor(np.stack([clip for _, clip in pending]))  # (B, C, T, H, W)
-            errors = frame_errors(x, self.model(x)).double().numpy()  # (B, T)
-            for (start, _), row in zip(pending, errors):
-                total[start:start + row.size] += row
-                count[start:start + row.size] += 1
-            pending.clear()
-
-        for start, clip in sliding_windows(frames, num_frames, a["clip_length"], a["score_stride"]):
+        windows = sliding_windows(frames, num_frames, a["clip_length"], a["score_stride"])
+        for start, clip in windows:
             pending.append((start, clip))
             if len(pending) == a["score_batch"]:
-                flush()
+                yield self._batch_maps(pending)
+                pending = []
         if pending:
-            flush()
+            yield self._batch_maps(pending)
+
+    def _batch_maps(self, pending: list[tuple[int, np.ndarray]]) -> tuple[list[int], torch.Tensor]:
+        x = to_clip_tensor(np.stack([clip for _, clip in pending]))  # (B, C, T, H, W)
+        return [start for start, _ in pending], (x - self.model(x)).pow(2).mean(dim=1)  # (B, T, H, W)
+
+    def _pool(self, maps: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W)`` error maps -> ``(B, T)`` frame errors (after the optional per-pixel z-score)."""
+        a = self.args
+        if a["pixel_normalisation"]:
+            maps = (maps - self._pixel_mean) / self._pixel_std  # (B, T, H, W), broadcast over (H, W)
+        return pool_error_maps(maps, a["pooling"], a["patch"])
+
+    @torch.inference_mode()
+    def _frame_errors(self, frames: Iterable[np.ndarray], num_frames: int) -> np.ndarray:
+        """``(num_frames,)`` raw frame errors: pooled per window and frame, averaged over the windows containing
+        the frame."""
+        total = np.zeros(num_frames, dtype=np.float64)
+        count = np.zeros(num_frames, dtype=np.int64)
+        for starts, maps in self._error_maps(frames, num_frames):
+            for start, row in zip(starts, self._pool(maps).double().numpy()):  # row: (T,)
+                total[start:start + row.size] += row
+                count[start:start + row.size] += 1
         if num_frames and not count.all():
             raise RuntimeError(f"{int((count == 0).sum())} frames were not covered by a scoring window")
         return total / np.maximum(count, 1)
 
+    @torch.inference_mode()
+    def _pixel_statistics(self, videos: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation ``(H, W)`` of each pixel's error over every (window, frame) of ``videos``."""
+        total = torch.zeros(self.args["height"], self.args["width"], dtype=torch.float64)
+        squares, n = torch.zeros_like(total), 0
+        for video in videos:
+            for _, maps in self._error_maps(iter(video), video.shape[0]):
+                maps = maps.double().flatten(0, 1)  # (B*T, H, W)
+                total += maps.sum(0)
+                squares += maps.pow(2).sum(0)
+                n += maps.shape[0]
+        mean = total / n
+        std = (squares / n - mean.pow(2)).clamp_min(0).sqrt().clamp_min(PIXEL_STD_FLOOR)
+        return mean.float().numpy(), std.float().numpy()
+
+    def _set_pixel_statistics(self, mean: np.ndarray | None, std: np.ndarray | None) -> None:
+        self.pixel_mean_, self.pixel_std_ = mean, std
+        self._pixel_mean = None if mean is None else torch.from_numpy(np.asarray(mean, np.float32))
+        self._pixel_std = None if std is None else torch.from_numpy(np.asarray(std, np.float32))
+
     def raw_errors(self, item: VideoItem) -> np.ndarray:
-        """``(num_frames,)`` raw per-frame reconstruction errors of a video (no normalisation)."""
+        """``(num_frames,)`` raw per-frame reconstruction errors of a video (no frame-level normalisation)."""
         self._check_fitted()
         self.model.eval()
         if self.args["threads"]:
@@ -348,10 +411,14 @@ class SEnDecDetector(Detector):
     # -- persistence ----------------------------------------------------------------------------------------------
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "train_mean": self.train_mean_, "train_std": self.train_std_,
-                "schedule": self.schedule_}
+                "pixel_mean": self.pixel_mean_, "pixel_std": self.pixel_std_, "schedule": self.schedule_}
 
     def load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.model.eval()
         self.train_mean_, self.train_std_ = state["train_mean"], state["train_std"]
         self.schedule_ = dict(state.get("schedule", {}))
+        self._set_pixel_statistics(state.get("pixel_mean"), state.get("pixel_std"))
+        if self.args["pixel_normalisation"] and self.pixel_mean_ is None:
+            raise ValueError("this sEnDec detector scores with pixel_normalisation but its state has no per-pixel "
+                             "training statistics")
