@@ -6,6 +6,9 @@ four variants causal (train z-score) / per-video min-max x smoothing none / ``--
 
 - ``micro_auc``, ``macro_auc``, ``ap``, ``eer``: the config's own post-processing (causal, no smoothing by default);
 - ``variants``: the same four numbers for each of the four variants;
+- ``mean_pooling``: when the config scores with another rule (``pooling``/``pixel_normalisation``), the four
+  variants again for the same trained weights scored with the plain frame-mean error of docs/seed-systems.md §4.5
+  (training statistics re-measured; ``--no-mean-pooling`` skips it);
 - ``train_s``: seconds of ``fit`` (frame loading, optimisation within the budget, training-error statistics);
 - ``score_frames_per_s``: test frames scored per second (decode + resize + sliding windows + network), measured
   between the protocol card (written just before scoring) and the last score file of the run;
@@ -38,26 +41,15 @@ def data_root() -> Path:
     return root
 
 
-def variants(run_path: Path, sigma: float) -> dict:
+def variants(causal: dict, labels: dict, sigma: float) -> dict:
     """Micro/macro AUC, AP and EER for causal and per-video min-max scores, with and without smoothing.
 
-    The run's saved scores are the detector's causal (train z-score) output when the config's eval section has no
-    smoothing and no per-video normalisation; min-max of an affine transform equals min-max of the raw error.
+    ``causal``: video id -> the detector's causal (train z-score) frame scores; min-max of an affine transform
+    equals min-max of the raw error, so the per-video min-max variant needs nothing else.
     """
-    from vadkit.datasets import get_dataset
-    from vadkit.engine.config import config_from_dict
-    from vadkit.engine.run import RunDir
-    from vadkit.engine.train import record_key
     from vadkit.metrics import evaluate_frames
     from vadkit.scoring import gaussian_smooth, minmax_per_video
 
-    run = RunDir(run_path)
-    config = config_from_dict(run.read_config())
-    if config.eval.smoothing or config.eval.normalisation == "per-video-minmax":
-        raise ValueError("the bench needs a config whose saved scores are unsmoothed and not min-max normalised")
-    test = get_dataset(config.data.dataset, config.data.root).videos("test")
-    labels = {record_key(r): np.asarray(r.frame_labels) for r in test}
-    causal = {key: run.read_scores(key) for key in labels}
     out = {}
     for norm, base in (("causal", causal), ("per-video-minmax", {k: minmax_per_video(s) for k, s in causal.items()})):
         for smooth in (None, sigma):
@@ -66,6 +58,32 @@ def variants(run_path: Path, sigma: float) -> dict:
             name = f"{norm}, " + (f"sigma {smooth:g}" if smooth else "no smoothing")
             out[name] = {k: round(float(metrics[k]), 4) for k in METRIC_KEYS}
     return out
+
+
+def run_scores(run_path: Path) -> tuple[dict, dict]:
+    """The saved causal test scores of a run and the test frame labels, by video id."""
+    from vadkit.engine.config import config_from_dict
+    from vadkit.engine.run import RunDir
+    from vadkit.engine.train import split_records, record_key
+
+    run = RunDir(run_path)
+    config = config_from_dict(run.read_config())
+    if config.eval.smoothing or config.eval.normalisation == "per-video-minmax":
+        raise ValueError("the bench needs a config whose saved scores are unsmoothed and not min-max normalised")
+    _, test, _ = split_records(config)
+    labels = {record_key(r): np.asarray(r.frame_labels) for r in test}
+    return {key: run.read_scores(key) for key in labels}, labels
+
+
+def mean_pooling_scores(detector, config) -> tuple[dict, float]:
+    """Causal test scores of the same weights with the plain frame-mean error; seconds it took (statistics too)."""
+    from vadkit.engine.train import make_items, split_records
+
+    train_records, test_records, _ = split_records(config)
+    start = time.perf_counter()
+    plain = detector.with_scoring(make_items(train_records), pooling="mean", pixel_normalisation=False)
+    scores = {item.id: plain.score(item) for item in make_items(test_records)}
+    return scores, time.perf_counter() - start
 
 
 def scoring_seconds(run_path: Path) -> float:
@@ -81,6 +99,7 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=3.0, help="Gaussian smoothing sigma (frames) of the variants")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     parser.add_argument("--output", type=Path, default=REPO / "runs" / "bench_sendec_ped2")
+    parser.add_argument("--no-mean-pooling", action="store_true", help="skip rescoring with the frame-mean error")
     args = parser.parse_args()
 
     from vadkit.engine.config import load_config
@@ -100,7 +119,7 @@ def main() -> None:
     result.update(
         train_s=metrics["train_seconds"],
         score_frames_per_s=round(num_frames / scoring_seconds(run.path), 2),
-        variants=variants(run.path, args.sigma),
+        variants=variants(*run_scores(run.path), args.sigma),
         schedule=detector.schedule_,
         detector_args={k: v for k, v in detector.args.items()},
         normalisation=config.eval.normalisation,
@@ -110,6 +129,10 @@ def main() -> None:
         device=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"{os.cpu_count()} cores",
     )
+    a = detector.args
+    if not args.no_mean_pooling and (a["pooling"] != "mean" or a["pixel_normalisation"]):
+        scores, seconds = mean_pooling_scores(detector, config)
+        result["mean_pooling"] = {**variants(scores, run_scores(run.path)[1], args.sigma), "seconds": round(seconds, 1)}
     print(json.dumps(result))
 
 

@@ -187,10 +187,11 @@ def test_contract_shapes_persistence_and_short_videos(videos, trained, tmp_path)
 
 def test_pixel_normalised_patch_max_scoring_is_causal_and_saved(videos, trained, tmp_path):
     train, test = videos
-    detector = small_detector(pooling="patch-max", patch=8, pixel_normalisation=True)
-    detector.model.load_state_dict(trained.model.state_dict())
-    detector.args["epochs"] = 0  # the trained weights; fit only measures the training statistics
-    detector.fit(train, progress=False)
+    with pytest.raises(ValueError, match="changes only"):
+        trained.with_scoring(train, epochs=3)
+    detector = trained.with_scoring(train, pooling="patch-max", patch=8, pixel_normalisation=True)
+    assert detector.args["pooling"] == "patch-max" and trained.args["pooling"] == "mean"
+    assert all(torch.equal(p, q) for p, q in zip(detector.model.parameters(), trained.model.parameters()))
     assert detector.pixel_mean_.shape == detector.pixel_std_.shape == (SIZE, SIZE)
     pooled = np.concatenate([detector.score(v) for v in train])
     assert abs(pooled.mean()) < 1e-6 and abs(pooled.std() - 1.0) < 1e-6  # z-scored on the training frames

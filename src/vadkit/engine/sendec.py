@@ -29,6 +29,7 @@ from vadkit.scoring import zscore
 
 OPTIMIZERS = ("adadelta", "adam")
 POOLINGS = ("mean", "patch-max")
+SCORING_ARGS = ("score_stride", "score_batch", "pooling", "patch", "pixel_normalisation", "normalisation")
 PIXEL_STD_FLOOR = 1e-6  # smallest per-pixel error standard deviation (a pixel never wrong in training)
 DETECTOR_NORMALISATIONS = ("train-zscore", "none")
 SIZE_MULTIPLE = 16  # sEnDec halves the resolution four times
@@ -266,13 +267,33 @@ class SEnDecDetector(Detector):
         self._train_loop(videos, clips, rng, progress)
         if a["bn_clips"]:
             self._recalibrate_batch_norm(videos, clips, rng)
+        self._measure_statistics(videos)
+        return self
+
+    def _measure_statistics(self, videos: list[np.ndarray]) -> None:
+        """With the final weights in eval mode: the per-pixel error statistics (``pixel_normalisation``), then the
+        mean and standard deviation of the frame errors over the training frames (the causal z-score)."""
         self.model.eval()
-        if a["pixel_normalisation"]:
+        if self.args["pixel_normalisation"]:
             self._set_pixel_statistics(*self._pixel_statistics(videos))
         errors = np.concatenate([self._frame_errors(iter(v), v.shape[0]) for v in videos])
         self.train_mean_, self.train_std_ = float(errors.mean()), float(errors.std())
         self.fitted_ = True
-        return self
+
+    def with_scoring(self, train: list[VideoItem], **changes) -> "SEnDecDetector":
+        """A copy with the same weights and other scoring arguments (``SCORING_ARGS``), its training statistics
+        measured again on ``train``. Compares scoring rules on one trained network without retraining."""
+        self._check_fitted()
+        unknown = sorted(set(changes) - set(SCORING_ARGS))
+        if unknown:
+            raise ValueError(f"with_scoring changes only {SCORING_ARGS}, got {unknown}")
+        other = type(self)(**{**self.args, **changes})
+        other.model.load_state_dict(self.model.state_dict())
+        other.history, other.schedule_ = list(self.history), dict(self.schedule_)
+        if other.args["threads"]:
+            torch.set_num_threads(other.args["threads"])
+        other._measure_statistics([other._read_all(item) for item in train])
+        return other
 
     def _train_loop(self, videos: list[np.ndarray], clips: np.ndarray, rng: np.random.Generator,
                     progress: bool) -> None:
