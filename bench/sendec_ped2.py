@@ -14,7 +14,7 @@ four variants causal (train z-score) / per-video min-max x smoothing none / ``--
   between the protocol card (written just before scoring) and the last score file of the run;
 - ``schedule``: steps and epochs reached, and whether the budget stopped training; ``run_dir``, ``device``.
 
-    python bench/sendec_ped2.py [--minutes 60] [--config configs/sendec_ped2.yaml] [--sigma 3] [--set key=value ...]
+    python bench/sendec_ped2.py [--minutes 50] [--config configs/sendec_ped2.yaml] [--sigma 3] [--set key=value ...]
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def scoring_seconds(run_path: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=60.0, help="training budget (detector_args.max_minutes)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="budget of the optimisation loop (detector_args.max_minutes; default: the config's)")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "sendec_ped2.yaml")
     parser.add_argument("--sigma", type=float, default=3.0, help="Gaussian smoothing sigma (frames) of the variants")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
@@ -106,8 +107,9 @@ def main() -> None:
     from vadkit.engine.detectors import load_detector
     from vadkit.engine.train import train
 
-    overrides = [f"detector_args.max_minutes={args.minutes}", f"data.root={data_root()}",
-                 f"output={args.output}", *args.overrides]
+    overrides = [f"data.root={data_root()}", f"output={args.output}", *args.overrides]
+    if args.minutes is not None:
+        overrides.insert(0, f"detector_args.max_minutes={args.minutes}")
     config = load_config(args.config, overrides)
     start = time.perf_counter()
     run = train(config, progress=False)
