@@ -108,6 +108,22 @@ class Detector(ABC):
         atomic_write_bytes(Path(path), buffer.getvalue())
 
 
+def number_arg(value: Any, name: str) -> float:
+    """A float constructor argument; YAML 1.1 reads ``1e-3`` (no dot) as text, so numeric text is accepted too."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def progress_bar(description: str, enabled: bool):
+    """The rich progress bar the trainers show (a ``{task.fields[info]}`` column for loss and rates)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), disable=not enabled)
+
+
 def build_detector(name: str, **args: Any) -> Detector:
     _import_detectors()
     cls = DETECTORS.get(name)

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vadkit.engine.detectors import Detector, VideoItem, register_detector
+from vadkit.engine.detectors import Detector, VideoItem, number_arg, progress_bar, register_detector
 from vadkit.engine.weak import torch_threads
 from vadkit.features.cubes import CubeDataset, CubeStore
 from vadkit.features.flow import FlowSettings, flow_for_video
@@ -59,19 +59,8 @@ MODELS = ("state", "state_cpu")
 DEFAULT_CACHE = "~/.cache/vadkit/state"
 
 
-def _number(value, name: str) -> float:
-    """A float argument; YAML 1.1 reads ``1e-3`` (no dot) as text, so numeric text is accepted too."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
-def _progress(description: str, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), disable=not enabled)
+_number = number_arg  # shared with the other trainers (vadkit.engine.detectors)
+_progress = progress_bar
 
 
 def _digest(record) -> str:
