@@ -3,13 +3,16 @@
 Training reads only the (normal) training videos: RGB frames resized to ``height x width``, scaled to [0, 1], cut
 into clips of ``clip_length`` consecutive frames that never cross a video boundary, and fitted with a pixel-wise
 MSE loss. The schedule is fixed (``epochs``, optionally cut by a wall-clock budget ``max_minutes``); the last weights
-are kept. Nothing looks at the test split.
+are kept, and their BatchNorm statistics re-estimated on training clips. Nothing looks at the test split.
 
 Scoring streams a video through sliding windows (``score_stride`` frames apart; the last window always ends at the
-last frame). A window's per-frame error is ``mean over channels and pixels of (x - x̂)²``; each frame gets the mean
-of the errors of the windows that contain it. With ``normalisation="train-zscore"`` (causal, the default) the error
-is z-scored with the mean and standard deviation of the same per-frame errors measured on the training frames
-after training; per-video min-max (non-causal) is applied by the engine from ``eval.normalisation``.
+last frame). Each window gives per-frame error maps ``(x - x̂)²`` averaged over channels; a map becomes one number
+by ``pooling`` (``mean``: the mean squared error over channels and pixels, the default; ``patch-max``: the largest
+``patch x patch`` mean), optionally after z-scoring every pixel with its own training error statistics
+(``pixel_normalisation``). Each frame gets the mean of the numbers of the windows that contain it. With
+``normalisation="train-zscore"`` (causal, the default) that frame error is z-scored with the mean and standard
+deviation of the same frame errors over the training frames; per-video min-max (non-causal) is applied by the engine
+from ``eval.normalisation``.
 """
 
 from __future__ import annotations
