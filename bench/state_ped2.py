@@ -2,7 +2,7 @@
 
 Loads ``configs/state_ped2.yaml`` (``--boxes vec``, the VEC boxes of ``ucsd_ped2_boxes``) or
 ``configs/state_ped2_motion.yaml`` (``--boxes motion``, motion boxes only), sets ``detector_args.max_minutes`` to
-``--minutes``, points the data, box and cache folders at absolute paths, cuts the test videos' cubes (flow, boxes,
+``--minutes`` (default: the config's budget), points the data, box and cache folders at absolute paths, cuts the test videos' cubes (flow, boxes,
 crops: frames only, no labels) into the cache first so that the scoring time below is the perturbed scoring alone,
 then runs ``vadkit.engine.train.train`` (one run folder). Prints one JSON line:
 
@@ -14,7 +14,7 @@ then runs ``vadkit.engine.train.train`` (one run folder). Prints one JSON line:
 - ``test_cut_s``, ``test_cubes``: the cube cutting of the test videos (cached for later runs);
 - ``schedule``, ``stats`` (the z-score statistics), ``detector_args``, ``run_dir``, ``device``.
 
-    python bench/state_ped2.py [--minutes 80] [--boxes vec|motion] [--set key=value ...]
+    python bench/state_ped2.py [--minutes N] [--boxes vec|motion] [--set key=value ...]
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def cut_test_cubes(config) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=80.0, help="training budget (detector_args.max_minutes)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training budget (detector_args.max_minutes); default: the config's")
     parser.add_argument("--boxes", choices=sorted(CONFIGS), default="vec", help="VEC boxes or motion boxes only")
     parser.add_argument("--config", type=Path, default=None, help="default: the config of --boxes")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
@@ -77,7 +78,8 @@ def main() -> None:
 
     data = data_dir()
     config_path = args.config or CONFIGS[args.boxes]
-    overrides = [f"detector_args.max_minutes={args.minutes}", f"data.root={data / 'ucsd_ped2'}",
+    budget = [] if args.minutes is None else [f"detector_args.max_minutes={args.minutes}"]
+    overrides = [*budget, f"data.root={data / 'ucsd_ped2'}",
                  f"detector_args.cache_dir={args.cache.resolve()}", f"output={args.output}", *args.overrides]
     if args.boxes == "vec":
         overrides.insert(0, f"detector_args.boxes_dir={data / 'ucsd_ped2_boxes'}")
