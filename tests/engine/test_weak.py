@@ -87,3 +87,28 @@ def test_one_class_training_data_is_refused(data):
     det = build_detector("arnet", model_args={"feature_dim": F}, steps=1)
     with pytest.raises(ValueError, match="needs abnormal and normal"):
         det.fit([v for v in train if v.label == 0], progress=False)
+
+
+@pytest.mark.parametrize("n_snippets, padding, expected_windows", [
+    (3, "zeros", 1), (6, "zeros", 3), (3, "repeat", 1), (6, "repeat", 5)])
+def test_aed_test_windows_are_padded_as_configured(n_snippets, padding, expected_windows):
+    """``zeros``: a short video is one zero-padded window, as in training; ``repeat``: the seeds' last-snippet copies."""
+    det = build_detector("aed", model="aed", model_args={"feature_dim": F, "num_classes": 2, "window": 4, "hidden": 8,
+                                                          "embed_dim": 16, "head_dim": 8}, test_padding=padding)
+    features = np.random.default_rng(0).normal(size=(n_snippets, F)).astype(np.float32)
+    seen = []
+    det.model.forward = lambda windows: seen.append(windows.numpy()) or {}  # record what the network is given
+    det._windows(features)
+    windows = seen[0]  # (W, L, F)
+    assert windows.shape == (expected_windows, 4, F)
+    assert np.array_equal(windows[0, :min(4, n_snippets)], features[:4])
+    tail = windows[-1, n_snippets - expected_windows + 1:]  # snippets after the video's end in the last window
+    if padding == "zeros":
+        assert not tail.any()
+    else:
+        assert np.array_equal(tail, np.repeat(features[-1:], len(tail), axis=0))
+
+
+def test_aed_unknown_test_padding_is_refused():
+    with pytest.raises(ValueError, match="test_padding must be one of"):
+        build_detector("aed", model_args={"feature_dim": F, "num_classes": 2, "window": 4}, test_padding="mirror")
