@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vadkit.engine.detectors import Detector, VideoItem, register_detector
+from vadkit.engine.detectors import Detector, VideoItem, number_arg, progress_bar, register_detector
 from vadkit.models.recon.sendec import SEnDec
 from vadkit.scoring import zscore
 
@@ -112,21 +112,6 @@ def pool_error_maps(maps: torch.Tensor, pooling: str = "mean", patch: int = 16) 
     return local.amax(dim=(1, 2, 3)).reshape(b, t)
 
 
-def _number(value, name: str) -> float:
-    """A float argument; YAML 1.1 reads ``1e-8`` (no dot) as text, so numeric text is accepted too."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
-def _progress(description: str, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), disable=not enabled)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The detector
 # ---------------------------------------------------------------------------------------------------------------
@@ -175,8 +160,8 @@ class SEnDecDetector(Detector):
                  pooling: str = "mean", patch: int = 16, pixel_normalisation: bool = False,
                  normalisation: str = "train-zscore", seed: int = 0, threads: int | None = None,
                  log_every: int = 10) -> None:
-        lr, rho, eps, dropout = (_number(v, k) for k, v in (("lr", lr), ("rho", rho), ("eps", eps), ("dropout", dropout)))
-        max_minutes = None if max_minutes is None else _number(max_minutes, "max_minutes")
+        lr, rho, eps, dropout = (number_arg(v, k) for k, v in (("lr", lr), ("rho", rho), ("eps", eps), ("dropout", dropout)))
+        max_minutes = None if max_minutes is None else number_arg(max_minutes, "max_minutes")
         super().__init__(clip_length=clip_length, height=height, width=width, in_channels=in_channels,
                          dropout=dropout, optimizer=optimizer, lr=lr, rho=rho, eps=eps, batch_size=batch_size,
                          epochs=epochs, max_minutes=max_minutes, clip_stride=clip_stride, bn_clips=bn_clips,
@@ -307,7 +292,7 @@ class SEnDecDetector(Detector):
         optimiser = self._optimiser()
         self.model.train()
         start, running, step = time.perf_counter(), [], 0
-        with _progress(f"training {self.name}", progress) as bar:
+        with progress_bar(f"training {self.name}", progress) as bar:
             task = bar.add_task("train", total=total, info="")
             for epoch in range(a["epochs"]):
                 order = rng.permutation(len(clips))
