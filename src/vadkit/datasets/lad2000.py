@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vadkit.datasets.base import AllNormal, DatasetError, FrameArray, VideoDataset, VideoEntry, find_child, subdirs
 from vadkit.datasets.groundtruth import read_gt_vector
-from vadkit.datasets.splits import match_list, read_list
+from vadkit.datasets.splits import split_by_lists
 from vadkit.datasets.ucf_crime import find_file
 from vadkit.io import is_video_file, list_frame_files, natural_key
 
@@ -123,20 +123,7 @@ class LAD2000(VideoDataset):
         return entries
 
     def _apply_lists(self, entries: list[VideoEntry]) -> list[VideoEntry]:
-        ids = [e.id for e in entries]
-        split_of = {}
-        for split, list_file in zip(("train", "test"), self.lists):
-            for video in match_list(read_list(list_file), ids, str(list_file)):
-                if video in split_of:
-                    raise DatasetError(f"{self.name}: video {video} is in both {self.lists[0].name} and "
-                                       f"{self.lists[1].name}")
-                split_of[video] = split
-        out = []
-        for entry in entries:
-            if entry.id in split_of:
-                entry.split = split_of[entry.id]
-                out.append(entry)
-        return out
+        return split_by_lists(entries, self.lists[0], self.lists[1], self.name)
 
     def _extra_problems(self, records) -> list[str]:
         problems = []

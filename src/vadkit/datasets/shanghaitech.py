@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vadkit.datasets.base import AllNormal, DatasetError, FrameArray, VideoDataset, VideoEntry, find_child, subdirs
-from vadkit.datasets.splits import match_list, read_list
+from vadkit.datasets.splits import split_by_lists
 from vadkit.io import is_video_file, natural_key
 
 LIST_NAMES = (("train_split.txt", "test_split.txt"), ("SH_Train_new.txt", "SH_Test_NEW.txt"),
@@ -123,17 +123,4 @@ class ShanghaiTech(VideoDataset):
         return entries
 
     def _resplit(self, entries: list[VideoEntry]) -> list[VideoEntry]:
-        ids = [e.id for e in entries]
-        train = match_list(read_list(self.train_list), ids, str(self.train_list))
-        test = match_list(read_list(self.test_list), ids, str(self.test_list))
-        both = set(train) & set(test)
-        if both:
-            raise DatasetError(f"{self.name}: {len(both)} videos are in both {self.train_list.name} and "
-                               f"{self.test_list.name}: {', '.join(sorted(both)[:5])}")
-        split_of = {**{v: "train" for v in train}, **{v: "test" for v in test}}
-        out = []
-        for entry in entries:
-            if entry.id in split_of:
-                entry.split = split_of[entry.id]
-                out.append(entry)
-        return out
+        return split_by_lists(entries, self.train_list, self.test_list, self.name)

@@ -187,6 +187,27 @@ def read_list(path: str | Path) -> list[str]:
     return list(dict.fromkeys(line.strip() for line in lines if line.strip()))
 
 
+def split_by_lists(entries: list, train_list: str | Path, test_list: str | Path, dataset: str) -> list:
+    """Keep the entries named by the two list files, with ``split`` set to ``train`` / ``test``.
+
+    Raises:
+        DatasetError: a line matches no video, or a video is in both lists (the first few are named).
+    """
+    ids = [e.id for e in entries]
+    train_list, test_list = Path(train_list), Path(test_list)
+    train = match_list(read_list(train_list), ids, str(train_list))
+    test = match_list(read_list(test_list), ids, str(test_list))
+    both = set(train) & set(test)
+    if both:
+        raise DatasetError(f"{dataset}: {len(both)} videos are in both {train_list.name} and {test_list.name}: "
+                           f"{', '.join(sorted(both)[:5])}")
+    split_of = {**{v: "train" for v in train}, **{v: "test" for v in test}}
+    kept = [entry for entry in entries if entry.id in split_of]
+    for entry in kept:
+        entry.split = split_of[entry.id]
+    return kept
+
+
 def match_list(lines: list[str], ids: list[str], source: str = "list") -> list[str]:
     """Map list lines to dataset ids.
 
