@@ -62,6 +62,14 @@ def test_split_lists(tmp_path):
     assert all(r.frame_labels is not None for r in lad.videos())  # fully supervised: frame labels in training too
 
 
+def test_split_lists_sharing_a_video_are_refused(tmp_path):
+    build(tmp_path)
+    (tmp_path / "train_split.txt").write_text("v_Crash_a_1_1\nv_Fire_n_2_1\n")
+    (tmp_path / "test_split.txt").write_text("v_Fire_a_3_1\nv_Crash_a_1_1\n")
+    with pytest.raises(DatasetError, match="1 videos are in both train_split.txt and test_split.txt: v_Crash_a_1_1"):
+        get_dataset("lad2000", tmp_path).videos()
+
+
 def test_ground_truth_problems(tmp_path):
     build(tmp_path)
     save_gt(tmp_path / "GT" / "GT_mat" / "Fire" / "gt_Fire_a_3_1.mat", [1, 1, 0])
