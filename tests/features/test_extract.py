@@ -88,3 +88,38 @@ def test_bad_settings():
         ExtractionSettings(crops=3)
     with pytest.raises(ValueError, match="input_range"):
         ExtractionSettings(input_range="0-1")
+
+
+def test_background_decoding_stops_when_the_consumer_stops():
+    """A consumer that stops early (here: after two items) leaves no decoding thread behind."""
+    import threading
+
+    from vadkit.features.extract import _background
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    items = _background(endless(), maxsize=2)
+    assert [next(items), next(items)] == [0, 1]
+    items.close()
+    assert not any(t.name == "vadkit-decode" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 6  # the thread stopped, bounded by the queue size
+
+
+def test_background_decoding_reraises_the_decoder_error():
+    from vadkit.features.extract import _background
+
+    def broken():
+        yield 1
+        raise OSError("corrupt packet")
+
+    items = _background(broken())
+    assert next(items) == 1
+    with pytest.raises(OSError, match="corrupt packet"):
+        next(items)

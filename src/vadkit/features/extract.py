@@ -192,28 +192,46 @@ def iter_snippets(video: VideoSource, settings: ExtractionSettings) -> Iterator[
 
 
 def _background(iterator: Iterator, maxsize: int = 4) -> Iterator:
-    """Run ``iterator`` in a thread (decoding overlaps with compute); re-raise its errors here."""
+    """Run ``iterator`` in a thread (decoding overlaps with compute); re-raise its errors here.
+
+    When the consumer stops early (an error in the network, an interrupt, ``close()``), the thread is told to stop
+    and joined, so no decoder is left running behind a dead extraction.
+    """
     q: queue.Queue = queue.Queue(maxsize=maxsize)
-    done = object()
+    done, stop = object(), threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def work():
         try:
             for item in iterator:
-                q.put(item)
+                if not put(item):
+                    return
         except BaseException as err:  # noqa: BLE001 - handed to the consumer
-            q.put(err)
-        q.put(done)
+            put(err)
+            return
+        put(done)
 
-    thread = threading.Thread(target=work, daemon=True)
+    thread = threading.Thread(target=work, daemon=True, name="vadkit-decode")
     thread.start()
-    while True:
-        item = q.get()
-        if item is done:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 # ---------------------------------------------------------------------------------------------------------------
