@@ -181,8 +181,26 @@ def test_contract_shapes_persistence_and_short_videos(videos, trained, tmp_path)
                                                     "stopped_by_budget": False}
     short = make_item(tmp_path / "short", np.random.default_rng(1), n=3)  # shorter than a clip
     assert trained.score(short).shape == (3,)
-    with pytest.raises(ValueError, match="record says 20 frames"):
+    with pytest.raises(ValueError, match="video wrong: expected 20 frames"):
         trained.score(VideoItem(id="wrong", num_frames=20, path=test[0].path))
+    prefix = trained.score(VideoItem(id="prefix", num_frames=test[0].num_frames - 2, path=test[0].path))
+    assert prefix.shape == (test[0].num_frames - 2,) and np.isfinite(prefix).all()
+
+
+def test_truncated_video_file_is_scored_up_to_the_break(trained, tmp_path):
+    """``vadkit score`` with an sEnDec model on an AVI cut off part-way: the decodable frames, with a warning."""
+    from vadkit.inference import score_video
+
+    path = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (SIZE, SIZE))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        writer.write(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8))
+    writer.release()
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    result = score_video(path, trained, tmp_path / "out", threshold=2.0, write_annotated=False)
+    assert 0 < result["num_frames"] < 40 and len(result["scores"]) == result["num_frames"]
+    assert result["warnings"] and "40 frames" in result["warnings"][0]
 
 
 def test_pixel_normalised_patch_max_scoring_is_causal_and_saved(videos, trained, tmp_path):

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vadkit.io import VideoNotFoundError, VideoReadError, list_frame_files, open_video, write_video
+from vadkit.io import VideoNotFoundError, VideoReadError, list_frame_files, open_video, open_video_frames, write_video
 
 
 def moving_square_frames(n=12, h=48, w=64):
@@ -89,3 +89,15 @@ def test_real_avenue_sample(shared_data):
     assert (video.num_frames, video.width, video.height) == (76, 640, 360)
     assert video.fps == pytest.approx(25)
     assert sum(1 for _ in video) == 76
+
+
+def test_open_video_frames_keeps_a_prefix_and_refuses_a_short_video(tmp_path):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((8, 10, 3), 40 * i, np.uint8))
+    with open_video_frames(folder, 3) as video:
+        frames = video.read()
+    assert frames.shape == (3, 8, 10, 3) and frames[-1].mean() == 80
+    with pytest.raises(ValueError, match="video cam1: expected 7 frames, .*clip has 5"):
+        open_video_frames(folder, 7, "cam1")

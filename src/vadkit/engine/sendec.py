@@ -207,16 +207,13 @@ class SEnDecDetector(Detector):
 
     # -- frames ---------------------------------------------------------------------------------------------------
     def _open(self, item: VideoItem):
-        from vadkit.io import open_video
+        from vadkit.io import open_video_frames
 
         if item.path is None:
             raise ValueError(f"video {item.id}: no path (sEnDec reads frames from a video file or frame folder)")
         a = self.args
-        source = open_video(item.path, size=(a["width"], a["height"]), gray=a["in_channels"] == 1)
-        if source.num_frames != item.num_frames:
-            raise ValueError(f"video {item.id}: the record says {item.num_frames} frames, {item.path} has "
-                             f"{source.num_frames}")
-        return source
+        return open_video_frames(item.path, item.num_frames, item.id, size=(a["width"], a["height"]),
+                                 gray=a["in_channels"] == 1)
 
     def _read_all(self, item: VideoItem) -> np.ndarray:
         """All frames of a video, resized: ``(N, H, W, C)`` uint8."""

@@ -252,7 +252,7 @@ class STATEDetector(Detector):
 
     def _cubes(self, item: VideoItem) -> tuple[CubeStore, str]:
         """Cut (or find cached) the cubes of one video; returns its store and key."""
-        from vadkit.io import open_video
+        from vadkit.io import open_video_frames
 
         if item.path is None:
             raise ValueError(f"video {item.id}: no path (STATE reads frames from a video file or frame folder)")
@@ -260,10 +260,7 @@ class STATEDetector(Detector):
         store, key = self._store(source_name), self._video_key(item)
         if key in store:
             return store, key
-        with open_video(item.path) as video:
-            if video.num_frames != item.num_frames:
-                raise ValueError(f"video {item.id}: the record says {item.num_frames} frames, {item.path} has "
-                                 f"{video.num_frames}")
+        with open_video_frames(item.path, item.num_frames, item.id) as video:
             if boxes is None:
                 boxes = extract_boxes(video, self.args["thresholds"], cache_dir=self.cache_root / "boxes")
             flow = flow_for_video(video, self.cache_root / "flow", self.flow_settings)

@@ -350,6 +350,23 @@ def open_video(path: str | os.PathLike, *, size: tuple[int, int] | None = None, 
             raise pyav_error from None
 
 
+def open_video_frames(path: str | os.PathLike, num_frames: int, name: str | None = None,
+                      **options) -> VideoSource:
+    """Open a video expected to give ``num_frames`` frames (a record's length, or the decodable prefix of a file
+    that breaks part-way): a longer video is cut to its first ``num_frames`` frames, a shorter one refused.
+
+    Raises:
+        ValueError: the video has fewer frames than expected (names the video and both counts).
+    """
+    source = open_video(path, **options)
+    if source.num_frames == num_frames:
+        return source
+    if source.num_frames < num_frames:
+        source.close()
+        raise ValueError(f"video {name or path}: expected {num_frames} frames, {path} has {source.num_frames}")
+    return source.truncated(num_frames)
+
+
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 25.0,
                 codec: str = "libx264", crf: int = 20) -> Path:
     """Write RGB uint8 frames ``(H, W, 3)`` (or gray ``(H, W)``) to an mp4 file, atomically.
