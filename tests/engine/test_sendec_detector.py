@@ -311,3 +311,17 @@ def test_full_config_is_the_papers_schedule_and_runs_at_240x320():
     with torch.no_grad():
         out = detector.model(x)
     assert out.shape == (1, 3, 4, 240, 320) and torch.isfinite(out).all()
+
+
+def test_fit_and_score_restore_the_callers_torch_threads(videos, trained):
+    """``threads`` applies while sEnDec trains and scores; the caller's thread count comes back afterwards."""
+    train, test = videos
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        trained.score(test[0])  # threads=1 inside
+        assert torch.get_num_threads() == 2
+        small_detector(epochs=1).fit(train[:1], progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

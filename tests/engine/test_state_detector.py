@@ -15,7 +15,7 @@ import torch
 from vadkit.engine.config import load_config
 from vadkit.engine.detectors import NotFittedError, VideoItem, build_detector, load_detector
 from vadkit.engine.state import frame_scores
-from vadkit.engine.weak import torch_threads
+from vadkit.engine.detectors import torch_threads
 from vadkit.features.objects import save_boxes
 
 REPO = Path(__file__).resolve().parents[2]

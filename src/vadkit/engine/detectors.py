@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -118,10 +119,26 @@ def number_arg(value: Any, name: str) -> float:
 
 def progress_bar(description: str, enabled: bool):
     """The rich progress bar the trainers show (a ``{task.fields[info]}`` column for loss and rates)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), disable=not enabled)
+                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled)
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run a block with ``threads`` torch CPU threads (``None``: unchanged), then restore the previous count.
+
+    The trainers' models are small: one thread avoids the synchronisation cost that makes two threads several times
+    slower on a busy 2-core machine (measured: 200 AR-Net steps took 6.7 s with 1 thread, 38 s with 2 under load).
+    """
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def build_detector(name: str, **args: Any) -> Detector:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vadkit.engine.detectors import Detector, VideoItem, number_arg, progress_bar, register_detector
+from vadkit.engine.detectors import Detector, VideoItem, number_arg, progress_bar, register_detector, torch_threads
 from vadkit.models.recon.sendec import SEnDec
 from vadkit.scoring import zscore
 
@@ -146,7 +146,7 @@ class SEnDecDetector(Detector):
         normalisation: ``train-zscore`` (causal: training-set mean and std of the frame errors) or ``none``
             (raw error). Per-video min-max is the engine's ``eval.normalisation``.
         seed: seeds the weights, the clip order and dropout.
-        threads: ``torch.set_num_threads`` during fit and score (``None``: leave it).
+        threads: torch CPU threads during fit and score, restored afterwards (``None``: leave them).
         log_every: steps per row of the loss history.
     """
 
@@ -236,9 +236,11 @@ class SEnDecDetector(Detector):
 
     def fit(self, train: list[VideoItem], progress: bool = True) -> "SEnDecDetector":
         """Train on the frames of ``train`` (all treated as normal), then measure the training error statistics."""
+        with torch_threads(self.args["threads"]):
+            return self._fit(train, progress)
+
+    def _fit(self, train: list[VideoItem], progress: bool) -> "SEnDecDetector":
         a = self.args
-        if a["threads"]:
-            torch.set_num_threads(a["threads"])
         if not train:
             raise ValueError("sEnDec needs at least one training video")
         torch.manual_seed(a["seed"])
@@ -275,9 +277,8 @@ class SEnDecDetector(Detector):
         other = type(self)(**{**self.args, **changes})
         other.model.load_state_dict(self.model.state_dict())
         other.history, other.schedule_ = list(self.history), dict(self.schedule_)
-        if other.args["threads"]:
-            torch.set_num_threads(other.args["threads"])
-        other._measure_statistics([other._read_all(item) for item in train])
+        with torch_threads(other.args["threads"]):
+            other._measure_statistics([other._read_all(item) for item in train])
         return other
 
     def _train_loop(self, videos: list[np.ndarray], clips: np.ndarray, rng: np.random.Generator,
@@ -403,9 +404,8 @@ class SEnDecDetector(Detector):
         """``(num_frames,)`` raw per-frame reconstruction errors of a video (no frame-level normalisation)."""
         self._check_fitted()
         self.model.eval()
-        if self.args["threads"]:
-            torch.set_num_threads(self.args["threads"])
-        return self._frame_errors(self._frames(item), item.num_frames)
+        with torch_threads(self.args["threads"]):
+            return self._frame_errors(self._frames(item), item.num_frames)
 
     def score(self, item: VideoItem) -> np.ndarray:
         """``(num_frames,)`` frame scores: the reconstruction error, z-scored with training statistics by default."""

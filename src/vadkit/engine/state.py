@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vadkit.engine.detectors import Detector, VideoItem, number_arg, progress_bar, register_detector
-from vadkit.engine.weak import torch_threads
+from vadkit.engine.detectors import (Detector, VideoItem, number_arg, progress_bar, register_detector,
+                                     torch_threads)
 from vadkit.features.cubes import CubeDataset, CubeStore
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import box_thresholds, extract_boxes, load_boxes, split_by_video
@@ -57,10 +57,6 @@ from vadkit.models.recon.state import perturbed_errors, state_loss
 BOX_SOURCES = ("vec", "motion")
 MODELS = ("state", "state_cpu")
 DEFAULT_CACHE = "~/.cache/vadkit/state"
-
-
-_number = number_arg  # shared with the other trainers (vadkit.engine.detectors)
-_progress = progress_bar
 
 
 def _digest(record) -> str:
@@ -133,10 +129,10 @@ class STATEDetector(Detector):
                  raw_weight: float = 1.0, flow_weight: float = 1.0, eps: float = 0.01, w_raw: float = 1.0,
                  w_flow: float = 1.0, stats_cubes: int = 2000, score_batch: int = 64, seed: int = 0,
                  threads: int | None = 1, log_every: int = 10) -> None:
-        numbers = {k: _number(v, k) for k, v in dict(lr=lr, adam_eps=adam_eps, raw_weight=raw_weight,
+        numbers = {k: number_arg(v, k) for k, v in dict(lr=lr, adam_eps=adam_eps, raw_weight=raw_weight,
                                                      flow_weight=flow_weight, eps=eps, w_raw=w_raw, w_flow=w_flow,
                                                      min_motion=min_motion).items()}
-        max_minutes = None if max_minutes is None else _number(max_minutes, "max_minutes")
+        max_minutes = None if max_minutes is None else number_arg(max_minutes, "max_minutes")
         super().__init__(model=model, model_args=dict(model_args or {}), boxes=boxes, boxes_dir=boxes_dir,
                          box_file=box_file, thresholds=thresholds, flow_method=flow_method, flow_preset=flow_preset,
                          cache_dir=cache_dir, epochs=epochs, max_minutes=max_minutes, max_cubes=max_cubes,
@@ -275,7 +271,7 @@ class STATEDetector(Detector):
             raise ValueError("STATE needs at least one training video")
         with torch_threads(a["threads"]):
             stores: dict[Path, tuple[CubeStore, list[str]]] = {}
-            with _progress("cutting training cubes", progress) as bar:
+            with progress_bar("cutting training cubes", progress) as bar:
                 task = bar.add_task("cubes", total=len(train), info="")
                 for item in train:
                     store, key = self._cubes(item)
@@ -327,7 +323,7 @@ class STATEDetector(Detector):
         self.model.train()
         start, running, step = time.perf_counter(), [], 0
         self._seen = 0
-        with _progress(f"training {self.name}", progress) as bar:
+        with progress_bar(f"training {self.name}", progress) as bar:
             task = bar.add_task("train", total=total, info="")
             for epoch in range(a["epochs"]):
                 order = chosen[rng.permutation(len(chosen))]

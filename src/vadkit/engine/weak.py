@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from vadkit.engine.detectors import Detector, VideoItem, register_detector
+from vadkit.engine.detectors import Detector, VideoItem, number_arg, progress_bar, register_detector, torch_threads
 from vadkit.losses import aed_loss, weak_loss
 from vadkit.models import get_model
 from vadkit.scoring import snippets_to_frames, windows_to_frames
@@ -81,29 +80,6 @@ class _FeatureCache:
         return self._cache[item.id]
 
 
-def _progress(total: int, description: str, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled)
-
-
-@contextmanager
-def torch_threads(threads: int | None):
-    """Run a block with ``threads`` torch CPU threads (``None``: unchanged), then restore the previous count.
-
-    The weak models are small: one thread avoids the synchronisation cost that makes two threads several times
-    slower on a busy 2-core machine (measured: 200 AR-Net steps took 6.7 s with 1 thread, 38 s with 2 under load).
-    """
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class _TorchDetector(Detector):
     """Shared parts: the model, the optimiser loop and persistence of its weights."""
 
@@ -113,8 +89,7 @@ class _TorchDetector(Detector):
         super().__init__(model=model, model_args=dict(model_args or {}), steps=steps, lr=lr,
                          weight_decay=weight_decay, per_class=per_class, seed=seed, log_every=log_every,
                          threads=threads, **extra)
-        lr, weight_decay = float(lr), float(weight_decay)  # YAML may hand "1e-4" over as text
-        self.args.update(lr=lr, weight_decay=weight_decay)
+        self.args.update(lr=number_arg(lr, "lr"), weight_decay=number_arg(weight_decay, "weight_decay"))
         if steps < 0 or per_class < 1:
             raise ValueError(f"steps must be >= 0 and per_class >= 1, got {steps} and {per_class}")
         self.model = get_model(model, **self.args["model_args"])
@@ -136,7 +111,7 @@ class _TorchDetector(Detector):
         optimiser = torch.optim.Adam(self.model.parameters(), lr=a["lr"], weight_decay=a["weight_decay"])
         self.model.train()
         start, running = time.perf_counter(), []
-        with _progress(a["steps"], f"training {self.name}", progress) as bar:
+        with progress_bar(f"training {self.name}", progress) as bar:
             task = bar.add_task("train", total=a["steps"], info="")
             for step in range(1, a["steps"] + 1):
                 batch_a, batch_n = sample_balanced(abnormal, normal, a["per_class"], rng)
