@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = ("micro_auc", "macro_auc", "ap", "eer")
@@ -117,24 +116,25 @@ def main() -> None:
     metrics = run.read_json("metrics.json")
     detector = load_detector(run.path)
     num_frames = metrics["num_frames"]
+    causal, labels = run_scores(run.path)  # the saved causal test scores and the frame labels, read once
     result = {key: round(float(metrics[key]), 4) for key in METRIC_KEYS}
     result.update(
         train_s=metrics["train_seconds"],
         score_frames_per_s=round(num_frames / scoring_seconds(run.path), 2),
-        variants=variants(*run_scores(run.path), args.sigma),
+        variants=variants(causal, labels, args.sigma),
         schedule=detector.schedule_,
         detector_args={k: v for k, v in detector.args.items()},
         normalisation=config.eval.normalisation,
         wall_s=round(wall, 1),
         run_dir=str(run.path),
         config=str(args.config),
-        device=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        device=f"{platform.processor() or platform.machine()}, {detector.args.get('threads')} torch thread(s), "
                f"{os.cpu_count()} cores",
     )
     a = detector.args
     if not args.no_mean_pooling and (a["pooling"] != "mean" or a["pixel_normalisation"]):
         scores, seconds = mean_pooling_scores(detector, config)
-        result["mean_pooling"] = {**variants(scores, run_scores(run.path)[1], args.sigma), "seconds": round(seconds, 1)}
+        result["mean_pooling"] = {**variants(scores, labels, args.sigma), "seconds": round(seconds, 1)}
     print(json.dumps(result))
 
 
