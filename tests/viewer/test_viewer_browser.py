@@ -145,8 +145,12 @@ def test_viewer_in_chromium(browser, served):
 
     # -- video -> timeline: playing (muted) moves the cursor ---------------------------------------------------
     driver.find_element(By.CSS_SELECTOR, "#events li.event").click()  # an event seeks to its start (2 s)
-    wait_for(driver, "Math.abs(document.querySelector('#player').currentTime - 2.0) < 0.08",
+    wait_for(driver, "Math.abs(document.querySelector('#player').currentTime - 2.0) < 0.08 && "
+                     "!document.querySelector('#player').seeking",
              message="clicking an event did not seek to its start")
+    # the cursor moves on the 'seeked' event, dispatched after currentTime changes: give it that moment
+    WebDriverWait(driver, 5, poll_frequency=0.05).until(lambda d: abs(cursor_fraction(d) - 0.5) <= 0.01,
+                                                         "the cursor did not follow the seek to the event's start")
     before = cursor_fraction(driver)
     assert before == pytest.approx(0.5, abs=0.01)
     driver.execute_async_script("""
