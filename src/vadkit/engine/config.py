@@ -67,18 +67,37 @@ class EvalConfig:
 
 
 @dataclass
+class SelectConfig:
+    """Choosing the training schedule inside the training split (the test split is never looked at).
+
+    Attributes:
+        steps: candidate numbers of training steps, or ``None`` (no selection: the detector's own ``steps``).
+            Each candidate is scored by ``folds``-fold cross-validation over the training videos (folds stratified
+            by video label, drawn from the run's seed): pooled frame-level micro AUC of the held-out videos, each
+            scored by a model that did not see it. The best candidate (ties: the fewer steps) is then trained on the
+            whole training split. Needs frame labels on the training videos (weakly-supervised splits have them).
+        folds: number of folds (2 or more).
+    """
+
+    steps: list | None = None
+    folds: int = 3
+
+
+@dataclass
 class RunConfig:
     detector: str
     detector_args: dict = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
     seed: int = 0
     output: str = "runs"
     name: str | None = None
 
     def to_dict(self) -> dict:
         return {"detector": self.detector, "detector_args": copy.deepcopy(self.detector_args),
-                "data": vars(self.data).copy(), "eval": vars(self.eval).copy(), "seed": self.seed,
+                "data": vars(self.data).copy(), "eval": vars(self.eval).copy(),
+                "select": copy.deepcopy(vars(self.select)), "seed": self.seed,
                 "output": self.output, "name": self.name}
 
 
@@ -104,7 +123,8 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
             pass
     checks = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
               "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-              "str": lambda v: isinstance(v, str), "dict": lambda v: isinstance(v, dict)}
+              "str": lambda v: isinstance(v, str), "dict": lambda v: isinstance(v, dict),
+              "list": lambda v: isinstance(v, list)}
     if any(checks[k](value) for k in kinds if k in checks):
         return float(value) if kinds[0] == "float" else value
     raise ConfigError(f"{where}: expected {annotation}, found {value!r} ({type(value).__name__})")
@@ -120,7 +140,7 @@ def _build(cls, values: Any, where: str, section: str = ""):
     checked = {}
     for key, value in values.items():
         annotation = known[key].type
-        if key in ("data", "eval") and not section:
+        if key in ("data", "eval", "select") and not section:
             checked[key] = value  # built separately
             continue
         checked[key] = _coerce(value, annotation, f"{where}: {key}")
@@ -136,11 +156,22 @@ def config_from_dict(raw: Mapping[str, Any], where: str = "config") -> RunConfig
     raw = dict(raw)
     data = _build(DataConfig, raw.pop("data", None) or {}, f"{where}: data", "data")
     evaluation = _build(EvalConfig, raw.pop("eval", None) or {}, f"{where}: eval", "eval")
+    select = _build(SelectConfig, raw.pop("select", None) or {}, f"{where}: select", "select")
+    _check_select(select, f"{where}: select")
     config = _build(RunConfig, raw, where)
-    config.data, config.eval = data, evaluation
+    config.data, config.eval, config.select = data, evaluation, select
     if "seed" in config.detector_args:
         raise ConfigError(f"{where}: give the seed once, as the top-level 'seed' (found detector_args.seed too)")
     return config
+
+
+def _check_select(select: SelectConfig, where: str) -> None:
+    if select.steps is not None:
+        if not select.steps or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in select.steps):
+            raise ConfigError(f"{where}: steps must be a non-empty list of positive integers, found {select.steps!r}")
+        select.steps = sorted(set(select.steps))
+    if select.folds < 2:
+        raise ConfigError(f"{where}: folds must be 2 or more, found {select.folds}")
 
 
 def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:

@@ -57,7 +57,7 @@ class RunDir:
         import shutil
 
         for name in ("metrics.json", "summary.json", "protocol.json", "model.pt", "curves.csv", "training.png",
-                     "roc.png", "confusion.png", "split.json", "config.yaml"):
+                     "roc.png", "confusion.png", "split.json", "selection.json", "config.yaml"):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.path / "scores", ignore_errors=True)
 

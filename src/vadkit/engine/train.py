@@ -128,7 +128,11 @@ def check_scores(scores: np.ndarray, video_id: str) -> None:
                        f"a dropped tail; the detector diverged or failed")
 
 
-def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store=None) -> ProtocolCard:
+FIXED_SCHEDULE = "fixed schedule, last weights (no test-set selection)"
+
+
+def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store=None,
+                  model_selection: str = FIXED_SCHEDULE) -> ProtocolCard:
     features = "raw frames"
     if store is not None:
         s = store.settings
@@ -142,7 +146,7 @@ def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store
                         tail_policy=detector.args.get("tail", config.eval.tail), smoothing=config.eval.smoothing,
                         normalisation=(config.eval.normalisation if config.eval.normalisation != "none"
                                        else detector.args.get("normalisation", "none")), seed=config.seed,
-                        model_selection="fixed schedule, last weights (no test-set selection)")
+                        model_selection=model_selection)
 
 
 def score_test(detector: Detector, test: list[VideoItem], config: RunConfig, run: RunDir | None,
@@ -213,16 +217,45 @@ def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None =
     train_items = make_items(train_records, store, config.data.crops, class_names)
     test_items = make_items(test_records, store, config.data.crops, class_names)
     start = time.perf_counter()
+    selection, model_selection = None, FIXED_SCHEDULE
+    if config.select.steps:
+        selection = _select_schedule(config, train_items, progress)
+        selection["seconds"] = round(time.perf_counter() - start, 2)
+        run.write_json("selection.json", selection)
+        detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args,
+                                                      "steps": selection["chosen"]})
+        if store is not None:
+            detector.extraction_ = dict(store.settings)
+        model_selection = selection_text(selection)
+    start_fit = time.perf_counter()
     detector.fit(train_items, progress=progress)
-    train_seconds = time.perf_counter() - start
+    train_seconds = time.perf_counter() - start_fit
     detector.save(run.path / "model.pt")
     run.write_curve(detector.history)
-    card = protocol_card(config, detector, split_info, store)
+    card = protocol_card(config, detector, split_info, store, model_selection)
     run.write_json("protocol.json", card.to_dict())
     metrics = evaluate_detector(detector, test_items, config, card, run, class_names, progress)
     metrics["train_seconds"] = round(train_seconds, 2)
+    if selection is not None:
+        metrics["selected_steps"] = selection["chosen"]
+        metrics["selection_seconds"] = selection["seconds"]
     run.write_json("metrics.json", metrics)
     return run
+
+
+def selection_text(selection: dict) -> str:
+    """The protocol card's ``model_selection`` for a run whose steps were cross-validated."""
+    return (f"steps {selection['chosen']} chosen from {selection['candidates']} by {len(selection['folds'])}-fold "
+            f"cross-validation inside the training split (pooled held-out frame micro AUC; no test-set selection), "
+            f"then trained on the whole training split, last weights")
+
+
+def _select_schedule(config: RunConfig, train_items: list[VideoItem], progress: bool) -> dict:
+    from vadkit.engine.select import select_steps
+
+    return select_steps(config.detector, dict(config.detector_args), train_items, config.select.steps,
+                        folds=config.select.folds, seed=config.seed,
+                        postprocess=lambda s: postprocess(s, config), progress=progress)
 
 
 def _class_names(config: RunConfig) -> list[str] | None:
@@ -246,7 +279,9 @@ def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict:
     store = ensure_features(test_records, config.data.features, progress) if detector.needs == "features" else None
     class_names = _class_names(config)
     test_items = make_items(test_records, store, config.data.crops, class_names)
-    card = protocol_card(config, detector, split_info, store)
+    selection = run.path / "selection.json"
+    card = protocol_card(config, detector, split_info, store,
+                         selection_text(run.read_json("selection.json")) if selection.is_file() else FIXED_SCHEDULE)
     metrics = evaluate_detector(detector, test_items, config, card, run, class_names, progress)
     previous = run.read_json("metrics.json") if (run.path / "metrics.json").exists() else {}
     if "train_seconds" in previous:

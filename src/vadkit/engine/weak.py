@@ -103,8 +103,24 @@ class _TorchDetector(Detector):
         with torch_threads(self.args["threads"]):
             return self._fit(train, progress)
 
-    def _fit(self, train: list[VideoItem], progress: bool) -> "Detector":
+    def fit_snapshots(self, train: list[VideoItem], steps: Sequence[int], progress: bool = True) -> dict[int, dict]:
+        """Train ``max(steps)`` steps and return a copy of the weights after each step count in ``steps``
+        (one training run gives the candidates of a schedule search; see ``vadkit.engine.select``)."""
+        wanted = sorted({int(s) for s in steps})
+        if not wanted or wanted[0] < 1:
+            raise ValueError(f"snapshot steps must be positive integers, got {list(steps)}")
+        saved_steps = self.args["steps"]
+        self.args["steps"] = wanted[-1]
+        try:
+            with torch_threads(self.args["threads"]):
+                self._fit(train, progress, snapshot_at=set(wanted))
+        finally:
+            self.args["steps"] = saved_steps
+        return self.snapshots_
+
+    def _fit(self, train: list[VideoItem], progress: bool, snapshot_at: set[int] = frozenset()) -> "Detector":
         a = self.args
+        self.snapshots_: dict[int, dict] = {}
         torch.manual_seed(a["seed"])
         rng = np.random.default_rng(a["seed"])
         abnormal, normal = _split_by_label(train)
@@ -119,6 +135,8 @@ class _TorchDetector(Detector):
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
+                if step in snapshot_at:
+                    self.snapshots_[step] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 running.append(float(loss.detach()))
                 if step % a["log_every"] == 0 or step == a["steps"]:
                     mean = float(np.mean(running))
@@ -136,6 +154,7 @@ class _TorchDetector(Detector):
     def load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.model.eval()
+        self.fitted_ = True
 
 
 # ---------------------------------------------------------------------------------------------------------------
