@@ -3,7 +3,7 @@
 Uses vadkit's own single-crop RGB I3D features (extracted into ``features/ped2`` when missing). Prints one JSON
 line per method with mean ± std of the frame-level numbers and the mean training seconds, then a summary line.
 
-    python bench/weak_ped2.py [--seeds 5] [--methods arnet_single,aed_t,...] [--steps N]
+    python bench/weak_ped2.py [--seeds 5] [--methods arnet_single,aed_t,aed_t_cv,...] [--steps N]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ METHODS = {
     "arnet_bas": ("configs/arnet_ped2.yaml", "arnet_bas"),
     "aed": ("configs/aed_ped2.yaml", "aed"),
     "aed_t": ("configs/aed_ped2.yaml", "aed_t"),
+    "aed_t_cv": ("configs/aed_ped2_cv.yaml", "aed_t"),  # steps chosen by 3-fold CV inside the training split
 }
 
 
@@ -47,11 +48,15 @@ def main() -> None:
         if args.steps:
             overrides.append(f"detector_args.steps={args.steps}")
         summary = repeat_over_seeds(config, args.seeds, progress=False, overrides=overrides + args.set)
-        train_s = [json.loads((Path(r) / "metrics.json").read_text())["train_seconds"] for r in summary["runs"]]
+        metrics = [json.loads((Path(r) / "metrics.json").read_text()) for r in summary["runs"]]
+        train_s = [m["train_seconds"] for m in metrics]
         row = {"method": method, "config": config, "seeds": args.seeds, "overrides": args.set + ([f"steps={args.steps}"] if args.steps else []),
                **{f"{k}_mean": round(v["mean"], 4) for k, v in summary["summary"].items()},
                **{f"{k}_std": round(v["std"], 4) for k, v in summary["summary"].items()},
                "train_s_mean": round(sum(train_s) / len(train_s), 1)}
+        if "selected_steps" in metrics[0]:  # schedule chosen inside the training split: its cost and choices
+            row["selected_steps"] = [m["selected_steps"] for m in metrics]
+            row["selection_s_mean"] = round(sum(m["selection_seconds"] for m in metrics) / len(metrics), 1)
         results[method] = row
         print(json.dumps(row), flush=True)
     print(json.dumps({"summary": {m: (r["micro_auc_mean"], r["micro_auc_std"]) for m, r in results.items()}}))
