@@ -92,6 +92,7 @@ class _TorchDetector(Detector):
         self.args.update(lr=number_arg(lr, "lr"), weight_decay=number_arg(weight_decay, "weight_decay"))
         if steps < 0 or per_class < 1:
             raise ValueError(f"steps must be >= 0 and per_class >= 1, got {steps} and {per_class}")
+        torch.manual_seed(seed)  # initial weights from the detector's own seed, as sEnDec and STATE do
         self.model = get_model(model, **self.args["model_args"])
         self._features = _FeatureCache()
 
