@@ -211,25 +211,24 @@ def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None =
     store = None
     if detector.needs == "features":
         store = ensure_features(train_records + test_records, config.data.features, progress)
-        # the detector carries how its features were made, so `vadkit score` extracts new videos the same way
-        detector.extraction_ = dict(store.settings)
     class_names = _class_names(config)
     train_items = make_items(train_records, store, config.data.crops, class_names)
     test_items = make_items(test_records, store, config.data.crops, class_names)
-    start = time.perf_counter()
     selection, model_selection = None, FIXED_SCHEDULE
     if config.select.steps:
+        start = time.perf_counter()
         selection = _select_schedule(config, train_items, progress)
         selection["seconds"] = round(time.perf_counter() - start, 2)
         run.write_json("selection.json", selection)
         detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args,
                                                       "steps": selection["chosen"]})
-        if store is not None:
-            detector.extraction_ = dict(store.settings)
         model_selection = selection_text(selection)
-    start_fit = time.perf_counter()
+    if store is not None:
+        # the detector carries how its features were made, so `vadkit score` extracts new videos the same way
+        detector.extraction_ = dict(store.settings)
+    start = time.perf_counter()
     detector.fit(train_items, progress=progress)
-    train_seconds = time.perf_counter() - start_fit
+    train_seconds = time.perf_counter() - start
     detector.save(run.path / "model.pt")
     run.write_curve(detector.history)
     card = protocol_card(config, detector, split_info, store, model_selection)

@@ -110,17 +110,16 @@ class _TorchDetector(Detector):
         wanted = sorted({int(s) for s in steps})
         if not wanted or wanted[0] < 1:
             raise ValueError(f"snapshot steps must be positive integers, got {list(steps)}")
-        saved_steps = self.args["steps"]
-        self.args["steps"] = wanted[-1]
-        try:
-            with torch_threads(self.args["threads"]):
-                self._fit(train, progress, snapshot_at=set(wanted))
-        finally:
-            self.args["steps"] = saved_steps
+        with torch_threads(self.args["threads"]):
+            self._fit(train, progress, steps=wanted[-1], snapshot_at=set(wanted))
         return self.snapshots_
 
-    def _fit(self, train: list[VideoItem], progress: bool, snapshot_at: set[int] = frozenset()) -> "Detector":
+    def _fit(self, train: list[VideoItem], progress: bool, steps: int | None = None,
+             snapshot_at: set[int] = frozenset()) -> "Detector":
+        """The optimiser loop: ``steps`` steps (default: the detector's ``steps``), keeping the weights after each
+        step count in ``snapshot_at`` in ``snapshots_``."""
         a = self.args
+        steps = a["steps"] if steps is None else steps
         self.snapshots_: dict[int, dict] = {}
         torch.manual_seed(a["seed"])
         rng = np.random.default_rng(a["seed"])
@@ -129,8 +128,8 @@ class _TorchDetector(Detector):
         self.model.train()
         start, running = time.perf_counter(), []
         with progress_bar(f"training {self.name}", progress) as bar:
-            task = bar.add_task("train", total=a["steps"], info="")
-            for step in range(1, a["steps"] + 1):
+            task = bar.add_task("train", total=steps, info="")
+            for step in range(1, steps + 1):
                 batch_a, batch_n = sample_balanced(abnormal, normal, a["per_class"], rng)
                 loss = self._loss(batch_a, batch_n, rng)
                 optimiser.zero_grad()
@@ -139,7 +138,7 @@ class _TorchDetector(Detector):
                 if step in snapshot_at:
                     self.snapshots_[step] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 running.append(float(loss.detach()))
-                if step % a["log_every"] == 0 or step == a["steps"]:
+                if step % a["log_every"] == 0 or step == steps:
                     mean = float(np.mean(running))
                     self.history.append({"step": step, "loss": mean, "seconds": round(time.perf_counter() - start, 2)})
                     bar.update(task, info=f"loss {mean:.4f}")
