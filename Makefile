@@ -41,7 +41,7 @@ demo: install
 model: install
 	$(PY) -m vadkit.cli fit-normal $(DATA)/ucsd_ped2/training/frames --out runs/ped2-knn-model --k 1 --far 0.01 --seed 0 \
 	  --dataset "UCSD Ped2 training clips"
-	$(PY) -c "from vadkit.inference import export_model; export_model('runs/ped2-knn-model', 'src/vadkit/assets/models/ped2-knn')"
+	$(PY) -c "from vadkit.inference import bundle_model; bundle_model('runs/ped2-knn-model', 'src/vadkit/assets/models/ped2-knn')"
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -38,8 +38,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from vadkit.datasets import get_dataset
-    from vadkit.engine.detectors import VideoItem
-    from vadkit.engine.oneclass import KNNDetector, fit_normal
+    from vadkit.detectors import VideoItem
+    from vadkit.detectors.knn import KNNDetector
+    from vadkit.engine.oneclass import fit_normal
     from vadkit.engine.train import make_items
     from vadkit.features.extract import extract_videos
     from vadkit.features.store import FeatureStore

@@ -37,7 +37,7 @@ def load_model(name: str, store: Path):
     except FileNotFoundError:
         pass
     from vadkit.datasets import get_dataset
-    from vadkit.engine.oneclass import KNNDetector
+    from vadkit.detectors.knn import KNNDetector
     from vadkit.engine.train import make_items
     from vadkit.features.store import FeatureStore
 

@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vadkit.engine.config import load_config
-    from vadkit.engine.detectors import load_detector
+    from vadkit.detectors import load_detector
     from vadkit.engine.train import train
 
     overrides = [f"data.root={data_root()}", f"output={args.output}", *args.overrides]

@@ -49,7 +49,7 @@ def scoring_seconds(run_path: Path) -> float:
 
 def cut_test_cubes(config) -> tuple[float, int]:
     """Cut (or find cached) the cubes of every test video with the config's detector settings: ``(seconds, cubes)``."""
-    from vadkit.engine.detectors import build_detector
+    from vadkit.detectors import build_detector
     from vadkit.engine.train import make_items, split_records
 
     _, test, _ = split_records(config)
@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from vadkit.engine.config import load_config
-    from vadkit.engine.detectors import load_detector
+    from vadkit.detectors import load_detector
     from vadkit.engine.train import train
 
     data = data_dir()

@@ -11,30 +11,26 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from vadkit.engine.detectors import Detector, build_detector
-from vadkit.engine.oneclass import KNNDetector
-from vadkit.inference import (Z_99, detector_threshold, find_videos, resolve_model, score_video, score_videos,
-                              unique_names)
+from vadkit.detectors import Detector, VideoItem
+from vadkit.detectors.knn import KNNDetector
+from vadkit.inference import find_videos, resolve_model, score_video, score_videos, unique_names
 from vadkit.io import open_video, write_video
+
+NOTHING = [VideoItem(id="train/none", num_frames=1)]  # the brightness detector learns nothing from its training item
 
 
 class Brightness(Detector):
-    """A frame detector for the tests: a frame's score is its mean brightness in [0, 1]."""
+    """A frame detector for the tests: a frame's score is its mean brightness in [0, 1]; fixed threshold 0.5."""
 
     name = "brightness-test"
-    needs = "frames"
+    inputs = "frames"
+    threshold_rule = "fixed 0.5"
 
-    def __init__(self, **args):
-        super().__init__(**args)
+    def _fit(self, train, progress):
         self.threshold_ = 0.5
 
-    def fit(self, train, progress=True):
-        self.fitted_ = True
-        return self
-
-    def score(self, item):
-        self._check_fitted()
-        return np.array([f.mean() / 255.0 for f in open_video(item.path).frames()])
+    def _score(self, item):
+        return np.array([f.mean() / 255.0 for f in open_video(item.path).truncated(item.num_frames).frames()])
 
 
 def clip(n=60, bright=(20, 40), size=(64, 48)):
@@ -47,56 +43,40 @@ def clip(n=60, bright=(20, 40), size=(64, 48)):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def test_thresholds_per_family():
-    knn = KNNDetector()
-    knn.threshold_ = 0.37
-    assert detector_threshold(knn) == 0.37
-    assert detector_threshold(build_detector("arnet", model_args={"feature_dim": 8})) == 0.5
-
-    class Recon(Brightness):
-        name = "recon-test"
-
-    recon = Recon(normalisation="train-zscore")
-    recon.threshold_, recon.train_mean_, recon.train_std_ = None, 2.0, 0.5
-    assert detector_threshold(recon) == pytest.approx(Z_99)
-    recon.args["normalisation"] = "none"
-    assert detector_threshold(recon) == pytest.approx(2.0 + Z_99 * 0.5)
-    del recon.train_mean_
-    with pytest.raises(ValueError, match="--threshold"):
-        detector_threshold(recon)
-
-
 def test_resolve_model_from_run_folder_file_and_bundled_name(tmp_path, monkeypatch):
     import vadkit.inference as inference
 
-    detector = KNNDetector(holdout=0)
-    detector.fit([_features_item(np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32))], progress=False)
+    import vadkit.inference.bundle as bundle
+
+    rng = np.random.default_rng(0)
+    detector = KNNDetector()
+    detector.fit([_features_item(rng.normal(size=(8, 4)).astype(np.float32), f"v{i}") for i in range(2)],
+                 progress=False)
+    detector.protocol_, detector.crops_ = {"dataset": "ucsd_ped2", "split": "official", "method": "knn: k=1"}, "first"
     run = tmp_path / "run"
     run.mkdir()
     detector.save(run / "model.pt")
-    (run / "config.yaml").write_text("detector: knn\ndata: {crops: first}\n")
-    (run / "protocol.json").write_text(json.dumps({"dataset": "ucsd_ped2", "split": "official", "method": "knn: k=1"}))
+    (run / "config.yaml").write_text("detector: knn\n")
     loaded = resolve_model(run)
-    assert loaded.run_dir == run and loaded.protocol["dataset"] == "ucsd_ped2" and loaded.crops == "first"
+    assert loaded.run_dir == run and loaded.protocol["dataset"] == "ucsd_ped2" and loaded.detector.crops_ == "first"
     assert loaded.info()["method"] == "knn: k=1" and loaded.trained_on == "ucsd_ped2 official"
+    assert loaded.threshold == detector.threshold_
     assert resolve_model(run / "model.pt").run_dir == run
     bundled = tmp_path / "bundled"
     bundled.mkdir()
-    detector.save(bundled / "tiny.pt")
-    (bundled / "tiny.json").write_text(json.dumps({"trained_on": "four numbers", "protocol": {"dataset": "x"}}))
-    monkeypatch.setattr(inference, "BUNDLED_DIR", bundled)
+    detector.trained_on_ = "four numbers"
+    detector.save(bundled / "tiny.pt")  # one file: no sidecar
+    monkeypatch.setattr(bundle, "BUNDLED_DIR", bundled)
     tiny = resolve_model("tiny")
-    assert tiny.source == "tiny" and tiny.trained_on == "four numbers" and tiny.protocol == {"dataset": "x"}
+    assert tiny.source == "tiny" and tiny.trained_on == "four numbers" and tiny.protocol["dataset"] == "ucsd_ped2"
     with pytest.raises(FileNotFoundError, match=r"'nope'.*bundled: tiny"):
         resolve_model("nope")
     with pytest.raises(FileNotFoundError, match="without model.pt"):
         resolve_model(tmp_path)
 
 
-def _features_item(features):
-    from vadkit.engine.detectors import VideoItem
-
-    return VideoItem(id="v", num_frames=16 * len(features), label=0, load_features=lambda: features)
+def _features_item(features, name="v"):
+    return VideoItem(id=name, num_frames=16 * len(features), label=0, load_features=lambda: features)
 
 
 def test_inputs_expand_and_names_stay_unique(tmp_path):
@@ -120,7 +100,7 @@ def test_inputs_expand_and_names_stay_unique(tmp_path):
 
 def test_score_video_writes_the_scored_folder(tmp_path):
     video = write_video(tmp_path / "in" / "clip.mp4", clip(60, (20, 40)), fps=20)
-    result = score_video(video, Brightness().fit([]), tmp_path / "out" / "clip", smoothing_sigma=1.0,
+    result = score_video(video, Brightness().fit(NOTHING), tmp_path / "out" / "clip", smoothing_sigma=1.0,
                          min_event_frames=5)
     folder = tmp_path / "out" / "clip"
     on_disk = json.loads((folder / "result.json").read_text())
@@ -146,7 +126,7 @@ def test_score_video_writes_the_scored_folder(tmp_path):
 def test_score_videos_without_video_and_rescoring(tmp_path):
     write_video(tmp_path / "in" / "a.mp4", clip(30, (0, 0)), fps=10)
     write_video(tmp_path / "in" / "b.mp4", clip(30, (5, 25)), fps=10)
-    detector = Brightness().fit([])
+    detector = Brightness().fit(NOTHING)
     results = score_videos([tmp_path / "in"], _loaded(detector), tmp_path / "out", progress=False,
                            write_annotated=False)
     assert [r["name"] for r in results] == ["a", "b"] and [len(r["events"]) for r in results] == [0, 1]
@@ -222,53 +202,41 @@ def test_a_broken_video_is_reported_and_the_others_are_scored(tmp_path):
     write_video(tmp_path / "in" / "good.mp4", clip(20, (5, 15)), fps=10)
     (tmp_path / "in" / "broken.mp4").write_bytes(b"not an mp4 at all")
     errors = []
-    results = score_videos([tmp_path / "in"], _loaded(Brightness().fit([])), tmp_path / "out", progress=False,
+    results = score_videos([tmp_path / "in"], _loaded(Brightness().fit(NOTHING)), tmp_path / "out", progress=False,
                            errors=errors, write_annotated=False)
     assert [r["name"] for r in results] == ["good"]
     assert len(errors) == 1 and errors[0][0].name == "broken.mp4" and "broken.mp4" in errors[0][1]
     assert not (tmp_path / "out" / "broken" / "result.json").exists()  # an unfinished folder never looks finished
     with pytest.raises(Exception, match="broken.mp4"):
-        score_videos([tmp_path / "in"], _loaded(Brightness().fit([])), tmp_path / "out2", progress=False)
+        score_videos([tmp_path / "in"], _loaded(Brightness().fit(NOTHING)), tmp_path / "out2", progress=False)
 
 
-def test_export_model_makes_a_bundle_resolve_model_reads(tmp_path, monkeypatch):
-    import vadkit.inference as inference
-    from vadkit.inference import export_model
+def test_bundle_model_copies_the_one_model_file(tmp_path, monkeypatch):
+    import vadkit.inference.bundle as bundle
+    from vadkit.inference import bundle_model
 
-    detector = KNNDetector(holdout=0, trained_on="")
-    detector.fit([_features_item(np.ones((4, 3), np.float32))], progress=False)
+    detector = KNNDetector()
+    items = [_features_item(np.eye(4, 3, k=i).astype(np.float32), f"v{i}") for i in range(3)]
+    for item in items:
+        item.extraction = {"crops": 1, "weights_sha256": "abc", "snippet_len": 16, "stride": 16}
+    detector.fit(items, progress=False)
+    detector.protocol_, detector.trained_on_ = {"dataset": "ucsd_ped2", "split": "official"}, "three videos"
     run = tmp_path / "run"
     run.mkdir()
     detector.save(run / "model.pt")
-    (run / "config.yaml").write_text("detector: knn\ndata: {features: store}\n")
-    (run / "store").mkdir()
-    (run / "store" / "manifest.json").write_text(json.dumps({"settings": {"crops": 1, "weights_sha256": "abc"},
-                                                             "videos": {}}))
-    (run / "protocol.json").write_text(json.dumps({"dataset": "ucsd_ped2", "split": "official"}))
-    export_model(run, tmp_path / "bundle" / "mine")
-    monkeypatch.setattr(inference, "BUNDLED_DIR", tmp_path / "bundle")
+    (run / "config.yaml").write_text("detector: knn\n")
+    bundle_model(run, tmp_path / "bundle" / "mine")
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["mine.pt"]
+    monkeypatch.setattr(bundle, "BUNDLED_DIR", tmp_path / "bundle")
     loaded = resolve_model("mine")
-    assert loaded.extraction == {"crops": 1, "weights_sha256": "abc"} and loaded.trained_on == "ucsd_ped2 official"
-    assert loaded.protocol["dataset"] == "ucsd_ped2" and inference.list_bundled_models() == ["mine"]
+    assert loaded.detector.extraction_["weights_sha256"] == "abc" and loaded.trained_on == "three videos"
+    assert loaded.protocol["dataset"] == "ucsd_ped2" and bundle.list_bundled_models() == ["mine"]
+    assert loaded.threshold == detector.threshold_
 
 
 def test_truncated_video_is_scored_up_to_the_break_with_a_warning(tmp_path):
     """An AVI cut off part-way (as a crashed recorder leaves it) is scored up to where it breaks."""
     import cv2
-
-    from vadkit.engine.detectors import Detector
-    from vadkit.inference import score_video
-
-    class MeanBrightness(Detector):  # a frame-based detector: its score is each frame's mean brightness
-        name, needs = "brightness", "frames"
-
-        def fit(self, train, progress=True):
-            self.fitted_ = True
-            return self
-
-        def score(self, item):
-            from vadkit.io import open_video
-            return np.array([f.mean() / 255 for f in open_video(item.path).truncated(item.num_frames).frames()])
 
     path = tmp_path / "cut.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
@@ -278,7 +246,7 @@ def test_truncated_video_is_scored_up_to_the_break_with_a_warning(tmp_path):
     writer.release()
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * 0.6)])
-    result = score_video(path, MeanBrightness().fit([]), tmp_path / "out", threshold=0.9, write_annotated=True)
+    result = score_video(path, Brightness().fit(NOTHING), tmp_path / "out", threshold=0.9, write_annotated=True)
     assert 0 < result["num_frames"] < 40 and len(result["scores"]) == result["num_frames"]
     assert result["warnings"] and "40" in result["warnings"][0]
     assert (tmp_path / "out" / "result.json").is_file()

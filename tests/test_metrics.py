@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve as sk_roc_curve
 
 from vadkit import metrics as M
+from vadkit.features import geometry as G
 
 
 def random_case(rng, n, ties):
@@ -76,24 +77,24 @@ def test_bad_labels_and_nan_scores_rejected():
 
 def test_snippets_to_frames_extend_and_drop():
     s = np.array([0.1, 0.5, 0.9])
-    extend = M.snippets_to_frames(s, 53, snippet_len=16, tail="extend")
+    extend = G.snippets_to_frames(s, 53, snippet_len=16, tail="extend")
     assert extend.shape == (53,)
     assert np.all(extend[:16] == 0.1) and np.all(extend[16:32] == 0.5) and np.all(extend[32:] == 0.9)
-    drop = M.snippets_to_frames(s, 53, snippet_len=16, tail="drop")
+    drop = G.snippets_to_frames(s, 53, snippet_len=16, tail="drop")
     assert np.all(np.isnan(drop[48:])) and np.all(drop[32:48] == 0.9)
     assert M.valid_frames(drop).sum() == 48
 
 
 def test_snippets_to_frames_overlapping_mean_and_count_check():
-    frames = M.snippets_to_frames(np.array([1.0, 3.0]), 6, snippet_len=4, stride=2)
+    frames = G.snippets_to_frames(np.array([1.0, 3.0]), 6, snippet_len=4, stride=2)
     assert frames.tolist() == [1, 1, 2, 2, 3, 3]
     with pytest.raises(ValueError, match="expected 3 snippets"):
-        M.snippets_to_frames(np.zeros(2), 48)
-    assert M.num_snippets(47) == 2 and M.num_snippets(15) == 0
+        G.snippets_to_frames(np.zeros(2), 48)
+    assert G.num_snippets(47) == 2 and G.num_snippets(15) == 0
 
 
 def test_dropped_frames_leave_metrics():
-    s = M.snippets_to_frames(np.array([0.2, 0.8]), 40, tail="drop")
+    s = G.snippets_to_frames(np.array([0.2, 0.8]), 40, tail="drop")
     y = np.zeros(40, int)
     y[16:] = 1  # frames 32..39 are anomalous but have no score: left out
     result = M.evaluate_frames({"v": s}, {"v": y})

@@ -8,25 +8,15 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from vadkit.features.store import json_safe  # noqa: E402  (light: numpy only)
+from vadkit.cli_output import console, err_console, fail
+from vadkit.io.files import json_safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="vadkit: video anomaly detection on one honest evaluation core.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Benchmark layouts and ground truth.")
 app.add_typer(datasets_app, name="datasets")
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print one clear line (no traceback) and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # datasets
@@ -52,8 +42,8 @@ def datasets_check(
 
     try:
         dataset = get_dataset(name, root)
-    except (DatasetError, VideoReadError, KeyError, FileNotFoundError) as err:
-        fail(str(err).strip("'\""))
+    except (DatasetError, VideoReadError, ValueError, FileNotFoundError) as err:
+        fail(str(err))
         return
     try:
         summary = summarize(dataset)
@@ -103,7 +93,6 @@ def extract_command(
 ) -> None:
     """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos."""
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
-    from vadkit.features.store import StoreMismatchError
     from vadkit.io import VideoReadError
 
     if (dataset is None) == (not video):
@@ -119,12 +108,12 @@ def extract_command(
 
             try:
                 records = get_dataset(dataset, root).videos(split)
-            except (DatasetError, KeyError) as err:
-                fail(str(err).strip("'\""))
+            except (DatasetError, ValueError) as err:
+                fail(str(err))
                 return
             videos = [(record_key(r), r.path) for r in records]
         else:
-            from vadkit.inference import unique_names
+            from vadkit.io.inputs import unique_names
 
             videos = list(zip(unique_names(list(video)), video))  # a/clip.mp4 and b/clip.mp4 keep apart
         extractor = SnippetExtractor(settings, weights=weights, batch_size=batch_size)
@@ -146,9 +135,10 @@ def _print_metrics(metrics: dict, title: str) -> None:
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("micro_auc", "macro_auc", "macro_videos", "ap", "eer", "auc_abnormal_videos", "far_all",
+    for key in ("micro_auc", "macro_auc", "macro_videos", "ap", "eer", "auc_abnormal_videos", "threshold", "far_all",
                 "far_normal_videos", "far_abnormal_videos", "video_accuracy", "num_videos", "num_frames",
-                "frames_without_score", "train_seconds"):
+                "frames_without_score", "frames_at_or_above_threshold", "far_requested", "far_held_out",
+                "held_out_snippets", "train_seconds"):
         if key in metrics:
             value = metrics[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
@@ -173,8 +163,8 @@ def train_command(
     try:
         cfg = load_config(config, overrides or [])
         run = train(cfg, progress=not as_json, run_dir=run_dir)
-    except (ConfigError, ValueError, FileNotFoundError, KeyError, RuntimeError, OSError) as err:
-        fail(str(err).strip("'\""))
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+        fail(str(err))
         return
     metrics = run.read_json("metrics.json")
     if as_json:
@@ -186,25 +176,33 @@ def train_command(
 
 @app.command("evaluate")
 def evaluate_command(
-    run_dir: Path = typer.Argument(..., help="a run folder written by `vadkit train`, or a config with --seeds"),
+    run_dir: Path = typer.Argument(..., help="a run folder of `vadkit train` or `vadkit fit-normal`, or a config "
+                                   "with --seeds"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="retrain and evaluate over this many split seeds; mean ± std"),
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="with --seeds: override a config key"),
+    videos: Optional[List[Path]] = typer.Option(None, "--videos", help="fit-normal runs: videos to evaluate on "
+                                                "(files, frame folders or folders of them; repeatable)"),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="fit-normal runs: anomalous frame ranges of those "
+                                          "videos (CSV video,start,end or JSON {video: [[start, end], ...]})"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
-    """Evaluate a run: micro/macro AUC, AP, EER, false-alarm rates (and video accuracy for classifiers)."""
+    """Evaluate a run: micro/macro AUC, AP, EER, false-alarm rates at the model's threshold (and video accuracy for
+    classifiers); a fit-normal run reports what its videos and labels allow."""
     from vadkit.engine.train import evaluate_run
 
     if overrides and not seeds:
         fail("--set only applies with --seeds (a finished run is evaluated with its own config)")
+    if seeds and (videos or labels):
+        fail("--videos / --labels evaluate a finished fit-normal run; they do not combine with --seeds")
     try:
         if seeds:
             from vadkit.engine.repeat import repeat_over_seeds
 
             metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json, overrides=overrides or [])
         else:
-            metrics = evaluate_run(run_dir, progress=not as_json)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError, OSError) as err:
-        fail(str(err).strip("'\""))
+            metrics = evaluate_run(run_dir, progress=not as_json, videos=videos or None, labels=labels)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+        fail(str(err))
         return
     if as_json:
         sys.stdout.write(json.dumps(json_safe(metrics)) + "\n")

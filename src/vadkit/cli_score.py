@@ -14,15 +14,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+from vadkit.cli_output import console, err_console, fail
 
 
 def score_command(
@@ -32,7 +25,7 @@ def score_command(
     smoothing: float = typer.Option(3.0, "--smoothing", help="Gaussian sigma in frames before thresholding (0: none)"),
     min_event: int = typer.Option(8, "--min-event", help="shortest anomaly event, in frames"),
     merge_gap: int = typer.Option(5, "--merge-gap", help="events closer than this many frames are merged"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="override the model's threshold"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="override the threshold the model fitted on its training data"),
     no_video: bool = typer.Option(False, "--no-video", help="skip the annotated mp4 (faster)"),
     batch_size: int = typer.Option(4, "--batch-size", help="snippets per I3D forward pass"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON line per video (no progress bar)"),
@@ -48,7 +41,7 @@ def score_command(
                                min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
                                write_annotated=not no_video, batch_size=batch_size)
     except (FileNotFoundError, ValueError, VideoReadError, RuntimeError) as err:
-        _fail(str(err).strip("'\""))
+        fail(str(err))
         return
     for r in results:
         folder = out / r["name"]
@@ -91,7 +84,7 @@ def fit_normal_command(
         run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
                          features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset)
     except (FileNotFoundError, ValueError, StoreMismatchError, VideoReadError, RuntimeError) as err:
-        _fail(str(err).strip("'\""))
+        fail(str(err))
         return
     calibration = run.read_json("calibration.json")
     if as_json:

@@ -6,9 +6,8 @@ Frame level (scores: higher = more abnormal; labels: 1 = anomalous frame):
   (the count of videos used is reported beside the number). This is the policy named ``"skip"`` on the card.
 - ``average_precision`` (anomaly = positive), ``equal_error_rate``, ``false_alarm_rate`` at a threshold.
 Video level (classifier heads): ``accuracy``, ``confusion_matrix``.
-Snippets to frames: ``snippets_to_frames`` (snippet ``i`` covers frames ``i*stride … i*stride+L-1``; the tail frames
-after the last full snippet either take the last snippet's score, ``tail="extend"``, or are dropped, ``tail="drop"``,
-as the original code did; dropped frames hold NaN and are left out of every metric).
+Frames without a score (a dropped tail, see :func:`vadkit.features.geometry.snippets_to_frames`) hold NaN and are
+left out of every metric.
 
 Every result travels with a :class:`ProtocolCard` saying how it was obtained.
 """
@@ -23,7 +22,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
-TAIL_POLICIES = ("extend", "drop")
+from vadkit.features.geometry import TAIL_POLICIES
+from vadkit.scoring import valid_frames
+
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -205,66 +206,6 @@ def confusion_matrix(predicted: Sequence[int], true: Sequence[int], num_classes:
         totals = matrix.sum(axis=1, keepdims=True)
         matrix = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
     return matrix
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Snippets to frames
-# ----------------------------------------------------------------------------------------------------------------
-def num_snippets(num_frames: int, snippet_len: int = 16, stride: int | None = None) -> int:
-    """Number of full snippets in a video: ``floor((num_frames - L) / stride) + 1`` (0 when shorter than L)."""
-    stride = snippet_len if stride is None else stride
-    if snippet_len <= 0 or stride <= 0:
-        raise ValueError(f"snippet length and stride must be positive, got {snippet_len} and {stride}")
-    return 0 if num_frames < snippet_len else (num_frames - snippet_len) // stride + 1
-
-
-def snippets_to_frames(snippet_scores: np.ndarray, num_frames: int, snippet_len: int = 16,
-                       stride: int | None = None, tail: str = "extend") -> np.ndarray:
-    """Spread per-snippet scores over the video's frames.
-
-    Snippet ``i`` covers frames ``i*stride … i*stride+L-1``; a frame covered by several snippets (stride < L)
-    takes their mean. Frames after the last full snippet take the last snippet's score (``tail="extend"``) or
-    NaN (``tail="drop"``; left out of every metric). A video shorter than one snippet has no score: with
-    ``extend`` it takes the single score given, if any.
-
-    Args:
-        snippet_scores: ``(S,)`` one score per snippet.
-        num_frames: frames in the video.
-
-    Returns:
-        ``(num_frames,)`` float64 frame scores.
-    """
-    if tail not in TAIL_POLICIES:
-        raise ValueError(f"tail must be one of {TAIL_POLICIES}, got {tail!r}")
-    stride = snippet_len if stride is None else stride
-    snippet_scores = np.asarray(snippet_scores, dtype=np.float64).ravel()
-    expected = num_snippets(num_frames, snippet_len, stride)
-    if num_frames < snippet_len and snippet_scores.size == 1:
-        expected = 1  # a short video scored as one padded snippet
-    if snippet_scores.size != expected:
-        raise ValueError(f"{snippet_scores.size} snippet scores for a video of {num_frames} frames; expected "
-                         f"{expected} snippets of {snippet_len} frames with stride {stride}")
-    frames = np.full(num_frames, np.nan)
-    if expected == 0:
-        return frames
-    total = np.zeros(num_frames)
-    count = np.zeros(num_frames)
-    for i, score in enumerate(snippet_scores):
-        start = i * stride
-        stop = min(start + snippet_len, num_frames)
-        total[start:stop] += score
-        count[start:stop] += 1
-    covered = count > 0
-    frames[covered] = total[covered] / count[covered]
-    if tail == "extend":
-        last_covered = int(np.flatnonzero(covered)[-1])
-        frames[last_covered + 1:] = snippet_scores[-1]
-    return frames
-
-
-def valid_frames(scores: np.ndarray) -> np.ndarray:
-    """Boolean mask of frames that have a score (not NaN: dropped tails are NaN)."""
-    return np.isfinite(np.asarray(scores, dtype=np.float64))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ from typing import Callable, Generic, Iterator, TypeVar
 T = TypeVar("T")
 
 
+class UnknownNameError(ValueError):
+    """A registry has nothing by that name; the message lists the valid names."""
+
+
 class Registry(Generic[T]):
     """Maps names to builders (classes or functions).
 
@@ -34,11 +38,10 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
-        try:
-            return self._items[name]
-        except KeyError:
+        if name not in self._items:
             valid = ", ".join(sorted(self._items)) or "(none)"
-            raise KeyError(f"unknown {self.kind} {name!r}; expected one of: {valid}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; expected one of: {valid}")
+        return self._items[name]
 
     def list(self) -> list[str]:
         return sorted(self._items)

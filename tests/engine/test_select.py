@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vadkit.engine.config import ConfigError, config_from_dict
-from vadkit.engine.detectors import VideoItem, build_detector
+from vadkit.detectors import VideoItem, build_detector
 from vadkit.engine.select import select_steps, stratified_folds
 from vadkit.engine.train import evaluate_run, train
 

@@ -116,7 +116,7 @@ def test_features_and_labels_of_different_length_are_refused(setup, tmp_path):
     with pytest.raises(ValueError, match=r"extracted from 40 frames, but the dataset's video and labels have 48"):
         make_items([record], store)
     # a store whose snippet count does not fit the frame count fails when scored, naming both counts
-    from vadkit.engine.detectors import build_detector
+    from vadkit.detectors import build_detector
     from vadkit.engine.train import make_items as items_of
 
     good = FeatureStore(tmp_path / "t", {"synthetic": True})

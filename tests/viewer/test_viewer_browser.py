@@ -5,10 +5,12 @@ Skipped, with the reason shown, when selenium, chromium or chromedriver is missi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="the viewer needs fastapi (pip install fastapi uvicorn python-multipart)")
@@ -192,3 +194,80 @@ def test_viewer_in_chromium(browser, served):
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
     print(f"browser session took {time.perf_counter() - started:.1f} s")
+
+
+def small_scores(num_frames: int = 100, abnormal: tuple[int, int] = (50, 74)) -> np.ndarray:
+    """k-NN-like cosine distances: 0.03-0.04 in normal frames, 0.07 in the abnormal ones (threshold 0.06)."""
+    rng = np.random.default_rng(1)
+    scores = 0.03 + 0.01 * rng.random(num_frames)
+    scores[abnormal[0]:abnormal[1] + 1] = 0.07
+    return scores
+
+
+def test_timeline_scales_to_small_scores(browser, tmp_path):
+    """Scores around 0.03-0.07 (threshold 0.06) fill the plot instead of lying flat at the bottom of a [0, 1] axis;
+    null scores (frames 10-14) are gaps in the line."""
+    driver = browser
+    runs = tmp_path / "runs"
+    folder = runs / "scored" / "knn"
+    write_scored_folder(folder, make_frames(100, size=(160, 120)), small_scores(), threshold=0.06)
+    result = json.loads((folder / "result.json").read_text())
+    for key in ("scores", "smoothed"):
+        result[key][10:15] = [None] * 5  # what `vadkit score` writes for a frame it could not score
+    (folder / "result.json").write_text(json.dumps(result))
+    finite = [s for s in result["scores"] + result["smoothed"] if s is not None]
+    assert 0.029 < min(finite) and max(finite) < 0.071
+
+    with LiveServer(create_app(runs, scorer=brightness_scorer, detector="toy")) as url:
+        driver.get(f"{url}/#/video/runs/scored/knn")
+        wait_for(driver, "document.body.dataset.ready === 'true'", message="the page never finished loading")
+        wait_for(driver, "document.querySelector('#timeline-canvas')?.dataset.yMax",
+                 message="the timeline exposes no y range (data-y-min / data-y-max on its canvas)")
+        drawn = driver.execute_script("""
+            const canvas = document.querySelector('#timeline-canvas');
+            const { width, height } = canvas;
+            const data = canvas.getContext('2d').getImageData(0, 0, width, height).data;
+            const blue = (i) => data[i + 2] > 150 && data[i] < 110 && data[i + 1] < 150;   // the smoothed line
+            const red = (i) => data[i] > 200 && data[i] - data[i + 1] > 60 && data[i] - data[i + 2] > 60;  // threshold
+            const gray = (i) => Math.abs(data[i] - data[i + 2]) < 40 && data[i] < 200 && !blue(i);  // the raw line
+            const blueRows = [], redRows = [];
+            for (let y = 0; y < height; y++) {
+              for (let x = Math.round(0.05 * width); x < width; x++) {  // clear of the tick labels at the left
+                const i = 4 * (y * width + x);
+                if (blue(i)) { blueRows.push(y); break; }
+              }
+              let reds = 0;
+              for (let x = 0; x < width; x++) if (red(4 * (y * width + x))) reds++;
+              if (reds > width / 4) redRows.push(y);  // dashed: most of the row, not a stray pixel
+            }
+            const gapColumn = Math.round((12.5 / 100) * width);  // frame 12: inside the null run
+            let inGap = 0;
+            for (let y = 0; y < height; y++) {
+              const i = 4 * (y * width + gapColumn);
+              if (blue(i) || gray(i)) inGap++;
+            }
+            return { width, height, yMin: Number(canvas.dataset.yMin), yMax: Number(canvas.dataset.yMax),
+                     plotHeight: Number(canvas.dataset.plotHeight), blueRows, redRows, inGap };""")
+
+    lo, hi, height = drawn["yMin"], drawn["yMax"], drawn["height"]
+    # the range is the data's and the threshold's, with a small margin: not [0, 1]
+    assert lo < min(finite) and hi > max(finite) and lo < 0.06 < hi, (lo, hi)
+    assert hi - lo < 2 * (max(finite) - min(finite)), f"y range [{lo}, {hi}] is much wider than the scores"
+
+    def pixel_y(value: float) -> float:  # in canvas pixels
+        return height - (value - lo) / (hi - lo) * height
+
+    # the max and the min score lie far apart on screen (they were ~4 % of the height apart on a [0, 1] axis) ...
+    assert pixel_y(min(finite)) - pixel_y(max(finite)) > 0.3 * height
+    # ... and so does the drawn smoothed line itself
+    assert drawn["blueRows"], "no smoothed line drawn"
+    assert max(drawn["blueRows"]) - min(drawn["blueRows"]) > 0.3 * height, drawn["blueRows"]
+    # the threshold line lies inside the plot, where the range says, and is drawn there
+    threshold_y = pixel_y(0.06)
+    assert 0 < threshold_y < height
+    assert any(abs(row - threshold_y) <= 2 for row in drawn["redRows"]), (threshold_y, drawn["redRows"])
+    # null scores are gaps, not drops to 0 nor a line bridged across them
+    assert drawn["inGap"] == 0, f"{drawn['inGap']} line pixels in the column of frame 12 (a null score)"
+
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors

@@ -1,310 +1,189 @@
-"""One-class detection on snippet features: k-nearest-neighbour distance to a memory bank of normal snippets.
+"""``vadkit fit-normal``: a training like any other on a one-class split of a user's own footage.
 
-The detector needs no abnormal example. ``fit`` gathers the snippet features of the normal training videos (videos
-labelled abnormal are left out), and
+Every given video is normal training footage. The run folder is the same as ``vadkit train`` writes
+(``config.yaml`` with ``data.split: fit-normal``, ``split.json``, ``protocol.json``, ``model.pt`` holding the
+detector, its calibrated threshold, extraction settings and card), plus ``calibration.json`` / ``calibration.png``.
 
-1. **calibrates**: a seeded share ``holdout`` of the normal *videos* (at least one when there are two or more; with
-   a single video, the last ``holdout`` share of its snippets) is held out; the bank is built from the rest and the
-   held-out snippets are scored against it. The threshold is the ``1 - false_alarm_rate`` quantile of those
-   held-out scores, so about that share of unseen normal snippets lands above it.
-2. **refits** (``refit_all=True``, the default): the bank is rebuilt from *all* normal snippets. Scores against the
-   larger bank can only shrink, so the calibrated threshold stays valid and is, if anything, conservative (the
-   false-alarm rate on new normal footage is at most the requested one, up to sampling noise).
-
-The score of a snippet is the mean distance to its ``k`` nearest bank entries (``cosine``: ``1 - cos``;
-``euclidean``: L2), higher = more abnormal; snippet scores are spread over the frames with
-:func:`vadkit.scoring.snippets_to_frames`. ``center=True`` subtracts the mean training feature first; it is off by
-default, the plain 1-NN being the baseline named in advance (a test-split ablation on UCSD Ped2, reported in
-docs/results.md and not used to choose, measured micro AUC 0.58 centred against 0.79 uncentred). Banks beyond ``max_bank``
-snippets are subsampled (seeded); distances are computed in chunks of ``chunk`` query snippets, so memory stays
-``O(chunk * bank)``.
-
-``extraction`` records the :class:`~vadkit.features.extract.ExtractionSettings` (as a dict) the training
-features were made with; ``vadkit score`` extracts new videos with the same settings. ``None`` means vadkit's
-defaults (what ``vadkit extract`` and ``features/ped2`` use).
+``vadkit evaluate RUN`` accepts it: without test videos it reports the calibration on held-out normal footage;
+with ``--videos`` it scores them and reports what needs no labels (the share of frames at or above the threshold,
+events per video); with ``--labels FILE`` (CSV ``video,start,end`` rows or JSON ``{"video": [[start, end], ...]}``,
+0-based, end exclusive, as the ``folder`` dataset reads; videos not listed are normal) every frame-level number.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
-import torch
 
-from vadkit.engine.detectors import Detector, VideoItem, register_detector
-from vadkit.scoring import snippets_to_frames
+from vadkit.detectors import Detector
+from vadkit.detectors.knn import KNNDetector
+from vadkit.engine.config import DataConfig, RunConfig
+from vadkit.engine.run import RunDir
+from vadkit.engine.train import protocol_card, save_model, store_item
+from vadkit.io.inputs import common_root, find_videos, unique_names
 
-METRICS = ("cosine", "euclidean")
-
-
-def _as_snippets(features: np.ndarray, item_id: str) -> np.ndarray:
-    """``(N, F)`` float32, or ``(N, crops, F)`` averaged over crops."""
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim == 3:
-        features = features.mean(axis=1)  # (N, crops, F) -> (N, F)
-    if features.ndim != 2 or features.shape[0] == 0:
-        raise ValueError(f"video {item_id}: expected snippet features (N, F) with N >= 1, got shape {features.shape}")
-    return features
+FIT_NORMAL_SELECTION = "none (fixed k); threshold = the (1 - FAR) quantile of held-out normal snippet scores"
 
 
-def knn_distances(queries: torch.Tensor, bank: torch.Tensor, k: int, metric: str, chunk: int = 4096) -> torch.Tensor:
-    """Mean distance of each query to its ``k`` nearest bank rows.
-
-    Args:
-        queries: ``(Q, F)``; for ``cosine`` both inputs must already be L2-normalised.
-        bank: ``(B, F)`` with ``B >= 1``.
-        k: neighbours (clipped to ``B``).
-        metric: ``cosine`` (``1 - q·b``) or ``euclidean``.
-        chunk: queries per block; the block's distance matrix is ``(chunk, B)``.
-
-    Returns:
-        ``(Q,)`` float32 distances.
-    """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    k = min(k, bank.shape[0])
-    out = []
-    for start in range(0, queries.shape[0], chunk):
-        q = queries[start:start + chunk]  # (c, F)
-        if metric == "cosine":
-            d = 1.0 - q @ bank.T  # (c, B)
-        else:
-            d = torch.cdist(q[None], bank[None])[0]  # (1, c, F), (1, B, F) -> (c, B)
-        out.append(d.topk(k, dim=1, largest=False).values.mean(dim=1))  # (c, k) -> (c,)
-    return torch.cat(out).clamp_min(0.0) if out else torch.zeros(0)
-
-
-@register_detector("knn")
-class KNNDetector(Detector):
-    """k-NN distance of I3D snippet features to normal training snippets, with a threshold calibrated on held-out
-    normal footage.
-
-    Args:
-        k: neighbours averaged (1 = nearest neighbour).
-        metric: ``cosine`` (default; on L2-normalised features) or ``euclidean``.
-        center: subtract the mean normal training feature before the metric.
-        holdout: share of the normal training videos (or, with one video, of its snippets) used for calibration.
-        false_alarm_rate: the share of held-out normal snippets allowed above the threshold.
-        refit_all: after calibration, rebuild the bank from all normal snippets (see the module docstring).
-        max_bank: most snippets kept in the bank (seeded random subsample beyond it).
-        chunk: query snippets per distance block.
-        tail: frames after the last full snippet: ``extend`` or ``drop``.
-        snippet_len, stride: the snippet layout of the features (from ``extraction`` when it is given).
-        extraction: the extraction settings of the training features (dict) or ``None`` (vadkit's defaults).
-        trained_on: a one-line description of the training footage (shown in reports).
-        seed: seeds the holdout split and bank subsampling.
-    """
-
-    name = "knn"
-    needs = "features"
-
-    def __init__(self, k: int = 1, metric: str = "cosine", center: bool = False, holdout: float = 0.2,
-                 false_alarm_rate: float = 0.01, refit_all: bool = True, max_bank: int = 100_000, chunk: int = 4096,
-                 tail: str = "extend", snippet_len: int = 16, stride: int = 16,
-                 extraction: dict[str, Any] | None = None, trained_on: str = "", seed: int = 0) -> None:
-        if extraction:
-            snippet_len = int(extraction.get("snippet_len", snippet_len))
-            stride = int(extraction.get("stride", stride))
-        super().__init__(k=k, metric=metric, center=center, holdout=holdout, false_alarm_rate=false_alarm_rate,
-                         refit_all=refit_all, max_bank=max_bank, chunk=chunk, tail=tail, snippet_len=snippet_len,
-                         stride=stride, extraction=dict(extraction) if extraction else None, trained_on=trained_on,
-                         seed=seed)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-        if not 0.0 <= holdout < 1.0:
-            raise ValueError(f"holdout must be in [0, 1), got {holdout}")
-        if not 0.0 < false_alarm_rate < 1.0:
-            raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
-        if max_bank < 1 or chunk < 1:
-            raise ValueError(f"max_bank and chunk must be positive, got {max_bank} and {chunk}")
-        if tail not in ("extend", "drop"):
-            raise ValueError(f"tail must be 'extend' or 'drop', got {tail!r}")
-        self.frames_per_snippet = snippet_len
-        self.bank_: torch.Tensor | None = None  # (B, F), normalised as the metric needs
-        self.mean_: torch.Tensor | None = None  # (F,) mean normal feature (centring)
-        self.threshold_: float | None = None
-        self.calibration_: dict = {}
-
-    # -- features -----------------------------------------------------------------------------------------------
-    def _prepare(self, features: np.ndarray) -> torch.Tensor:
-        """``(N, F)`` → the space distances are measured in (centred, L2-normalised for cosine)."""
-        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-        fitted = self.bank_ if self.bank_ is not None else (self.mean_[None] if self.mean_ is not None else None)
-        if fitted is not None and x.shape[1] != fitted.shape[1]:
-            raise ValueError(f"features have {x.shape[1]} dimensions, the detector was fitted on {fitted.shape[1]}")
-        if self.args["center"] and self.mean_ is not None:
-            x = x - self.mean_
-        if self.args["metric"] == "cosine":
-            x = torch.nn.functional.normalize(x, dim=1)
-        return x
-
-    def _bank(self, features: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        if features.shape[0] > self.args["max_bank"]:
-            keep = np.sort(rng.choice(features.shape[0], size=self.args["max_bank"], replace=False))
-            features = features[keep]
-        return self._prepare(features)
-
-    def snippet_scores(self, features: np.ndarray) -> np.ndarray:
-        """``(N, F)`` snippet features → ``(N,)`` k-NN distances."""
-        self._check_fitted()
-        x = self._prepare(_as_snippets(features, "query"))
-        return knn_distances(x, self.bank_, self.args["k"], self.args["metric"], self.args["chunk"]).numpy()
-
-    # -- fitting -------------------------------------------------------------------------------------------------
-    def _split(self, per_video: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``(bank features, held-out features)`` by video, or by the tail of a single video's snippets."""
-        share = self.args["holdout"]
-        if share == 0:
-            return np.concatenate(per_video), np.zeros((0, per_video[0].shape[1]), np.float32)
-        if len(per_video) >= 2:
-            n_out = min(len(per_video) - 1, max(1, round(share * len(per_video))))
-            order = rng.permutation(len(per_video))
-            held, kept = order[:n_out], order[n_out:]
-            return (np.concatenate([per_video[i] for i in kept]), np.concatenate([per_video[i] for i in held]))
-        only = per_video[0]
-        n_out = int(math.floor(share * only.shape[0]))
-        if n_out < 1 or n_out >= only.shape[0]:
-            raise ValueError(f"one training video of {only.shape[0]} snippets cannot be split for calibration "
-                             f"(holdout {share}); give more footage or set holdout: 0 and a threshold by hand")
-        return only[:-n_out], only[-n_out:]
-
-    def fit(self, train: list[VideoItem], progress: bool = True) -> "KNNDetector":
-        a = self.args
-        rng = np.random.default_rng(a["seed"])
-        normal = [v for v in train if v.label != 1]
-        if not normal:
-            raise ValueError(f"the k-NN detector learns from normal videos; all {len(train)} training videos are "
-                             f"labelled abnormal")
-        per_video = [_as_snippets(v.features(), v.id) for v in normal]
-        dims = {f.shape[1] for f in per_video}
-        if len(dims) != 1:
-            raise ValueError(f"training videos have features of different sizes: {sorted(dims)}")
-        everything = np.concatenate(per_video)  # (N, F)
-        self.bank_, self.mean_, self.threshold_ = None, None, None  # a refit starts from nothing
-        self.mean_ = torch.from_numpy(everything.mean(axis=0)) if a["center"] else None
-        bank, held = self._split(per_video, rng)
-        self.bank_ = self._bank(bank, rng)
-        self.fitted_ = True
-        if held.shape[0]:
-            held_scores = self.snippet_scores(held)
-            self.threshold_ = float(np.quantile(held_scores, 1.0 - a["false_alarm_rate"]))
-        else:
-            held_scores = np.zeros(0, np.float32)
-            self.threshold_ = None
-        if a["refit_all"] and held.shape[0]:
-            self.bank_ = self._bank(everything, rng)
-        self.calibration_ = {
-            "held_out_scores": held_scores.astype(np.float32).tolist(),
-            "held_out_snippets": int(held.shape[0]),
-            "bank_snippets": int(self.bank_.shape[0]),
-            "normal_videos": len(normal),
-            "skipped_abnormal_videos": len(train) - len(normal),
-            "achieved_far": float((held_scores > self.threshold_).mean()) if held.shape[0] else None,
-        }
-        return self
-
-    # -- scoring -------------------------------------------------------------------------------------------------
-    def score(self, item: VideoItem) -> np.ndarray:
-        self._check_fitted()
-        scores = self.snippet_scores(_as_snippets(item.features(), item.id))
-        return snippets_to_frames(scores, item.num_frames, self.args["snippet_len"], self.args["stride"],
-                                  tail=self.args["tail"])
-
-    # -- persistence ---------------------------------------------------------------------------------------------
-    def state(self) -> dict:
-        return {"bank": self.bank_, "mean": self.mean_, "threshold": self.threshold_, "calibration": self.calibration_}
-
-    def load_state(self, state: dict) -> None:
-        self.bank_ = state["bank"]
-        self.mean_ = state["mean"]
-        self.threshold_ = state["threshold"]
-        self.calibration_ = dict(state.get("calibration", {}))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# fit-normal: a user's own normal footage → a run folder
-# ---------------------------------------------------------------------------------------------------------------
 def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, metric: str = "cosine",
                center: bool = False, holdout: float = 0.2, seed: int = 0, settings=None,
-               features_dir=None, batch_size: int = 4, progress: bool = True, dataset: str = "user footage"):
-    """Fit a :class:`KNNDetector` on normal videos and write a run folder that ``vadkit score --model`` reads.
+               features_dir=None, batch_size: int = 4, progress: bool = True, dataset: str = "user footage") -> RunDir:
+    """Fit a :class:`~vadkit.detectors.knn.KNNDetector` on normal videos and write a run folder.
 
     Args:
-        inputs: video files, frame folders or folders of them (see :func:`vadkit.inference.find_videos`).
+        inputs: video files, frame folders or folders of them (see :func:`vadkit.io.inputs.find_videos`).
         out_dir: the run folder (created).
         k, false_alarm_rate, metric, center, holdout, seed: the detector's arguments.
         settings: :class:`~vadkit.features.extract.ExtractionSettings` (default: vadkit's defaults).
         features_dir: the feature store to extract into (default ``<out_dir>/features``); videos already in it
             are not extracted again.
-
-    Returns:
-        the :class:`~vadkit.engine.run.RunDir`. It holds ``config.yaml``, ``model.pt``, ``protocol.json``,
-        ``split.json`` (the videos), ``calibration.json`` and ``calibration.png``.
+        dataset: what the footage is, for the protocol card.
     """
-    from pathlib import Path
-
-    from vadkit.engine.config import DataConfig, RunConfig
-    from vadkit.engine.run import RunDir
-    from vadkit.engine.train import protocol_card
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
     from vadkit.features.store import FeatureStore
-    from vadkit.inference import find_videos, unique_names
     from vadkit.report.plots import plot_calibration
 
-    # the arguments are checked before minutes of feature extraction
-    KNNDetector(k=k, metric=metric, center=center, holdout=holdout, false_alarm_rate=false_alarm_rate, seed=seed)
+    args = dict(k=k, metric=metric, center=center, holdout=holdout, false_alarm_rate=false_alarm_rate)
+    detector = KNNDetector(**args, seed=seed)  # the arguments are checked before minutes of feature extraction
     videos = [p.resolve() for p in find_videos(inputs)]
     names = unique_names(videos)
     run = RunDir(out_dir)
     run.path.mkdir(parents=True, exist_ok=True)
+    run.clear()
     store_root = Path(features_dir) if features_dir else run.path / "features"
-    if (store_root / "manifest.json").is_file():  # a reused store: a name must mean the same video
-        known = FeatureStore(store_root).videos
-        clash = [f"{n} (store: {known[n].get('source')}, now: {p})" for n, p in zip(names, videos)
-                 if n in known and known[n].get("source") not in (None, str(p))]
-        if clash:
-            raise ValueError(f"the feature store {store_root} holds other videos under the same names: "
-                             f"{'; '.join(clash[:3])}; use another --features folder")
+    _refuse_name_clashes(store_root, names, videos)
     extractor = SnippetExtractor(settings or ExtractionSettings(), batch_size=batch_size)
     extract_videos(list(zip(names, videos)), store_root, extractor, progress=progress)
     store = FeatureStore(store_root)
-    frames = sum(store.videos[n]["num_frames"] for n in names)
+    items = [store_item(n, store.videos[n]["num_frames"], p, store.videos[n]["fps"], store, label=0)
+             for n, p in zip(names, videos)]
+    frames = sum(item.num_frames for item in items)
     shown = ", ".join(names[:5]) + (f" … ({len(names)} videos)" if len(names) > 5 else "")
     trained_on = f"{len(names)} normal video{'s' if len(names) != 1 else ''}, {frames} frames: {shown}"
-    items = [VideoItem(id=n, num_frames=store.videos[n]["num_frames"], label=0, path=p, fps=store.videos[n]["fps"],
-                       load_features=(lambda n=n: store.load(n))) for n, p in zip(names, videos)]
-    detector = KNNDetector(k=k, metric=metric, center=center, holdout=holdout, false_alarm_rate=false_alarm_rate,
-                           extraction=store.settings, trained_on=trained_on, seed=seed)
-    detector.fit(items, progress=progress)
-    detector.save(run.path / "model.pt")
-    config = RunConfig(detector="knn", detector_args=dict(detector.args),
-                       data=DataConfig(dataset="folder", root=str(_common_root(videos)), features=str(store_root),
+    config = RunConfig(detector="knn", detector_args=args,
+                       data=DataConfig(dataset="folder", root=str(common_root(videos)), features=str(store_root),
                                        split="fit-normal"), seed=seed, output=str(run.path.parent), name=run.path.name)
+    split = {"kind": f"one-class, fit-normal ({len(names)} normal videos; holdout {holdout} for calibration)",
+             "rule": "every given video is normal training footage", "train": names,
+             "paths": {n: str(p) for n, p in zip(names, videos)}, "test": []}
     run.write_config(config.to_dict())
-    run.write_json("split.json", {"kind": "fit-normal", "rule": "every given video is normal training footage",
-                                  "train": names, "paths": {n: str(Path(p).resolve()) for n, p in zip(names, videos)},
-                                  "test": []})
-    split = {"kind": f"one-class, fit-normal ({len(names)} normal videos; holdout {holdout} for calibration)"}
-    card = protocol_card(config, detector, split, store).replace(
-        dataset=dataset, method=f"knn: k={k}, {metric}{', centred' if center else ''}",
-        model_selection="none (fixed k); threshold = the (1 - FAR) quantile of held-out normal snippet scores",
-        notes=[f"threshold {detector.threshold_} for a requested false-alarm rate of {false_alarm_rate}"])
-    run.write_json("protocol.json", card.to_dict())
-    calibration = {k_: v for k_, v in detector.calibration_.items() if k_ != "held_out_scores"}
+    run.write_json("split.json", split)
+    detector.fit(items, progress=progress)
+    card = protocol_card(config, detector, split, store, FIT_NORMAL_SELECTION).replace(
+        dataset=dataset, method=f"knn: k={k}, {metric}{', centred' if center else ''}")
+    save_model(detector, run, card, config.data.crops, trained_on)
+    calibration = {key: v for key, v in detector.calibration_.items() if key != "held_out_scores"}
     run.write_json("calibration.json", {**calibration, "threshold": detector.threshold_,
                                         "false_alarm_rate": false_alarm_rate})
-    if detector.threshold_ is not None:
-        plot_calibration(detector.calibration_["held_out_scores"], detector.threshold_, false_alarm_rate,
-                         run.path / "calibration.png", title=f"k-NN calibration: {trained_on}"[:120])
+    plot_calibration(detector.calibration_["held_out_scores"], detector.threshold_, false_alarm_rate,
+                     run.path / "calibration.png", title=f"k-NN calibration: {trained_on}"[:120])
     return run
 
 
-def _common_root(paths):
-    import os
-    from pathlib import Path
+def _refuse_name_clashes(store_root: Path, names: Sequence[str], videos: Sequence[Path]) -> None:
+    """A reused store: a name must mean the same video."""
+    from vadkit.features.store import FeatureStore
 
-    resolved = [str(Path(p).resolve().parent) for p in paths]
-    return Path(os.path.commonpath(resolved)) if resolved else Path(".")
+    if not (store_root / "manifest.json").is_file():
+        return
+    known = FeatureStore(store_root).videos
+    clash = [f"{n} (store: {known[n].get('source')}, now: {p})" for n, p in zip(names, videos)
+             if n in known and known[n].get("source") not in (None, str(p))]
+    if clash:
+        raise ValueError(f"the feature store {store_root} holds other videos under the same names: "
+                         f"{'; '.join(clash[:3])}; use another --features folder")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluating a fit-normal run
+# ---------------------------------------------------------------------------------------------------------------
+def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, videos: Sequence | None,
+                        labels: str | Path | None, progress: bool = True) -> dict:
+    """The numbers a fit-normal run supports (see the module docstring); written to ``metrics.json``."""
+    from vadkit.metrics import evaluate_frames
+    from vadkit.report.events import find_events
+    from vadkit.scoring import gaussian_smooth
+
+    protocol = dict(detector.protocol_)
+    if not videos:
+        if labels:
+            raise ValueError("--labels needs the videos they label: give them with --videos")
+        calibration = run.read_json("calibration.json")
+        metrics = {"evaluated_on": "held-out normal training footage (calibration)", "threshold": detector.threshold_,
+                   "far_requested": calibration.get("false_alarm_rate"), "far_held_out": calibration.get("achieved_far"),
+                   "held_out_snippets": calibration.get("held_out_snippets"), "protocol": protocol}
+        run.write_json("metrics.json", metrics)
+        return metrics
+    items = _evaluation_items(run, config, detector, videos, progress)
+    frame_labels = _read_labels(labels, items) if labels else None
+    scores, alarms, events = {}, {}, {}
+    for item in items:
+        result = detector.score(item)
+        scores[item.id] = result.values
+        alarms[item.id] = float(result.abnormal()[result.scored].mean()) if result.scored.any() else float("nan")
+        events[item.id] = len(find_events(gaussian_smooth(result.values, 3.0), result.threshold, item.fps))
+        run.write_scores(f"eval/{item.id}", result.values)
+    pooled = np.concatenate([s[np.isfinite(s)] for s in scores.values()])
+    metrics: dict = {"evaluated_on": f"{len(items)} given videos" + (f", labels {labels}" if labels else ", no labels"),
+                     "threshold": detector.threshold_, "num_videos": len(items), "num_frames": int(pooled.size),
+                     "frames_at_or_above_threshold": float((pooled >= detector.threshold_).mean()),
+                     "per_video": {v: {"frames_at_or_above_threshold": alarms[v], "events": events[v]} for v in scores}}
+    if frame_labels is not None:
+        metrics.update(evaluate_frames(scores, frame_labels, threshold=detector.threshold_))
+        protocol["split"] = f"{protocol.get('split', '')}; evaluated on given videos with labels {labels}"
+    metrics["protocol"] = protocol
+    run.write_json("metrics.json", metrics)
+    return metrics
+
+
+def _evaluation_items(run: RunDir, config: RunConfig, detector: Detector, videos: Sequence, progress: bool) -> list:
+    """Detector inputs for the evaluation videos (features extracted with the detector's own settings into the
+    run's store, under ``eval/<name>``)."""
+    from vadkit.io import open_video
+
+    paths = [p.resolve() for p in find_videos(videos)]
+    names = unique_names(paths)
+    if detector.inputs != "features":
+        items = []
+        for name, path in zip(names, paths):
+            with open_video(path) as source:
+                items.append(store_item(name, source.num_frames, path, source.fps))
+        return items
+    from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
+    from vadkit.features.store import FeatureStore
+
+    settings = ExtractionSettings(**{k: v for k, v in (detector.extraction_ or {}).items()
+                                     if k in ExtractionSettings.__dataclass_fields__})
+    root = Path(config.data.features or run.path / "features")
+    keys = [f"eval/{n}" for n in names]
+    _refuse_name_clashes(root, keys, paths)
+    extract_videos(list(zip(keys, paths)), root, SnippetExtractor(settings), progress=progress)
+    store = FeatureStore(root)
+    return [store_item(key, store.videos[key]["num_frames"], path, store.videos[key]["fps"], store, detector.crops_)
+            for key, path in zip(keys, paths)]
+
+
+def _read_labels(path: str | Path, items: list) -> dict[str, np.ndarray]:
+    """``{item id: (num_frames,) 0/1}`` from a range table; a video not in the table is all normal."""
+    from vadkit.datasets.groundtruth import read_range_table
+
+    table = read_range_table(path)
+    out = {}
+    for item in items:
+        name = item.id.split("/", 1)[-1]
+        path_name = Path(item.path).name if item.path is not None else name
+        ranges = table.get(name, table.get(path_name, []))
+        labels = np.zeros(item.num_frames, dtype=np.int64)
+        for start, end in ranges:
+            if not 0 <= start < end <= item.num_frames:
+                raise ValueError(f"{path}: range [{start}, {end}) of video {name} lies outside its {item.num_frames} "
+                                 f"frames")
+            labels[start:end] = 1
+        out[item.id] = labels
+    unknown = sorted(set(table) - {i.id.split("/", 1)[-1] for i in items}
+                     - {Path(i.path).name for i in items if i.path is not None})
+    if unknown:
+        raise ValueError(f"{path} labels videos that were not given: {unknown[:5]}")
+    return out

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from vadkit.engine.config import apply_overrides, config_from_dict, load_config
 from vadkit.engine.run import RunDir
-from vadkit.features.store import atomic_write_json
+from vadkit.io.files import atomic_write_json
 
 SUMMARY_KEYS = ("micro_auc", "macro_auc", "ap", "eer", "auc_abnormal_videos", "far_all", "far_normal_videos",
                 "far_abnormal_videos", "video_accuracy")

@@ -4,7 +4,7 @@
 
     config.yaml      the resolved config (every default filled in)
     protocol.json    the protocol card
-    model.pt         the fitted detector (weights, constructor arguments, fitted statistics)
+    model.pt         the model file: detector, weights, threshold, extraction settings, protocol card
     metrics.json     the numbers, with the card inside
     curves.csv / training.png   training loss per step
     scores/<video>.npy          frame scores of every test video
@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import yaml
 
-from vadkit.features.store import atomic_save_npy, atomic_write_bytes, atomic_write_json, safe_name
+from vadkit.io.files import atomic_save_npy, atomic_write_bytes, atomic_write_json, safe_name
+from vadkit.report.plots import plot_curve
 
 
 def seed_everything(seed: int) -> None:
@@ -84,11 +85,6 @@ class RunDir:
         atomic_write_bytes(self.path / "curves.csv", buffer.getvalue().encode())
         plot_curve(rows, self.path / "training.png")
 
-    def save_torch(self, name: str, obj: Any) -> None:
-        buffer = io.BytesIO()
-        torch.save(obj, buffer)
-        atomic_write_bytes(self.path / name, buffer.getvalue())
-
     # -- readers ----------------------------------------------------------------------------------------------
     def read_config(self) -> dict:
         file = self.path / "config.yaml"
@@ -101,27 +97,3 @@ class RunDir:
 
     def read_scores(self, video_id: str) -> np.ndarray:
         return np.load(self.path / "scores" / f"{safe_name(video_id)}.npy")
-
-
-def plot_curve(rows: list[dict], path: Path) -> None:
-    """Training loss against step, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [r["step"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key in rows[0]:
-        if key not in ("step", "seconds"):
-            ax.plot(steps, [r[key] for r in rows], label=key)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())

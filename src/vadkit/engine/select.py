@@ -14,8 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from vadkit.engine.detectors import Detector, VideoItem, build_detector
-from vadkit.metrics import roc_auc, valid_frames
+from vadkit.detectors import Detector, VideoItem, build_detector
+from vadkit.metrics import roc_auc
+from vadkit.scoring import valid_frames
 
 
 def stratified_folds(items: Sequence[VideoItem], folds: int, seed: int) -> list[list[VideoItem]]:
@@ -44,7 +45,7 @@ def _held_out_scores(detector: Detector, held_out: Sequence[VideoItem], postproc
         if item.frame_labels is None:
             raise ValueError(f"schedule selection scores held-out training videos against their frame labels, "
                              f"but training video {item.id} has none")
-        s = np.asarray(postprocess(detector.score(item)), dtype=np.float64)
+        s = np.asarray(postprocess(detector.score(item).values), dtype=np.float64)
         keep = valid_frames(s)
         scores.append(s[keep])
         labels.append(np.asarray(item.frame_labels)[keep])
@@ -53,7 +54,8 @@ def _held_out_scores(detector: Detector, held_out: Sequence[VideoItem], postproc
 
 def select_steps(detector_name: str, detector_args: dict, train: Sequence[VideoItem], candidates: Sequence[int],
                  folds: int = 3, seed: int = 0, postprocess=lambda s: s, progress: bool = True) -> dict:
-    """Cross-validate the number of training steps of a snapshot-capable detector on ``train`` only.
+    """Cross-validate the number of training steps of a trainable detector on ``train`` only (each snapshot is
+    calibrated on its fold's training videos, as ``fit`` would).
 
     Returns ``{"chosen": steps, "candidates": [...], "micro_auc": {steps: pooled AUC}, "fold_auc": {steps: [per
     fold]}, "folds": [[video ids] per fold], "seed": seed}``.
@@ -65,12 +67,15 @@ def select_steps(detector_name: str, detector_args: dict, train: Sequence[VideoI
     for k, held_out in enumerate(groups):
         rest = [item for j, group in enumerate(groups) if j != k for item in group]
         detector = build_detector(detector_name, **{**detector_args, "seed": seed + 1000 * (k + 1)})
-        if not hasattr(detector, "fit_snapshots"):
-            raise ValueError(f"detector {detector_name!r} cannot keep training snapshots; schedule selection needs one "
-                             f"that can (the weakly-supervised detectors)")
+        if not detector.trainable:
+            raise ValueError(f"detector {detector_name!r} trains no network; schedule selection needs a trainable one")
         snapshots = detector.fit_snapshots(rest, candidates, progress=progress)
+        missing = [steps for steps in candidates if steps not in snapshots]
+        if missing:
+            raise ValueError(f"training stopped after {detector.schedule_['steps']} steps (its epochs or time budget), "
+                             f"before the candidate step counts {missing}")
         for steps in candidates:
-            detector.load_state({"model": snapshots[steps]})
+            detector.use_snapshot(snapshots[steps])
             scores, labels = _held_out_scores(detector, held_out, postprocess)
             pooled[steps].append((scores, labels))
             both = labels.min() != labels.max()

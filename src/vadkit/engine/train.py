@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from vadkit.detectors import Detector, VideoItem, build_detector, collapse_crops, load_detector
 from vadkit.engine.config import RunConfig
-from vadkit.engine.detectors import Detector, VideoItem, build_detector, load_detector
 from vadkit.engine.run import RunDir, seed_everything
 from vadkit.metrics import ProtocolCard, evaluate_classification, evaluate_frames
 from vadkit.scoring import gaussian_smooth, minmax_per_video
@@ -62,27 +62,23 @@ def make_items(records: Sequence, store=None, crops: str = "mean", class_names: 
     items = []
     for r in records:
         key = record_key(r)
-        loader = None
         if store is not None:
             stored = store.videos.get(key, {}).get("num_frames")
             if stored is not None and stored != r.num_frames:
                 raise ValueError(f"video {key}: the feature store at {store.root} was extracted from {stored} frames, "
                                  f"but the dataset's video and labels have {r.num_frames}")
-            loader = (lambda k=key: _collapse_crops(store.load(k), crops))
-        items.append(VideoItem(id=key, num_frames=r.num_frames, label=r.label, class_index=class_index(r, class_names),
-                               frame_labels=r.frame_labels, path=Path(r.path), fps=r.fps, load_features=loader))
+        items.append(store_item(key, r.num_frames, Path(r.path), r.fps, store, crops, label=r.label,
+                                class_index=class_index(r, class_names), frame_labels=r.frame_labels))
     return items
 
 
-def _collapse_crops(features: np.ndarray, crops: str) -> np.ndarray:
-    """``(N, crops, F)`` → ``(N, F)``: crops averaged (``mean``) or the first (centre) crop (``first``)."""
-    if features.ndim == 2:
-        return features
-    if crops == "mean":
-        return features.mean(axis=1)
-    if crops == "first":
-        return features[:, 0]
-    raise ValueError(f"data.crops must be 'mean' or 'first', got {crops!r}")
+def store_item(key: str, num_frames: int, path: Path, fps: float, store=None, crops: str = "mean",
+               **fields) -> VideoItem:
+    """One video as a detector input; its features (when ``store`` is given) load lazily from the store."""
+    if store is None:
+        return VideoItem(id=key, num_frames=num_frames, path=path, fps=fps, **fields)
+    return VideoItem(id=key, num_frames=num_frames, path=path, fps=fps, extraction=dict(store.settings),
+                     load_features=lambda: collapse_crops(store.load(key), crops), **fields)
 
 
 def ensure_features(records: Sequence, features_dir: str | Path, progress: bool = True):
@@ -115,24 +111,11 @@ def postprocess(scores: np.ndarray, config: RunConfig) -> np.ndarray:
     return gaussian_smooth(scores, config.eval.smoothing)
 
 
-def check_scores(scores: np.ndarray, video_id: str) -> None:
-    """Only a trailing run of NaN (a dropped tail) may lack a score; anything else is a detector failure."""
-    bad = ~np.isfinite(scores)
-    if not bad.any():
-        return
-    first = int(np.flatnonzero(bad)[0])
-    if np.isnan(scores[first:]).all():
-        return
-    where = np.flatnonzero(bad)
-    raise RuntimeError(f"video {video_id}: {where.size} non-finite frame scores (first at frame {first}) that are not "
-                       f"a dropped tail; the detector diverged or failed")
-
-
 FIXED_SCHEDULE = "fixed schedule, last weights (no test-set selection)"
 
 
 def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store=None,
-                  model_selection: str = FIXED_SCHEDULE) -> ProtocolCard:
+                  model_selection: str = FIXED_SCHEDULE, notes: Sequence[str] = ()) -> ProtocolCard:
     features = "raw frames"
     if store is not None:
         s = store.settings
@@ -146,23 +129,29 @@ def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store
                         tail_policy=detector.args.get("tail", config.eval.tail), smoothing=config.eval.smoothing,
                         normalisation=(config.eval.normalisation if config.eval.normalisation != "none"
                                        else detector.args.get("normalisation", "none")), seed=config.seed,
-                        model_selection=model_selection)
+                        model_selection=model_selection,
+                        notes=[f"threshold {detector.threshold_:.6g}: {detector.threshold_rule}", *notes])
+
+
+def evaluation_threshold(detector: Detector, config: RunConfig) -> float:
+    """The threshold false-alarm rates are measured at: the detector's fitted one, except after per-video min-max
+    normalisation (which moves every score into [0, 1]), where the config's stated ``eval.threshold`` applies."""
+    if config.eval.normalisation == "per-video-minmax":
+        return float(config.eval.threshold)
+    return float(detector.threshold_)
 
 
 def score_test(detector: Detector, test: list[VideoItem], config: RunConfig, run: RunDir | None,
                progress: bool = True) -> tuple[dict, dict]:
-    from rich.progress import Progress
+    from vadkit.progress import progress_bar
 
     scores, labels = {}, {}
-    with Progress(disable=not progress) as bar:
-        task = bar.add_task("scoring test videos", total=len(test))
+    with progress_bar("scoring test videos", progress) as bar:
+        task = bar.add_task("score", total=len(test), info="")
         for item in test:
             if item.frame_labels is None:
                 raise ValueError(f"test video {item.id} has no frame labels")
-            s = postprocess(detector.score(item), config)
-            if s.shape != (item.num_frames,):
-                raise RuntimeError(f"{detector.name} gave {s.shape} scores for {item.id} with {item.num_frames} frames")
-            check_scores(s, item.id)
+            s = postprocess(detector.score(item).values, config)
             scores[item.id], labels[item.id] = s, np.asarray(item.frame_labels)
             if run is not None:
                 run.write_scores(item.id, s)
@@ -173,10 +162,8 @@ def score_test(detector: Detector, test: list[VideoItem], config: RunConfig, run
 def evaluate_detector(detector: Detector, test: list[VideoItem], config: RunConfig, card: ProtocolCard,
                       run: RunDir | None, class_names: Sequence[str] | None = None, progress: bool = True) -> dict:
     scores, labels = score_test(detector, test, config, run, progress)
-    # a detector with a calibrated threshold (k-NN distances) is judged at it; sigmoid outputs at eval.threshold
-    threshold = getattr(detector, "threshold_", None)
-    metrics = evaluate_frames(scores, labels, threshold=config.eval.threshold if threshold is None else float(threshold))
-    if hasattr(detector, "predict_class"):
+    metrics = evaluate_frames(scores, labels, threshold=evaluation_threshold(detector, config))
+    if detector.classifier:
         names = list(class_names) if class_names else ["normal", "abnormal"]
         predicted = {v.id: detector.predict_class(v) for v in test}
         metrics.update(evaluate_classification(predicted, {v.id: v.class_index for v in test}, names))
@@ -201,7 +188,7 @@ def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None =
     seed_everything(config.seed)
     detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args})  # bad args fail here
     train_records, test_records, split_info = split_records(config)
-    if detector.needs == "features" and not config.data.features:
+    if detector.inputs == "features" and not config.data.features:
         raise ValueError(f"detector {config.detector!r} reads snippet features: set data.features to a store folder")
     run = RunDir(run_dir) if run_dir else RunDir.create(config.output, config.name or f"{config.detector}-{config.data.dataset}")
     run.path.mkdir(parents=True, exist_ok=True)
@@ -209,7 +196,7 @@ def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None =
     run.write_config(config.to_dict())
     run.write_json("split.json", split_info)
     store = None
-    if detector.needs == "features":
+    if detector.inputs == "features":
         store = ensure_features(train_records + test_records, config.data.features, progress)
     class_names = _class_names(config)
     train_items = make_items(train_records, store, config.data.crops, class_names)
@@ -223,16 +210,12 @@ def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None =
         detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args,
                                                       "steps": selection["chosen"]})
         model_selection = selection_text(selection)
-    if store is not None:
-        # the detector carries how its features were made, so `vadkit score` extracts new videos the same way
-        detector.extraction_ = dict(store.settings)
     start = time.perf_counter()
-    detector.fit(train_items, progress=progress)
+    detector.fit(train_items, progress=progress)  # takes the extraction settings from the items
     train_seconds = time.perf_counter() - start
-    detector.save(run.path / "model.pt")
-    run.write_curve(detector.history)
     card = protocol_card(config, detector, split_info, store, model_selection)
-    run.write_json("protocol.json", card.to_dict())
+    save_model(detector, run, card, config.data.crops, trained_on=f"{config.data.dataset} {split_info['kind']} "
+                                                                  f"training split ({len(train_items)} videos)")
     metrics = evaluate_detector(detector, test_items, config, card, run, class_names, progress)
     metrics["train_seconds"] = round(train_seconds, 2)
     if selection is not None:
@@ -240,6 +223,14 @@ def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None =
         metrics["selection_seconds"] = selection["seconds"]
     run.write_json("metrics.json", metrics)
     return run
+
+
+def save_model(detector: Detector, run: RunDir, card: ProtocolCard, crops: str, trained_on: str) -> None:
+    """The run's model file (weights, threshold, extraction settings, card: one file), protocol card, curves."""
+    detector.protocol_, detector.crops_, detector.trained_on_ = card.to_dict(), crops, trained_on
+    detector.save(run.path / "model.pt")
+    run.write_json("protocol.json", card.to_dict())
+    run.write_curve(detector.history)
 
 
 def selection_text(selection: dict) -> str:
@@ -267,15 +258,28 @@ def _class_names(config: RunConfig) -> list[str] | None:
     return list(names) if names else None
 
 
-def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict:
-    """Re-score a finished run's test split with its saved detector and recompute every number."""
+def evaluate_run(run_dir: str | Path, progress: bool = True, videos: Sequence[str | Path] | None = None,
+                 labels: str | Path | None = None) -> dict:
+    """Re-score a finished run's test split with its saved detector and recompute every number.
+
+    A ``fit-normal`` run has no test split of its own: it is evaluated on ``videos`` (with ``labels``, a CSV / JSON
+    range table as the ``folder`` dataset reads, for the label-based numbers), or, without videos, reports its
+    calibration on held-out normal footage.
+    """
     from vadkit.engine.config import config_from_dict
 
     run = RunDir(run_dir)
     config = config_from_dict(run.read_config(), where=str(run.path / "config.yaml"))
     detector = load_detector(run.path / "model.pt")
+    if config.data.split == "fit-normal":
+        from vadkit.engine.oneclass import evaluate_fit_normal
+
+        return evaluate_fit_normal(run, config, detector, videos, labels, progress)
+    if videos or labels:
+        raise ValueError(f"--videos / --labels apply to fit-normal runs; {run.path} is a {config.data.split!r} run "
+                         f"evaluated on its own test split")
     _, test_records, split_info = split_records(config)
-    store = ensure_features(test_records, config.data.features, progress) if detector.needs == "features" else None
+    store = ensure_features(test_records, config.data.features, progress) if detector.inputs == "features" else None
     class_names = _class_names(config)
     test_items = make_items(test_records, store, config.data.crops, class_names)
     selection = run.path / "selection.json"
@@ -283,7 +287,8 @@ def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict:
                          selection_text(run.read_json("selection.json")) if selection.is_file() else FIXED_SCHEDULE)
     metrics = evaluate_detector(detector, test_items, config, card, run, class_names, progress)
     previous = run.read_json("metrics.json") if (run.path / "metrics.json").exists() else {}
-    if "train_seconds" in previous:
-        metrics["train_seconds"] = previous["train_seconds"]
+    for key in ("train_seconds", "selected_steps", "selection_seconds"):
+        if key in previous:
+            metrics[key] = previous[key]
     run.write_json("metrics.json", metrics)
     return metrics

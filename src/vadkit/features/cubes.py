@@ -36,9 +36,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vadkit.features.flow import FlowSettings, atomic_path, flow_for_video
+from vadkit.features.flow import FlowSettings, flow_for_video
+from vadkit.io.files import atomic_path
 from vadkit.features.objects import as_boxes
-from vadkit.features.store import atomic_write_json, safe_name
+from vadkit.io.files import atomic_write_json, safe_name
 from vadkit.io import VideoSource, open_video
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 A video of ``N`` frames gives ``floor((N - L) / stride) + 1`` snippets of ``L`` frames (L = 16, stride = 16 by
 default); snippet ``i`` covers frames ``i*stride … i*stride+L-1``, exactly the mapping of
-:func:`vadkit.metrics.snippets_to_frames`, whose tail policy decides what the frames after the last snippet
+:func:`vadkit.features.geometry.snippets_to_frames`, whose tail policy decides what the frames after the last snippet
 score. A video shorter than one snippet gives one snippet, padded by repeating its last frame.
 
 Preprocessing (recorded in the store's manifest):
@@ -16,7 +16,6 @@ Decoding and resizing run in a background thread while the network computes.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 from dataclasses import asdict, dataclass
@@ -28,7 +27,9 @@ import numpy as np
 import torch
 
 from vadkit.io import VideoSource, open_video
-from vadkit.metrics import num_snippets
+from vadkit.io.files import sha256_file
+from vadkit.progress import progress_bar
+from vadkit.features.geometry import num_snippets
 
 CROP_SIZE = 224
 RESIZE_MODES = ("squash", "short-side")
@@ -237,14 +238,6 @@ def _background(iterator: Iterator, maxsize: int = 4) -> Iterator:
 # ---------------------------------------------------------------------------------------------------------------
 # The extractor
 # ---------------------------------------------------------------------------------------------------------------
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class SnippetExtractor:
     """Turns videos into I3D snippet features.
 
@@ -258,7 +251,7 @@ class SnippetExtractor:
 
     def __init__(self, settings: ExtractionSettings = ExtractionSettings(), weights: str | Path | None = None,
                  batch_size: int = 4, threads: int | None = None) -> None:
-        from vadkit.features.i3d import I3D
+        from vadkit.features.i3d import load_i3d
 
         self.settings = settings
         self.batch_size = batch_size
@@ -267,7 +260,7 @@ class SnippetExtractor:
         if settings.modality == "flow" and weights is None:
             raise ValueError("the flow modality needs a two-channel I3D checkpoint: pass --weights PATH "
                              "(no public flow weights ship with vadkit)")
-        model = I3D.from_pretrained(weights)
+        model = load_i3d(weights)
         channels = 2 if settings.modality == "flow" else 3
         found = model.in_channels
         if found != channels:
@@ -280,7 +273,7 @@ class SnippetExtractor:
     def manifest_settings(self) -> dict:
         """Everything that decides the features' values, for the store's manifest."""
         path = getattr(self.model, "weights_path", None)
-        sha = getattr(self.model, "weights_sha256", None) or (file_sha256(path) if path else None)
+        sha = getattr(self.model, "weights_sha256", None) or (sha256_file(path) if path else None)
         return {**asdict(self.settings), "weights_file": Path(path).name if path else None, "weights_sha256": sha,
                 "network": "I3D InceptionV1 (DeepMind), Mixed_5c averaged over time and space", "feature_dim": 1024,
                 "interpolation": "bilinear"}
@@ -339,9 +332,9 @@ def extract_videos(videos: Sequence[tuple[str, str | Path]], store_root: str | P
     sources = [(vid, open_video(p)) for vid, p in todo]
     total_snippets = sum(count_snippets(src.num_frames, extractor.settings) for _, src in sources)
     start = time.perf_counter()
-    with _progress(progress) as bar:
-        videos_task = bar.add_task("videos", total=len(sources), rate="")
-        snippets_task = bar.add_task("snippets", total=total_snippets, rate="")
+    with progress_bar("{task.description}", progress) as bar:
+        videos_task = bar.add_task("videos", total=len(sources), info="")
+        snippets_task = bar.add_task("snippets", total=total_snippets, info="")
         for vid, source in sources:
             bar.update(videos_task, description=f"videos ({vid})")
 
@@ -349,7 +342,7 @@ def extract_videos(videos: Sequence[tuple[str, str | Path]], store_root: str | P
                 bar.advance(snippets_task, n)
                 elapsed = time.perf_counter() - start
                 done_frames = bar.tasks[snippets_task].completed * extractor.settings.stride
-                bar.update(snippets_task, rate=f"{done_frames / max(elapsed, 1e-9):.1f} frames/s")
+                bar.update(snippets_task, info=f"{done_frames / max(elapsed, 1e-9):.1f} frames/s")
 
             features = extractor.extract(source, on_snippets=advance)
             source.close()
@@ -359,35 +352,3 @@ def extract_videos(videos: Sequence[tuple[str, str | Path]], store_root: str | P
             bar.advance(videos_task)
     report["seconds"] = time.perf_counter() - start
     return report
-
-
-class _NoProgress:
-    """Stands in for a rich progress bar when progress display is off."""
-
-    def __init__(self) -> None:
-        self.tasks: dict = {}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def add_task(self, *a, **k):
-        self.tasks[len(self.tasks)] = type("T", (), {"completed": 0})()
-        return len(self.tasks) - 1
-
-    def advance(self, task, n=1):
-        self.tasks[task].completed += n
-
-    def update(self, *a, **k):
-        pass
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                    TimeElapsedColumn(), TimeRemainingColumn())

@@ -18,11 +18,9 @@ read-only, so a long video never sits in memory whole.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -30,10 +28,10 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from vadkit.features.store import safe_name
+from vadkit.io.files import atomic_path, safe_name
 from vadkit.io import VideoSource, open_video
 
-__all__ = ["FlowSettings", "atomic_path", "compute_flow", "flow_cache_file", "flow_for_video", "iter_flow", "pair_flow"]
+__all__ = ["FlowSettings", "compute_flow", "flow_cache_file", "flow_for_video", "iter_flow", "pair_flow"]
 
 CACHE_VERSION = 1
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -145,24 +143,6 @@ def compute_flow(video: str | os.PathLike | VideoSource | np.ndarray,
 
 def _source(video) -> VideoSource:
     return video if isinstance(video, VideoSource) else open_video(video)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` when the block ends without error.
-
-    An interrupted write leaves no file under the final name (the temporary one is removed).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def flow_cache_file(video: str | os.PathLike | VideoSource, cache_dir: str | os.PathLike,

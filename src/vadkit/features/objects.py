@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from vadkit.features.store import atomic_write_bytes, safe_name
+from vadkit.io.files import atomic_write_bytes, safe_name
 from vadkit.io import VideoSource, open_video
 
 __all__ = [

@@ -14,77 +14,19 @@ refused, naming the settings that differ.
 from __future__ import annotations
 
 import json
-import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from vadkit.io.files import atomic_save_npy, atomic_write_json, json_default, safe_name  # noqa: F401 - safe_name: part of the store's interface
 
 MANIFEST = "manifest.json"
 
 
 class StoreMismatchError(ValueError):
     """The store on disk was made with other settings than the ones requested."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; results are meant to be read
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with NaN and infinities replaced by ``None`` (strict JSON has no NaN)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False)
-    atomic_write_bytes(Path(path), (text + "\n").encode())
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-    os.close(handle)
-    try:
-        np.save(tmp, array)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def safe_name(video_id: str) -> str:
-    """A file name for a video id (ids such as ``Fighting/Fighting003`` hold slashes)."""
-    return video_id.replace("/", "__").replace("\\", "__")
 
 
 class FeatureStore:
@@ -105,7 +47,7 @@ class FeatureStore:
                 raise FileNotFoundError(f"no feature store at {self.root} (missing {MANIFEST}); run `vadkit extract` first")
             self.manifest = existing
         else:
-            settings = json.loads(json.dumps(dict(settings), default=_json_default))  # normalise types
+            settings = json.loads(json.dumps(dict(settings), default=json_default))  # normalise types
             if existing is not None:
                 self._refuse_if_different(existing["settings"], settings)
                 self.manifest = existing

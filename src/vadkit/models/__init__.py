@@ -26,5 +26,5 @@ def _import_all() -> None:
     """Import the model modules so that their ``@register_model`` decorators run."""
     import importlib
 
-    for module in ("vadkit.models.weak", "vadkit.models.recon", "vadkit.features.i3d"):
+    for module in ("vadkit.models.weak", "vadkit.models.recon", "vadkit.models.i3d"):
         importlib.import_module(module)

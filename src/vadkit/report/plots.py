@@ -19,7 +19,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> None:
-    from vadkit.features.store import atomic_write_bytes
+    from vadkit.io.files import atomic_write_bytes
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
@@ -29,7 +29,8 @@ def _save(fig, path: Path) -> None:
 
 def plot_roc(scores: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], path: Path, title: str = "") -> None:
     """Micro ROC curve of pooled frames (frames without a score left out)."""
-    from vadkit.metrics import roc_auc, roc_curve, valid_frames
+    from vadkit.metrics import roc_auc, roc_curve
+    from vadkit.scoring import valid_frames
 
     s = np.concatenate([np.asarray(scores[k], float) for k in sorted(scores)])
     y = np.concatenate([np.asarray(labels[k]) for k in sorted(scores)])
@@ -114,5 +115,22 @@ def plot_calibration(held_out_scores: np.ndarray, threshold: float, false_alarm_
     ax.set_ylabel("snippets")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_curve(rows: Sequence[Mapping[str, float]], path: Path) -> None:
+    """Training loss against step (log scale), one line per logged quantity."""
+    plt = _pyplot()
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in rows[0]:
+        if key not in ("step", "seconds"):
+            ax.plot(steps, [r[key] for r in rows], label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, path)

@@ -3,8 +3,13 @@
 
 const COLORS = {
   background: '#ffffff', grid: '#e5e7eb', raw: '#9ca3af', smoothed: '#1d4ed8',
-  threshold: '#dc2626', event: 'rgba(220, 38, 38, 0.22)',
+  threshold: '#dc2626', event: 'rgba(220, 38, 38, 0.22)', label: '#4b5563', labelBack: 'rgba(255, 255, 255, 0.8)',
 };
+const MARGIN = 0.08; // of the score span, added above and below the data and the threshold
+const LABEL_FONT = '10px system-ui, sans-serif';
+
+/** A score as a number; null, undefined and anything non-numeric become NaN (a gap), not 0. */
+const toScore = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
 
 export class Timeline {
   /**
@@ -21,8 +26,9 @@ export class Timeline {
     this.result = result;
     this.onTime = onTime;
     this.fps = result.fps > 0 ? result.fps : 25;
-    this.scores = (result.scores || []).map(Number);
-    this.smoothed = (result.smoothed || result.scores || []).map(Number);
+    this.scores = (result.scores || []).map(toScore);
+    this.smoothed = (result.smoothed || result.scores || []).map(toScore);
+    this.range = this.yRange();
     this.frame = 0;
     this.handlers = [
       [video, 'timeupdate', () => this.moveCursor()],
@@ -67,14 +73,29 @@ export class Timeline {
     this.onTime(t);
   }
 
-  /** Score range on the y axis: [0, 1] widened to the data and the threshold. */
+  /**
+   * Score range on the y axis: min and max over the finite scores (raw and smoothed) and the threshold, widened by
+   * MARGIN of the span on each side. A constant series gets a span of 20% of its magnitude (1 around zero);
+   * no finite value at all gives [0, 1].
+   */
   yRange() {
-    const values = this.smoothed.concat(this.scores).filter(Number.isFinite);
-    const threshold = Number(this.result.threshold);
-    if (Number.isFinite(threshold)) values.push(threshold);
-    const lo = Math.min(0, ...values);
-    const hi = Math.max(1, ...values);
-    return [lo, hi + (hi - lo) * 0.05];
+    let lo = Infinity;
+    let hi = -Infinity;
+    const threshold = toScore(this.result.threshold);
+    for (const values of [this.scores, this.smoothed, [threshold]]) {
+      for (const v of values) {
+        if (!Number.isFinite(v)) continue;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+    if (!(lo <= hi)) return [0, 1];
+    const span = hi - lo;
+    if (!(span > Math.max(Math.abs(lo), Math.abs(hi)) * 1e-9)) {
+      const half = Math.abs(hi) > 1e-12 ? Math.abs(hi) * 0.1 : 0.5;
+      return [lo - half, hi + half];
+    }
+    return [lo - span * MARGIN, hi + span * MARGIN];
   }
 
   draw() {
@@ -90,9 +111,11 @@ export class Timeline {
     ctx.fillRect(0, 0, width, height);
 
     const duration = this.duration();
-    const [lo, hi] = this.yRange();
+    const [lo, hi] = this.range;
     const x = (t) => (t / duration) * width;
     const y = (v) => height - ((v - lo) / (hi - lo)) * height;
+    // read-only hook for tests and tools: the score range the y axis spans (bottom, top) and the plot height (CSS px)
+    Object.assign(this.canvas.dataset, { yMin: String(lo), yMax: String(hi), plotHeight: String(height) });
 
     ctx.fillStyle = COLORS.event;
     for (const e of this.result.events || []) {
@@ -101,9 +124,12 @@ export class Timeline {
       ctx.fillRect(x(start), 0, Math.max(x(end) - x(start), 1), height);
     }
 
+    // grid lines at round score values, kept clear of the top and bottom edges so their labels fit
+    const { values: ticks, decimals } = niceTicks(lo, hi, Math.max(2, Math.min(6, Math.floor(height / 24))));
+    const shown = ticks.filter((v) => y(v) >= 7 && y(v) <= height - 7);
     ctx.strokeStyle = COLORS.grid;
     ctx.lineWidth = 1;
-    for (const v of [0, 0.5, 1]) line(ctx, [[0, y(v)], [width, y(v)]]);
+    for (const v of shown) line(ctx, [[0, Math.round(y(v)) + 0.5], [width, Math.round(y(v)) + 0.5]]);
 
     const points = (values) => values.map((v, i) => [x((i + 0.5) / this.fps), y(v)]);
     ctx.strokeStyle = COLORS.raw;
@@ -113,7 +139,7 @@ export class Timeline {
     ctx.lineWidth = 2;
     line(ctx, points(this.smoothed));
 
-    const threshold = Number(this.result.threshold);
+    const threshold = toScore(this.result.threshold);
     if (Number.isFinite(threshold)) {
       ctx.strokeStyle = COLORS.threshold;
       ctx.lineWidth = 1;
@@ -121,12 +147,25 @@ export class Timeline {
       line(ctx, [[0, y(threshold)], [width, y(threshold)]]);
       ctx.setLineDash([]);
     }
+
+    // tick labels last, on a light backing, at the left edge
+    ctx.font = LABEL_FONT;
+    ctx.textBaseline = 'middle';
+    for (const v of shown) {
+      const text = v.toFixed(decimals);
+      const w = ctx.measureText(text).width;
+      const py = Math.round(y(v)) + 0.5;
+      ctx.fillStyle = COLORS.labelBack;
+      ctx.fillRect(1, py - 6, w + 4, 12);
+      ctx.fillStyle = COLORS.label;
+      ctx.fillText(text, 3, py);
+    }
   }
 
   /** Smoothed score at time t (the frame shown then). */
   scoreAt(t) {
     const i = Math.min(Math.floor(t * this.fps), this.smoothed.length - 1);
-    return i >= 0 ? this.smoothed[i] : undefined;
+    return i >= 0 && Number.isFinite(this.smoothed[i]) ? this.smoothed[i] : undefined;
   }
 
   destroy() {
@@ -136,10 +175,39 @@ export class Timeline {
   }
 }
 
+/** A polyline; a point whose y is not finite (a null/NaN score) breaks it into separate runs (a gap). */
 function line(ctx, points) {
-  const finite = points.filter(([, py]) => Number.isFinite(py));
-  if (finite.length < 1) return;
   ctx.beginPath();
-  finite.forEach(([px, py], i) => (i ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
+  let run = 0;
+  points.forEach(([px, py], i) => {
+    if (!Number.isFinite(py)) { run = 0; return; }
+    if (run === 0) {
+      ctx.moveTo(px, py);
+      const next = points[i + 1];
+      // a lone finite point between gaps: a short tick so that it stays visible
+      if (!next || !Number.isFinite(next[1])) ctx.lineTo(px + 1, py);
+    } else {
+      ctx.lineTo(px, py);
+    }
+    run += 1;
+  });
   ctx.stroke();
+}
+
+/**
+ * Round tick values inside [lo, hi]: a step of 1, 2 or 5 times a power of ten giving closest to `count` ticks (by
+ * ratio), and the decimals that step needs (0.01 -> 2, 0.005 -> 3, 2 -> 0), so 0.04 / 0.05 / 0.06 read as such, not
+ * as 0 / 0 / 0.
+ */
+function niceTicks(lo, hi, count) {
+  const span = hi - lo;
+  if (!(span > 0) || !Number.isFinite(span)) return { values: [], decimals: 0 };
+  const power = 10 ** Math.floor(Math.log10(span / count));
+  const steps = [1, 2, 5, 10].map((m) => m * power);
+  const off = (s) => Math.abs(Math.log(span / s / count)); // how far from `count` ticks, as a ratio
+  const step = steps.reduce((best, s) => (off(s) < off(best) ? s : best));
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const values = [];
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + 1e-9 * step; k++) values.push(k * step);
+  return { values: values.map((v) => (Math.abs(v) < step * 1e-9 ? 0 : v)), decimals: Math.min(decimals, 12) };
 }

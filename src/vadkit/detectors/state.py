@@ -37,20 +37,20 @@ import hashlib
 import json
 import math
 import os
-import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
-from vadkit.engine.detectors import (Detector, VideoItem, number_arg, progress_bar, register_detector,
-                                     torch_threads)
+from vadkit.detectors.base import VideoItem, number_arg, progress_bar, register_detector, torch_threads
+from vadkit.detectors.loop import TrainableDetector
 from vadkit.features.cubes import CubeDataset, CubeStore
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import box_thresholds, extract_boxes, load_boxes, split_by_video
-from vadkit.features.store import safe_name
+from vadkit.io.files import safe_name
 from vadkit.models import get_model
 from vadkit.models.recon.state import perturbed_errors, state_loss
 
@@ -90,7 +90,7 @@ def frame_scores(frames: np.ndarray, cube_scores: np.ndarray, num_frames: int, e
 # The detector
 # ---------------------------------------------------------------------------------------------------------------
 @register_detector("state")
-class STATEDetector(Detector):
+class STATEDetector(TrainableDetector):
     """STATE trained on the object cubes of normal videos; frame score = max object score (higher = more abnormal).
 
     Args:
@@ -119,7 +119,10 @@ class STATEDetector(Detector):
     """
 
     name = "state"
-    needs = "frames"
+    inputs = "frames"
+    threshold_rule = ("the 0.99 quantile of the perturbed object scores of the stats_cubes training cubes measured "
+                      "after training")
+    THRESHOLD_QUANTILE = 0.99
 
     def __init__(self, model: str = "state_cpu", model_args: dict | None = None, boxes: str = "vec",
                  boxes_dir: str | None = None, box_file: str = "ped2_{split}_boxes.npz", thresholds: str = "ped2",
@@ -147,6 +150,7 @@ class STATEDetector(Detector):
         self._vec_cache: dict[str, tuple[list[Path], list[list[np.ndarray]]]] = {}
         self._warned_fallback = False
         self._stores: dict[Path, CubeStore] = {}
+        self._progress = True
 
     def _check_args(self) -> None:
         a = self.args
@@ -263,44 +267,78 @@ class STATEDetector(Detector):
             store.add_video(key, video, boxes, flow)
         return store, key
 
-    # -- training -------------------------------------------------------------------------------------------------
-    def fit(self, train: list[VideoItem], progress: bool = True) -> "STATEDetector":
-        """Cut the training cubes, train, then measure the perturbed-error statistics on training cubes."""
+    # -- the training loop's hooks ------------------------------------------------------------------------------
+    def _prepare(self, train: list[VideoItem], rng: np.random.Generator) -> tuple[list, np.ndarray]:
+        """Cut (or find cached) the training cubes; ``(pool, chosen)``: ``(dataset, row)`` of every training cube with
+        motion, and the (subsampled) rows trained on."""
         a = self.args
-        if not train:
-            raise ValueError("STATE needs at least one training video")
-        with torch_threads(a["threads"]):
-            stores: dict[Path, tuple[CubeStore, list[str]]] = {}
-            with progress_bar("cutting training cubes", progress) as bar:
-                task = bar.add_task("cubes", total=len(train), info="")
-                for item in train:
-                    store, key = self._cubes(item)
-                    stores.setdefault(store.root, (store, []))[1].append(key)
-                    bar.advance(task)
-            datasets = [CubeDataset(store, keys, min_motion=a["min_motion"]) for store, keys in stores.values()]
-            pool = [(d, i) for d in datasets for i in range(len(d))]  # (dataset, row) of every training cube
-            if not pool:
-                raise ValueError(f"the training videos gave no cube with motion > {a['min_motion']}")
-            torch.manual_seed(a["seed"])
-            rng = np.random.default_rng(a["seed"])
-            chosen = np.arange(len(pool))
-            if a["max_cubes"] is not None and a["max_cubes"] < len(pool):
-                chosen = np.sort(rng.choice(len(pool), a["max_cubes"], replace=False))
-            self._train_loop(pool, chosen, rng, progress)
-            self.model.eval()
-            measured = chosen[np.sort(rng.permutation(len(chosen))[:a["stats_cubes"]])]
-            e_raw, e_flow = self._errors(pool, measured)
-            self.stats_ = {"mu_raw": float(e_raw.mean()), "sd_raw": float(e_raw.std()),
-                           "mu_flow": float(e_flow.mean()), "sd_flow": float(e_flow.std()),
-                           "training_cubes": int(len(pool)), "used_cubes": int(len(chosen)),
-                           "stats_cubes": int(len(measured))}
-            for name in ("sd_raw", "sd_flow"):
-                if not self.stats_[name] > 0:
-                    raise ValueError(f"the training errors have {name} = {self.stats_[name]}; measure more cubes "
-                                     f"(stats_cubes) to z-score with")
-            self.stats_["empty"] = float(self._combine(e_raw, e_flow).min())
-        self.fitted_ = True
-        return self
+        stores: dict[Path, tuple[CubeStore, list[str]]] = {}
+        with progress_bar("cutting training cubes", self._progress) as bar:
+            task = bar.add_task("cubes", total=len(train), info="")
+            for item in train:
+                store, key = self._cubes(item)
+                stores.setdefault(store.root, (store, []))[1].append(key)
+                bar.advance(task)
+        datasets = [CubeDataset(store, keys, min_motion=a["min_motion"]) for store, keys in stores.values()]
+        pool = [(d, i) for d in datasets for i in range(len(d))]  # (dataset, row) of every training cube
+        if not pool:
+            raise ValueError(f"the training videos gave no cube with motion > {a['min_motion']}")
+        chosen = np.arange(len(pool))
+        if a["max_cubes"] is not None and a["max_cubes"] < len(pool):
+            chosen = np.sort(rng.choice(len(pool), a["max_cubes"], replace=False))
+        return pool, chosen
+
+    def _fit(self, train: list[VideoItem], progress: bool) -> None:
+        self._progress = progress
+        super()._fit(train, progress)
+
+    def _steps_per_epoch(self, data) -> int:
+        return math.ceil(len(data[1]) / self.args["batch_size"])
+
+    def _planned_steps(self, data) -> int:
+        return self._steps_per_epoch(data) * self.args["epochs"]
+
+    def _batches(self, data, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        pool, chosen = data
+        a = self.args
+        self._seen = 0
+        for _ in range(a["epochs"]):
+            order = chosen[rng.permutation(len(chosen))]
+            for first in range(0, len(order), a["batch_size"]):
+                raw, flow = self._batch(pool, order[first:first + a["batch_size"]])
+                self._seen += len(raw)
+                yield raw, flow
+
+    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        raw, flow = batch
+        a = self.args
+        return state_loss(self.model(raw), raw, flow, a["raw_weight"], a["flow_weight"])
+
+    def _optimiser(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.args["lr"], eps=self.args["adam_eps"])
+
+    def _schedule_extra(self) -> dict:
+        return {"cubes": getattr(self, "_seen", 0)}
+
+    def _calibrate(self, data, rng: np.random.Generator) -> None:
+        """In eval mode: the perturbed errors of ``stats_cubes`` training cubes give the z-score statistics, the
+        score of frames without objects (the lowest object score seen) and the threshold."""
+        pool, chosen = data
+        a = self.args
+        self.model.eval()
+        measured = chosen[np.sort(rng.permutation(len(chosen))[:a["stats_cubes"]])]
+        e_raw, e_flow = self._errors(pool, measured)
+        self.stats_ = {"mu_raw": float(e_raw.mean()), "sd_raw": float(e_raw.std()),
+                       "mu_flow": float(e_flow.mean()), "sd_flow": float(e_flow.std()),
+                       "training_cubes": int(len(pool)), "used_cubes": int(len(chosen)),
+                       "stats_cubes": int(len(measured))}
+        for name in ("sd_raw", "sd_flow"):
+            if not self.stats_[name] > 0:
+                raise ValueError(f"the training errors have {name} = {self.stats_[name]}; measure more cubes "
+                                 f"(stats_cubes) to z-score with")
+        training_scores = self._combine(e_raw, e_flow)
+        self.stats_["empty"] = float(training_scores.min())
+        self.threshold_ = float(np.quantile(training_scores, self.THRESHOLD_QUANTILE))
 
     def _batch(self, pool: list, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Cubes ``indices`` of the pool: raw ``(B, 21, 32, 32)`` in [0, 1], flow ``(B, 7, 2, 32, 32)``."""
@@ -313,50 +351,6 @@ class STATEDetector(Detector):
         flow = torch.cat([p[1] for p in parts])  # (B, 7, 2, 32, 32)
         order = torch.from_numpy(np.argsort(np.asarray(where)))
         return raw[order], flow[order]
-
-    def _train_loop(self, pool: list, chosen: np.ndarray, rng: np.random.Generator, progress: bool) -> None:
-        a = self.args
-        steps_per_epoch = math.ceil(len(chosen) / a["batch_size"])
-        total = steps_per_epoch * a["epochs"]
-        budget = None if a["max_minutes"] is None else 60.0 * a["max_minutes"]
-        optimiser = torch.optim.Adam(self.model.parameters(), lr=a["lr"], eps=a["adam_eps"])
-        self.model.train()
-        start, running, step = time.perf_counter(), [], 0
-        self._seen = 0
-        with progress_bar(f"training {self.name}", progress) as bar:
-            task = bar.add_task("train", total=total, info="")
-            for epoch in range(a["epochs"]):
-                order = chosen[rng.permutation(len(chosen))]
-                for first in range(0, len(order), a["batch_size"]):
-                    if budget is not None and time.perf_counter() - start >= budget:
-                        self._finish(step, steps_per_epoch, total, running, start, stopped=True)
-                        return
-                    raw, flow = self._batch(pool, order[first:first + a["batch_size"]])
-                    loss = state_loss(self.model(raw), raw, flow, a["raw_weight"], a["flow_weight"])
-                    optimiser.zero_grad()
-                    loss.backward()
-                    optimiser.step()
-                    step += 1
-                    self._seen += len(raw)
-                    running.append(float(loss.detach()))
-                    if step % a["log_every"] == 0:
-                        running = self._log(step, running, start)
-                        bar.update(task, info=f"epoch {epoch + 1} loss {self.history[-1]['loss']:.5f}")
-                    bar.advance(task)
-        self._finish(step, steps_per_epoch, total, running, start, stopped=False)
-
-    def _finish(self, step: int, steps_per_epoch: int, total: int, running: list[float], start: float,
-                stopped: bool) -> None:
-        self._log(step, running, start)
-        self.schedule_ = {"steps": step, "planned_steps": total, "epochs": round(step / max(steps_per_epoch, 1), 2),
-                          "cubes": self._seen, "stopped_by_budget": stopped,
-                          "seconds": round(time.perf_counter() - start, 2)}
-
-    def _log(self, step: int, running: list[float], start: float) -> list[float]:
-        if running:
-            self.history.append({"step": step, "loss": float(np.mean(running)),
-                                 "seconds": round(time.perf_counter() - start, 2)})
-        return []
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def _errors(self, pool: list, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -389,7 +383,7 @@ class STATEDetector(Detector):
             e_raw, e_flow = self._errors(pool, np.arange(len(pool)))
         return dataset.index.frame, dataset.index.xyxy, self._combine(e_raw, e_flow)
 
-    def score(self, item: VideoItem) -> np.ndarray:
+    def _score(self, item: VideoItem) -> np.ndarray:
         """``(num_frames,)`` frame scores: max object score per frame; frames without objects get the lowest
         object score seen on the training cubes."""
         frames, _, scores = self.object_scores(item)

@@ -18,7 +18,6 @@ from ``eval.normalisation``.
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from typing import Iterable, Iterator
 
@@ -26,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vadkit.engine.detectors import Detector, VideoItem, number_arg, progress_bar, register_detector, torch_threads
+from vadkit.detectors.base import VideoItem, number_arg, register_detector, torch_threads
+from vadkit.detectors.loop import TrainableDetector
 from vadkit.models.recon.sendec import SEnDec
-from vadkit.scoring import zscore
 
 OPTIMIZERS = ("adadelta", "adam")
 POOLINGS = ("mean", "patch-max")
@@ -116,7 +115,7 @@ def pool_error_maps(maps: torch.Tensor, pooling: str = "mean", patch: int = 16) 
 # The detector
 # ---------------------------------------------------------------------------------------------------------------
 @register_detector("sendec")
-class SEnDecDetector(Detector):
+class SEnDecDetector(TrainableDetector):
     """sEnDec trained on normal frames; frame score = reconstruction error (higher = more abnormal).
 
     Args:
@@ -151,7 +150,10 @@ class SEnDecDetector(Detector):
     """
 
     name = "sendec"
-    needs = "frames"
+    inputs = "frames"
+    threshold_rule = ("the 0.99 quantile of the training frames' scores (reconstruction errors, z-scored with the "
+                      "training statistics when normalisation is train-zscore)")
+    THRESHOLD_QUANTILE = 0.99
 
     def __init__(self, clip_length: int = 4, height: int = 240, width: int = 320, in_channels: int = 3,
                  dropout: float = 0.5, optimizer: str = "adadelta", lr: float = 1e-3, rho: float = 0.95,
@@ -234,38 +236,59 @@ class SEnDecDetector(Detector):
             return torch.optim.Adadelta(self.model.parameters(), lr=a["lr"], rho=a["rho"], eps=a["eps"])
         return torch.optim.Adam(self.model.parameters(), lr=a["lr"], eps=a["eps"])
 
-    def fit(self, train: list[VideoItem], progress: bool = True) -> "SEnDecDetector":
-        """Train on the frames of ``train`` (all treated as normal), then measure the training error statistics."""
-        with torch_threads(self.args["threads"]):
-            return self._fit(train, progress)
-
-    def _fit(self, train: list[VideoItem], progress: bool) -> "SEnDecDetector":
-        a = self.args
-        if not train:
-            raise ValueError("sEnDec needs at least one training video")
-        torch.manual_seed(a["seed"])
-        rng = np.random.default_rng(a["seed"])
-        videos = [self._read_all(item) for item in train]  # each (N, H, W, C) uint8, kept in RAM
-        length = a["clip_length"]
-        clips = training_clips([v.shape[0] for v in videos], length, a["clip_stride"] or length)
+    # -- the training loop's hooks ------------------------------------------------------------------------------
+    def _prepare(self, train: list[VideoItem], rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+        """The training frames (all treated as normal), kept in RAM, and the clips cut from them."""
+        videos = [self._read_all(item) for item in train]  # each (N, H, W, C) uint8
+        length = self.args["clip_length"]
+        clips = training_clips([v.shape[0] for v in videos], length, self.args["clip_stride"] or length)
         if len(clips) == 0:
             raise ValueError(f"no training video has {length} frames (clip_length); lengths: "
                              f"{[v.shape[0] for v in videos]}")
-        self._train_loop(videos, clips, rng, progress)
-        if a["bn_clips"]:
+        return videos, clips
+
+    def _steps_per_epoch(self, data) -> int:
+        return math.ceil(len(data[1]) / self.args["batch_size"])
+
+    def _planned_steps(self, data) -> int:
+        return self._steps_per_epoch(data) * self.args["epochs"]
+
+    def _batches(self, data, rng: np.random.Generator) -> Iterator[torch.Tensor]:
+        videos, clips = data
+        a = self.args
+        for _ in range(a["epochs"]):
+            order = rng.permutation(len(clips))
+            for first in range(0, len(order), a["batch_size"]):
+                batch = clips[order[first:first + a["batch_size"]]]
+                yield to_clip_tensor(np.stack([videos[v][s:s + a["clip_length"]] for v, s in batch]))  # (B,C,T,H,W)
+
+    def _loss(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(self.model(x), x)
+
+    def _calibrate(self, data, rng: np.random.Generator) -> None:
+        """BatchNorm statistics of the final weights, then the training error statistics and the threshold."""
+        videos, clips = data
+        if self.args["bn_clips"]:
             self._recalibrate_batch_norm(videos, clips, rng)
         self._measure_statistics(videos)
-        return self
 
     def _measure_statistics(self, videos: list[np.ndarray]) -> None:
-        """With the final weights in eval mode: the per-pixel error statistics (``pixel_normalisation``), then the
-        mean and standard deviation of the frame errors over the training frames (the causal z-score)."""
+        """With the final weights in eval mode: the per-pixel error statistics (``pixel_normalisation``), the mean
+        and standard deviation of the frame errors over the training frames (the causal z-score), and the
+        threshold: the ``THRESHOLD_QUANTILE`` quantile of the training frames' scores."""
         self.model.eval()
         if self.args["pixel_normalisation"]:
             self._set_pixel_statistics(*self._pixel_statistics(videos))
         errors = np.concatenate([self._frame_errors(iter(v), v.shape[0]) for v in videos])
         self.train_mean_, self.train_std_ = float(errors.mean()), float(errors.std())
-        self.fitted_ = True
+        self.threshold_ = float(np.quantile(self._normalise(errors), self.THRESHOLD_QUANTILE))
+
+    def _normalise(self, errors: np.ndarray) -> np.ndarray:
+        if self.args["normalisation"] != "train-zscore":
+            return errors
+        if not self.train_std_ > 0:
+            raise ValueError(f"z-score needs a positive training standard deviation, got {self.train_std_}")
+        return (np.asarray(errors, dtype=np.float64) - self.train_mean_) / self.train_std_
 
     def with_scoring(self, train: list[VideoItem], **changes) -> "SEnDecDetector":
         """A copy with the same weights and other scoring arguments (``SCORING_ARGS``), its training statistics
@@ -277,43 +300,11 @@ class SEnDecDetector(Detector):
         other = type(self)(**{**self.args, **changes})
         other.model.load_state_dict(self.model.state_dict())
         other.history, other.schedule_ = list(self.history), dict(self.schedule_)
+        other.extraction_, other.crops_, other.protocol_ = self.extraction_, self.crops_, dict(self.protocol_)
         with torch_threads(other.args["threads"]):
             other._measure_statistics([other._read_all(item) for item in train])
+        other.fitted_ = True
         return other
-
-    def _train_loop(self, videos: list[np.ndarray], clips: np.ndarray, rng: np.random.Generator,
-                    progress: bool) -> None:
-        a = self.args
-        steps_per_epoch = math.ceil(len(clips) / a["batch_size"])
-        total = steps_per_epoch * a["epochs"]
-        budget = None if a["max_minutes"] is None else 60.0 * a["max_minutes"]
-        optimiser = self._optimiser()
-        self.model.train()
-        start, running, step = time.perf_counter(), [], 0
-        with progress_bar(f"training {self.name}", progress) as bar:
-            task = bar.add_task("train", total=total, info="")
-            for epoch in range(a["epochs"]):
-                order = rng.permutation(len(clips))
-                for first in range(0, len(order), a["batch_size"]):
-                    if budget is not None and time.perf_counter() - start >= budget:
-                        self._log(step, running, start)
-                        self.schedule_ = {"steps": step, "planned_steps": total,
-                                          "epochs": round(step / steps_per_epoch, 2), "stopped_by_budget": True}
-                        return
-                    batch = clips[order[first:first + a["batch_size"]]]
-                    x = to_clip_tensor(np.stack([videos[v][s:s + a["clip_length"]] for v, s in batch]))  # (B,C,T,H,W)
-                    loss = torch.nn.functional.mse_loss(self.model(x), x)
-                    optimiser.zero_grad()
-                    loss.backward()
-                    optimiser.step()
-                    step += 1
-                    running.append(float(loss.detach()))
-                    if step % a["log_every"] == 0:
-                        running = self._log(step, running, start)
-                        bar.update(task, info=f"epoch {epoch + 1} loss {self.history[-1]['loss']:.5f}")
-                    bar.advance(task)
-            self._log(step, running, start)
-        self.schedule_ = {"steps": step, "planned_steps": total, "epochs": a["epochs"], "stopped_by_budget": False}
 
     @torch.no_grad()
     def _recalibrate_batch_norm(self, videos: list[np.ndarray], clips: np.ndarray, rng: np.random.Generator) -> None:
@@ -333,12 +324,6 @@ class SEnDecDetector(Detector):
             self.model(to_clip_tensor(np.stack([videos[v][s:s + a["clip_length"]] for v, s in batch])))
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-
-    def _log(self, step: int, running: list[float], start: float) -> list[float]:
-        if running:
-            self.history.append({"step": step, "loss": float(np.mean(running)),
-                                 "seconds": round(time.perf_counter() - start, 2)})
-        return []
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def _error_maps(self, frames: Iterable[np.ndarray], num_frames: int) -> Iterator[tuple[list[int], torch.Tensor]]:
@@ -407,24 +392,27 @@ class SEnDecDetector(Detector):
         with torch_threads(self.args["threads"]):
             return self._frame_errors(self._frames(item), item.num_frames)
 
-    def score(self, item: VideoItem) -> np.ndarray:
+    def _score(self, item: VideoItem) -> np.ndarray:
         """``(num_frames,)`` frame scores: the reconstruction error, z-scored with training statistics by default."""
-        errors = self.raw_errors(item)
-        if self.args["normalisation"] == "train-zscore":
-            return zscore(errors, self.train_mean_, self.train_std_)
-        return errors
+        return self._normalise(self.raw_errors(item))
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def state(self) -> dict:
+        def tensor(array):
+            return None if array is None else torch.from_numpy(np.asarray(array, np.float32))
+
         return {"model": self.model.state_dict(), "train_mean": self.train_mean_, "train_std": self.train_std_,
-                "pixel_mean": self.pixel_mean_, "pixel_std": self.pixel_std_, "schedule": self.schedule_}
+                "pixel_mean": tensor(self.pixel_mean_), "pixel_std": tensor(self.pixel_std_), "schedule": self.schedule_}
 
     def load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.model.eval()
         self.train_mean_, self.train_std_ = state["train_mean"], state["train_std"]
         self.schedule_ = dict(state.get("schedule", {}))
-        self._set_pixel_statistics(state.get("pixel_mean"), state.get("pixel_std"))
+        def array(value):
+            return None if value is None else np.asarray(value, np.float32)
+
+        self._set_pixel_statistics(array(state.get("pixel_mean")), array(state.get("pixel_std")))
         if self.args["pixel_normalisation"] and self.pixel_mean_ is None:
             raise ValueError("this sEnDec detector scores with pixel_normalisation but its state has no per-pixel "
                              "training statistics")

@@ -1,4 +1,5 @@
-"""The k-NN one-class detector: the detector contract, calibration, and a `vadkit train` run on a synthetic Ped2."""
+"""The k-NN one-class detector: calibration, and a `vadkit train` run on a synthetic Ped2 (the contract itself:
+tests/detectors/test_contract.py)."""
 
 import cv2
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 import torch
 
 from vadkit.engine.config import config_from_dict
-from vadkit.engine.detectors import NotFittedError, VideoItem, build_detector, load_detector
-from vadkit.engine.oneclass import KNNDetector, knn_distances
+from vadkit.detectors import VideoItem, build_detector
+from vadkit.detectors.knn import KNNDetector, knn_distances
 from vadkit.metrics import roc_auc
 
 F = 32
@@ -50,20 +51,12 @@ def normals():
     return Normals()
 
 
-def test_registered_and_contract(normals, tmp_path):
+def test_registered_tail_frames_extend_the_last_snippet(normals):
     detector = build_detector("knn", k=2, false_alarm_rate=0.05)
-    assert isinstance(detector, KNNDetector) and detector.needs == "features"
+    assert isinstance(detector, KNNDetector) and detector.inputs == "features"
     item = normals.video("test", anomaly=slice(5, 8))
-    with pytest.raises(NotFittedError):
-        detector.score(item)
-    assert detector.fit([normals.video(f"n{i}") for i in range(10)], progress=False) is detector
-    scores = detector.score(item)
-    assert scores.shape == (item.num_frames,) and np.isfinite(scores).all()
-    assert (scores[-5:] == scores[16 * 19]).all()  # tail frames extend the last snippet
-    detector.save(tmp_path / "model.pt")
-    again = load_detector(tmp_path)
-    assert isinstance(again, KNNDetector) and again.threshold_ == pytest.approx(detector.threshold_)
-    np.testing.assert_allclose(again.score(item), scores)
+    scores = detector.fit([normals.video(f"n{i}") for i in range(10)], progress=False).score(item).values
+    assert (scores[-5:] == scores[16 * 19]).all()
 
 
 def test_an_injected_anomaly_scores_higher(normals):
@@ -90,9 +83,11 @@ def test_calibration_gives_roughly_the_requested_false_alarm_rate(normals):
 def test_holdout_with_one_video_abnormal_videos_skipped_and_errors(normals):
     one = KNNDetector(holdout=0.25).fit([normals.video("only", n=40)], progress=False)
     assert one.calibration_["held_out_snippets"] == 10 and one.threshold_ is not None
-    mixed = KNNDetector(holdout=0).fit([normals.video("a"), normals.video("b", label=1)], progress=False)
-    assert mixed.calibration_["skipped_abnormal_videos"] == 1 and mixed.bank_.shape[0] == 20
-    assert mixed.threshold_ is None  # no holdout, no calibrated threshold
+    mixed = KNNDetector(holdout=0.5).fit([normals.video("a"), normals.video("c"), normals.video("b", label=1)],
+                                         progress=False)
+    assert mixed.calibration_["skipped_abnormal_videos"] == 1 and mixed.bank_.shape[0] == 40
+    with pytest.raises(ValueError, match="holdout must be in"):
+        KNNDetector(holdout=0)  # no held-out footage, no calibrated threshold
     with pytest.raises(ValueError, match="normal videos"):
         KNNDetector().fit([normals.video("b", label=1)], progress=False)
     with pytest.raises(ValueError, match="cannot be split"):
@@ -106,7 +101,7 @@ def test_holdout_with_one_video_abnormal_videos_skipped_and_errors(normals):
 
 
 def test_bank_subsampling_and_chunked_distances(normals):
-    detector = KNNDetector(max_bank=50, holdout=0).fit([normals.video(f"n{i}") for i in range(5)], progress=False)
+    detector = KNNDetector(max_bank=50).fit([normals.video(f"n{i}") for i in range(5)], progress=False)
     assert detector.bank_.shape == (50, F)
     q, bank = torch.randn(37, F), torch.randn(60, F)
     for metric in ("cosine", "euclidean"):

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from vadkit.engine.config import load_config
-from vadkit.engine.detectors import NotFittedError, VideoItem, build_detector, load_detector
-from vadkit.engine.state import frame_scores
-from vadkit.engine.detectors import torch_threads
+from vadkit.detectors import VideoItem, build_detector, load_detector
+from vadkit.detectors.state import frame_scores
+from vadkit.detectors.base import torch_threads
 from vadkit.features.objects import save_boxes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,8 +78,6 @@ def test_end_to_end_fit_score_save_load(videos, tmp_path):
     train = [item(videos / "train" / n, "train") for n in ("a", "b", "c")]
     test = item(videos / "test" / "x", "test", n=16)
     detector = tiny_detector(tmp_path / "cache")
-    with pytest.raises(NotFittedError):
-        detector.score(test)
     detector.fit(train, progress=False)
     stats = detector.stats_
     assert stats["training_cubes"] > 0 and stats["sd_raw"] > 0 and stats["sd_flow"] > 0
@@ -87,7 +85,7 @@ def test_end_to_end_fit_score_save_load(videos, tmp_path):
     assert detector.history and all(np.isfinite(row["loss"]) for row in detector.history)
 
     frames, xyxy, objects = detector.object_scores(test)
-    scores = detector.score(test)
+    scores = detector.score(test).values
     assert scores.shape == (16,) and np.isfinite(scores).all()
     assert xyxy.shape == (len(frames), 4) and objects.shape == frames.shape
     empty = sorted(set(range(16)) - set(frames.tolist()))
@@ -99,13 +97,14 @@ def test_end_to_end_fit_score_save_load(videos, tmp_path):
     path = tmp_path / "model.pt"
     detector.save(path)
     loaded = load_detector(path)
-    np.testing.assert_allclose(loaded.score(test), scores, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(loaded.score(test).values, scores, rtol=1e-5, atol=1e-5)
     assert loaded.stats_ == stats and loaded.history == detector.history
 
     # training statistics are what they say: the perturbed errors of training cubes, z-scored to mean 0
     train_objects = detector.object_scores(train[0])[2]
     assert stats["stats_cubes"] == min(64, stats["used_cubes"]) and stats["empty"] <= train_objects.min() + 1e-4
     assert abs(train_objects.mean()) < 1.5
+    assert stats["empty"] < detector.threshold_ <= train_objects.max() + 3.0  # 0.99 quantile of training cubes
 
 
 def test_max_cubes_subsamples_training(videos, tmp_path):
@@ -148,7 +147,7 @@ def test_ped2_configs_build(name):
     config = load_config(REPO / "configs" / f"{name}.yaml")
     assert config.detector == "state" and config.data.dataset == "ucsd_ped2"
     detector = build_detector(config.detector, seed=config.seed, **config.detector_args)
-    assert detector.needs == "frames"
+    assert detector.inputs == "frames"
     assert detector.args["boxes"] == ("motion" if name.endswith("motion") else "vec")
 
 

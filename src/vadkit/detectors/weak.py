@@ -10,16 +10,16 @@ anomaly-window retry crops from the full video each try, and AED test windows ar
 from __future__ import annotations
 
 import math
-import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from vadkit.engine.detectors import Detector, VideoItem, number_arg, progress_bar, register_detector, torch_threads
+from vadkit.detectors.base import VideoItem, number_arg, register_detector
+from vadkit.detectors.loop import TrainableDetector
 from vadkit.losses import aed_loss, weak_loss
 from vadkit.models import get_model
-from vadkit.scoring import snippets_to_frames, windows_to_frames
+from vadkit.features.geometry import snippets_to_frames, windows_to_frames
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -80,8 +80,13 @@ class _FeatureCache:
         return self._cache[item.id]
 
 
-class _TorchDetector(Detector):
-    """Shared parts: the model, the optimiser loop and persistence of its weights."""
+class _WeakDetector(TrainableDetector):
+    """Shared parts: the model, balanced batches for the training loop, the threshold, persistence of the weights.
+
+    Threshold: a stated fixed value for probabilities, 0.5 (the outputs are sigmoid scores); nothing is measured.
+    """
+
+    threshold_rule = "fixed 0.5 (the scores are sigmoid probabilities)"
 
     def __init__(self, model: str, model_args: dict | None = None, steps: int = 1000, lr: float = 1e-4,
                  weight_decay: float = 5e-4, per_class: int = 4, seed: int = 0, log_every: int = 20,
@@ -96,72 +101,52 @@ class _TorchDetector(Detector):
         self.model = get_model(model, **self.args["model_args"])
         self._features = _FeatureCache()
 
-    def _loss(self, batch_abnormal: list[VideoItem], batch_normal: list[VideoItem],
-              rng: np.random.Generator) -> torch.Tensor:
+    # -- the training loop's hooks ----------------------------------------------------------------------------
+    def _prepare(self, train: list[VideoItem], rng: np.random.Generator) -> tuple[list, list]:
+        return _split_by_label(train)
+
+    def _planned_steps(self, data) -> int:
+        return self.args["steps"]
+
+    def _batches(self, data, rng: np.random.Generator) -> Iterator:
+        """Every step: ``per_class`` abnormal and normal videos, then the model inputs drawn from them."""
+        abnormal, normal = data
+        while True:
+            batch_a, batch_n = sample_balanced(abnormal, normal, self.args["per_class"], rng)
+            yield self._inputs(batch_a + batch_n, rng)
+
+    def _optimiser(self) -> torch.optim.Optimizer:
+        a = self.args
+        return torch.optim.Adam(self.model.parameters(), lr=a["lr"], weight_decay=a["weight_decay"])
+
+    def _calibrate(self, data, rng: np.random.Generator) -> None:
+        self.threshold_ = 0.5
+
+    def _inputs(self, items: list[VideoItem], rng: np.random.Generator):
         raise NotImplementedError
 
-    def fit(self, train: list[VideoItem], progress: bool = True) -> "Detector":
-        with torch_threads(self.args["threads"]):
-            return self._fit(train, progress)
+    def _frames_per_snippet(self) -> int:
+        """Frames per snippet of the training features; windows of snippets assume non-overlapping snippets."""
+        geometry = self.geometry
+        if geometry.stride != geometry.snippet_len:
+            raise ValueError(f"{self.name} needs non-overlapping snippets (stride == snippet length), but its features "
+                             f"have snippet length {geometry.snippet_len} and stride {geometry.stride}")
+        return geometry.snippet_len
 
-    def fit_snapshots(self, train: list[VideoItem], steps: Sequence[int], progress: bool = True) -> dict[int, dict]:
-        """Train ``max(steps)`` steps and return a copy of the weights after each step count in ``steps``
-        (one training run gives the candidates of a schedule search; see ``vadkit.engine.select``)."""
-        wanted = sorted({int(s) for s in steps})
-        if not wanted or wanted[0] < 1:
-            raise ValueError(f"snapshot steps must be positive integers, got {list(steps)}")
-        with torch_threads(self.args["threads"]):
-            self._fit(train, progress, steps=wanted[-1], snapshot_at=set(wanted))
-        return self.snapshots_
-
-    def _fit(self, train: list[VideoItem], progress: bool, steps: int | None = None,
-             snapshot_at: set[int] = frozenset()) -> "Detector":
-        """The optimiser loop: ``steps`` steps (default: the detector's ``steps``), keeping the weights after each
-        step count in ``snapshot_at`` in ``snapshots_``."""
-        a = self.args
-        steps = a["steps"] if steps is None else steps
-        self.snapshots_: dict[int, dict] = {}
-        torch.manual_seed(a["seed"])
-        rng = np.random.default_rng(a["seed"])
-        abnormal, normal = _split_by_label(train)
-        optimiser = torch.optim.Adam(self.model.parameters(), lr=a["lr"], weight_decay=a["weight_decay"])
-        self.model.train()
-        start, running = time.perf_counter(), []
-        with progress_bar(f"training {self.name}", progress) as bar:
-            task = bar.add_task("train", total=steps, info="")
-            for step in range(1, steps + 1):
-                batch_a, batch_n = sample_balanced(abnormal, normal, a["per_class"], rng)
-                loss = self._loss(batch_a, batch_n, rng)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                if step in snapshot_at:
-                    self.snapshots_[step] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                running.append(float(loss.detach()))
-                if step % a["log_every"] == 0 or step == steps:
-                    mean = float(np.mean(running))
-                    self.history.append({"step": step, "loss": mean, "seconds": round(time.perf_counter() - start, 2)})
-                    bar.update(task, info=f"loss {mean:.4f}")
-                    running = []
-                bar.advance(task)
-        self.model.eval()
-        self.fitted_ = True
-        return self
-
+    # -- persistence ------------------------------------------------------------------------------------------
     def state(self) -> dict:
         return {"model": self.model.state_dict()}
 
     def load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.model.eval()
-        self.fitted_ = True
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # AR-Net
 # ---------------------------------------------------------------------------------------------------------------
 @register_detector("arnet")
-class ARNetDetector(_TorchDetector):
+class ARNetDetector(_WeakDetector):
     """AR-Net on snippet features: dynamic k-max MIL + center loss; any of the six variants (``model``).
 
     Args:
@@ -193,13 +178,16 @@ class ARNetDetector(_TorchDetector):
             return chosen, length
         return pad_to(features, length), features.shape[0]
 
-    def _loss(self, batch_abnormal, batch_normal, rng) -> torch.Tensor:
-        items = batch_abnormal + batch_normal
+    def _inputs(self, items: list[VideoItem], rng: np.random.Generator):
         sequences, lengths = zip(*(self._sequence(v, rng) for v in items))
         longest = max(lengths)
         x = torch.from_numpy(np.stack(sequences)[:, :longest])  # (2S, T, F), cut to the longest real sequence
         seq_len = torch.tensor(lengths, dtype=torch.long)
         labels = torch.tensor([float(v.label) for v in items])
+        return x, seq_len, labels
+
+    def _loss(self, batch) -> torch.Tensor:
+        x, seq_len, labels = batch
         outputs = self.model(x, seq_len)
         a = self.args
         return weak_loss(outputs, seq_len, labels, k=a["k"], lambda_mil=a["lambda_mil"], lambda_center=a["lambda_center"])
@@ -209,10 +197,10 @@ class ARNetDetector(_TorchDetector):
         x = torch.from_numpy(np.asarray(features, np.float32))[None]  # (1, N, F)
         return self.model(x)["scores"][0].numpy()
 
-    def score(self, item: VideoItem) -> np.ndarray:
-        self._check_fitted()
+    def _score(self, item: VideoItem) -> np.ndarray:
         scores = self.snippet_scores(self._features(item))
-        return snippets_to_frames(scores, item.num_frames, self.frames_per_snippet, tail=self.args["tail"])
+        g = self.geometry
+        return snippets_to_frames(scores, item.num_frames, g.snippet_len, g.stride, tail=self.args["tail"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,7 +210,7 @@ TEST_PADDINGS = ("zeros", "repeat")
 
 
 @register_detector("aed")
-class AEDDetector(_TorchDetector):
+class AEDDetector(_WeakDetector):
     """AED (``model: aed``, one ConvLSTM layer) or AED_T (``aed_t``, two) on windows of ``L`` snippets.
 
     Training windows are random; an abnormal video's window is redrawn (up to ``retries`` times, each from the full
@@ -240,6 +228,7 @@ class AEDDetector(_TorchDetector):
     """
 
     name = "aed"
+    classifier = True
 
     def __init__(self, model: str = "aed_t", model_args: dict | None = None, steps: int = 1000, lr: float = 5e-5,
                  weight_decay: float = 5e-4, per_class: int = 4, lambda_cls: float = 1.0, lambda_reg: float = 10.0,
@@ -261,7 +250,7 @@ class AEDDetector(_TorchDetector):
     def _training_window(self, item: VideoItem, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         features = self._features(item)
         labels = self._frame_labels(item)
-        length, fps = self.window, self.frames_per_snippet
+        length, fps = self.window, self._frames_per_snippet()
         start = 0
         if features.shape[0] > length:
             for _ in range(self.args["retries"] if item.label == 1 else 1):
@@ -274,13 +263,16 @@ class AEDDetector(_TorchDetector):
         target[:chunk.size] = chunk
         return window, target
 
-    def _loss(self, batch_abnormal, batch_normal, rng) -> torch.Tensor:
-        items = batch_abnormal + batch_normal
+    def _inputs(self, items: list[VideoItem], rng: np.random.Generator):
         windows, targets = zip(*(self._training_window(v, rng) for v in items))
-        out = self.model(torch.from_numpy(np.stack(windows)))  # (2S, L, F) -> logits (2S, C), frames (2S, 16L)
         classes = torch.tensor([v.class_index for v in items], dtype=torch.long)
-        return aed_loss(out["logits"], out["frame_scores"], classes, torch.from_numpy(np.stack(targets)),
-                        self.args["lambda_cls"], self.args["lambda_reg"])
+        return torch.from_numpy(np.stack(windows)), classes, torch.from_numpy(np.stack(targets))
+
+    def _loss(self, batch) -> torch.Tensor:
+        windows, classes, targets = batch
+        out = self.model(windows)  # (2S, L, F) -> logits (2S, C), frames (2S, fps*L)
+        return aed_loss(out["logits"], out["frame_scores"], classes, targets, self.args["lambda_cls"],
+                        self.args["lambda_reg"])
 
     @torch.inference_mode()
     def _windows(self, features: np.ndarray) -> tuple[dict, int]:
@@ -294,10 +286,9 @@ class AEDDetector(_TorchDetector):
         windows = np.stack([padded[i:i + length] for i in range(len(padded) - length + 1)])  # (W, L, F) contiguous
         return self.model(torch.from_numpy(windows)), n
 
-    def score(self, item: VideoItem) -> np.ndarray:
-        self._check_fitted()
+    def _score(self, item: VideoItem) -> np.ndarray:
         out, real = self._windows(self._features(item))
-        return windows_to_frames(out["frame_scores"].numpy(), item.num_frames, self.frames_per_snippet,
+        return windows_to_frames(out["frame_scores"].numpy(), item.num_frames, self._frames_per_snippet(),
                                  real_snippets=real, tail=self.args["tail"])
 
     def predict_class(self, item: VideoItem) -> int:

@@ -1,0 +1,370 @@
+"""The detector contract every method keeps, the registry that names them, and the one model file.
+
+A detector is built from typed keyword arguments (the ``detector_args`` of a config), then
+
+- ``fit(train: list[VideoItem]) -> self`` learns from training videos only. It sets every piece of fitted state,
+  **the threshold** ``threshold_`` and any score normalisation included, from training data alone (each detector
+  documents its rule in ``threshold_rule``: a calibrated false-alarm quantile on held-out normal data, a
+  training-error quantile, or a stated fixed value for probabilities; never a test statistic);
+- ``score(item: VideoItem) -> FrameScores`` gives one score per frame, higher = more abnormal, with the frames that
+  have no score marked and the detector's threshold attached. ``evaluate``, ``vadkit score``, the viewer and
+  anything later use that threshold as it is;
+- ``save(path)`` writes one model file; ``Detector.load(path)`` rebuilds the right subclass from it.
+
+Scoring before fitting raises :class:`NotFittedError`.
+
+Capabilities are declared as class attributes, never probed: ``inputs`` (``"features"``: I3D snippet features;
+``"frames"``: the decoded video), ``trainable`` (a network trained by the one training loop of
+:mod:`vadkit.detectors.loop`; such detectors can keep weight snapshots, so schedule selection works for them),
+``classifier`` (``predict_class`` gives a video-level class).
+
+Snippet geometry (frames per snippet, stride) is never a constant: feature detectors read it from the extraction
+settings of their training features (``extraction_``, taken from the training items in ``fit``) and refuse features
+made with other settings.
+
+The model file (``model.pt``) is a ``torch.save`` of tensors and plain data only: the detector's name, constructor
+arguments, fitted state, threshold, extraction settings, preprocessing (``crops``), protocol card, training history
+and a line on the training data. It is read with ``torch.load(weights_only=True)``, which refuses anything that
+could execute code; no sidecar file exists.
+"""
+
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+
+from vadkit.features.geometry import SnippetGeometry
+from vadkit.io.files import atomic_write_bytes
+from vadkit.progress import progress_bar  # noqa: F401 - the trainers' progress bar
+from vadkit.registry import Registry
+
+DETECTORS: Registry = Registry("detector")
+MODEL_FORMAT = "vadkit-detector"
+MODEL_VERSION = 2
+INPUTS = ("features", "frames")
+
+
+def register_detector(name: str):
+    return DETECTORS.register(name)
+
+
+class NotFittedError(RuntimeError):
+    """``score`` was called before ``fit`` (or ``load``)."""
+
+
+class ModelFileError(ValueError):
+    """A file is not a vadkit model file, or holds something a model file may not (code, unknown objects)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs and outputs
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class VideoItem:
+    """One video as a detector sees it.
+
+    Attributes:
+        id: unique key (``<split>/<id>`` of the dataset record).
+        num_frames: frames of the video.
+        label: video label (0 normal, 1 abnormal; -1 unknown).
+        class_index: class for classifier heads (0 = normal for binary datasets).
+        frame_labels: ``(num_frames,)`` 0/1 or ``None``.
+        path: the video file or frame folder.
+        fps: frame rate.
+        load_features: returns ``(num_snippets, F)`` snippet features (feature detectors).
+        extraction: the extraction settings of those features (a store manifest's ``settings``).
+    """
+
+    id: str
+    num_frames: int
+    label: int = -1
+    class_index: int = 0
+    frame_labels: np.ndarray | None = None
+    path: Path | None = None
+    fps: float = 25.0
+    load_features: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    extraction: dict | None = field(default=None, repr=False)
+
+    def features(self) -> np.ndarray:
+        if self.load_features is None:
+            raise ValueError(f"video {self.id}: no snippet features attached (this detector needs a feature store)")
+        return self.load_features()
+
+
+def collapse_crops(features: np.ndarray, crops: str = "mean") -> np.ndarray:
+    """``(N, crops, F)`` → ``(N, F)``: crops averaged (``mean``) or the first (centre) crop (``first``)."""
+    if features.ndim == 2:
+        return features
+    if crops == "mean":
+        return features.mean(axis=1)  # (N, crops, F) -> (N, F)
+    if crops == "first":
+        return features[:, 0]
+    raise ValueError(f"crops must be 'mean' or 'first', got {crops!r}")
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """The scores of one video.
+
+    Attributes:
+        values: ``(num_frames,)`` float64, higher = more abnormal; frames without a score hold NaN.
+        scored: ``(num_frames,)`` bool, which frames have a score (a ``tail: drop`` policy leaves the last ones out).
+        threshold: the detector's fitted threshold, in the same units as ``values``.
+    """
+
+    values: np.ndarray
+    scored: np.ndarray
+    threshold: float
+
+    @classmethod
+    def of(cls, values: np.ndarray, threshold: float, scored: np.ndarray | None = None) -> "FrameScores":
+        values = np.asarray(values, dtype=np.float64)
+        scored = np.isfinite(values) if scored is None else np.asarray(scored, dtype=bool)
+        if values.ndim != 1 or scored.shape != values.shape:
+            raise ValueError(f"frame scores must be one value per frame, got shapes {values.shape} and {scored.shape}")
+        if not np.isfinite(values[scored]).all():
+            raise ValueError(f"{int((~np.isfinite(values[scored])).sum())} scored frames have non-finite values")
+        values = values.copy()
+        values[~scored] = np.nan
+        return cls(values=values, scored=scored, threshold=float(threshold))
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        return len(self)
+
+    def abnormal(self) -> np.ndarray:
+        """``(num_frames,)`` bool: scored frames at or above the threshold."""
+        out = np.zeros(len(self), dtype=bool)
+        out[self.scored] = self.values[self.scored] >= self.threshold
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The base class
+# ---------------------------------------------------------------------------------------------------------------
+class Detector(ABC):
+    """Base class (see the module docstring for the contract).
+
+    Subclasses set the class attributes below, keep their constructor arguments in ``self.args`` (so that a model
+    file can rebuild them), implement ``_fit`` (which must set ``threshold_``), ``_score`` (``(num_frames,)`` raw
+    values, NaN where a frame has no score), and ``state`` / ``load_state`` for their fitted state (tensors and
+    plain data only).
+    """
+
+    name: ClassVar[str] = ""
+    inputs: ClassVar[str] = "features"
+    trainable: ClassVar[bool] = False
+    classifier: ClassVar[bool] = False
+    threshold_rule: ClassVar[str] = ""
+
+    def __init__(self, **args: Any) -> None:
+        self.args = args
+        self.fitted_ = False
+        self.threshold_: float | None = None
+        self.history: list[dict] = []
+        self.extraction_: dict | None = None  # extraction settings of the training features (feature detectors)
+        self.crops_: str = "mean"  # how multi-crop features are collapsed
+        self.protocol_: dict = {}  # the protocol card of the run that fitted it
+        self.trained_on_: str = ""  # one line on the training data
+
+    # -- the contract -------------------------------------------------------------------------------------------
+    def fit(self, train: list[VideoItem], progress: bool = True) -> "Detector":
+        """Learn from ``train`` (training data only), set the threshold, return ``self``."""
+        if not train:
+            raise ValueError(f"{self.name}: no training videos")
+        if self.inputs == "features":
+            self.extraction_ = common_extraction(train)
+        self.threshold_ = None
+        self._fit(train, progress)
+        if self.threshold_ is None or not np.isfinite(self.threshold_):
+            raise RuntimeError(f"{self.name}: fitting gave no finite threshold ({self.threshold_}); "
+                               f"rule: {self.threshold_rule}")
+        self.threshold_ = float(self.threshold_)
+        self.fitted_ = True
+        return self
+
+    def score(self, item: VideoItem) -> FrameScores:
+        """One score per frame of ``item``, with the fitted threshold."""
+        self._check_fitted()
+        self._check_extraction(item)
+        values = np.asarray(self._score(item), dtype=np.float64)
+        if values.shape != (item.num_frames,):
+            raise RuntimeError(f"{self.name} gave {values.shape} scores for video {item.id} with {item.num_frames} "
+                               f"frames")
+        return FrameScores.of(values, self.threshold_)
+
+    @abstractmethod
+    def _fit(self, train: list[VideoItem], progress: bool) -> None:
+        ...
+
+    @abstractmethod
+    def _score(self, item: VideoItem) -> np.ndarray:
+        ...
+
+    @property
+    def geometry(self) -> SnippetGeometry:
+        """Frames per snippet and stride of the features this detector was fitted on."""
+        return SnippetGeometry.of(self.extraction_)
+
+    def _check_fitted(self) -> None:
+        if not self.fitted_:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load a saved detector first")
+
+    def _check_extraction(self, item: VideoItem) -> None:
+        if self.inputs != "features" or item.extraction is None:
+            return
+        mine, theirs = self.geometry, SnippetGeometry.of(item.extraction)
+        if mine != theirs:
+            raise ValueError(f"video {item.id}: features of {theirs.snippet_len}-frame snippets with stride "
+                             f"{theirs.stride}, but {self.name} was fitted on {mine.snippet_len}/{mine.stride}; "
+                             f"extract with the detector's settings")
+
+    # -- persistence ----------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        """Fitted state beyond the constructor arguments (tensors and plain data only)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        pass
+
+    def to_file(self) -> dict:
+        """Everything the model file holds (tensors and plain data)."""
+        self._check_fitted()
+        return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "detector": self.name, "args": self.args,
+                "state": self.state(), "threshold": self.threshold_, "threshold_rule": self.threshold_rule,
+                "extraction": self.extraction_, "crops": self.crops_, "protocol": self.protocol_,
+                "trained_on": self.trained_on_, "history": self.history}
+
+    def save(self, path: str | Path) -> None:
+        """Write the model file (atomically)."""
+        buffer = io.BytesIO()
+        torch.save(self.to_file(), buffer)
+        atomic_write_bytes(Path(path), buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Detector":
+        """Rebuild a saved detector (a model file, or a run folder holding ``model.pt``) as its own subclass."""
+        return load_detector(path)
+
+
+def common_extraction(train: list[VideoItem]) -> dict | None:
+    """The extraction settings shared by all training items (``None`` when none carries any)."""
+    found = {SnippetGeometry.of(v.extraction) for v in train if v.extraction is not None}
+    if len(found) > 1:
+        raise ValueError(f"training videos come from feature stores with different snippet geometries: "
+                         f"{sorted((g.snippet_len, g.stride) for g in found)}")
+    for item in train:
+        if item.extraction is not None:
+            return dict(item.extraction)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared helpers for detector modules
+# ---------------------------------------------------------------------------------------------------------------
+def number_arg(value: Any, name: str) -> float:
+    """A float constructor argument; YAML 1.1 reads ``1e-3`` (no dot) as text, so numeric text is accepted too."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run a block with ``threads`` torch CPU threads (``None``: unchanged), then restore the previous count.
+
+    The trainers' models are small: one thread avoids the synchronisation cost that makes two threads several times
+    slower on a busy 2-core machine (measured: 200 AR-Net steps took 6.7 s with 1 thread, 38 s with 2 under load).
+    """
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building and loading
+# ---------------------------------------------------------------------------------------------------------------
+def build_detector(name: str, **args: Any) -> Detector:
+    _import_detectors()
+    cls = DETECTORS.get(name)
+    try:
+        return cls(**args)
+    except TypeError as err:
+        raise ValueError(f"detector {name!r}: bad arguments {sorted(args)}: {err}") from err
+
+
+def list_detectors() -> list[str]:
+    _import_detectors()
+    return DETECTORS.list()
+
+
+def read_model_file(path: str | Path) -> dict:
+    """The content of a model file, read without executing code.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: not a vadkit model file, or it holds Python objects other than tensors and plain data.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - every unreadable file gets one clear message
+        text = str(err).split("\n")[0]
+        if "weights_only" in str(err) or "Unsupported global" in str(err) or "pickle" in type(err).__name__.lower():
+            raise ModelFileError(f"{path} was refused: it holds Python objects other than tensors and plain data "
+                                 f"(a vadkit model file can never execute code when loaded); {text}") from None
+        raise ModelFileError(f"{path} is not a vadkit model file ({type(err).__name__}: {text})") from None
+    if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path} is not a vadkit model file: expected a dict with format {MODEL_FORMAT!r}, "
+                             f"found {type(saved).__name__}"
+                             + (f" with format {saved.get('format')!r}" if isinstance(saved, dict) else ""))
+    if saved.get("version") != MODEL_VERSION:
+        raise ModelFileError(f"{path}: model file version {saved.get('version')}, this vadkit reads version "
+                             f"{MODEL_VERSION}")
+    return saved
+
+
+def load_detector(path: str | Path) -> Detector:
+    """Rebuild a saved detector (a model file or a run folder holding ``model.pt``)."""
+    saved = read_model_file(path)
+    detector = build_detector(saved["detector"], **saved["args"])
+    detector.load_state(saved["state"])
+    detector.threshold_ = saved["threshold"]
+    detector.extraction_ = saved["extraction"]
+    detector.crops_ = saved["crops"]
+    detector.protocol_ = dict(saved["protocol"])
+    detector.trained_on_ = saved["trained_on"]
+    detector.history = list(saved["history"])
+    detector.fitted_ = True
+    return detector
+
+
+DETECTOR_MODULES = ("vadkit.detectors.knn", "vadkit.detectors.weak", "vadkit.detectors.sendec",
+                    "vadkit.detectors.state")
+
+
+def _import_detectors() -> None:
+    """Import the detector modules so that their ``@register_detector`` decorators run."""
+    import importlib
+
+    for module in DETECTOR_MODULES:
+        importlib.import_module(module)

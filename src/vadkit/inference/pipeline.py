@@ -1,0 +1,247 @@
+"""Scoring a person's own videos with a fitted detector: ``vadkit score``.
+
+For each video the pipeline
+
+1. decodes it, streaming: feature detectors get I3D snippet features extracted with the settings their
+   training features were made with; frame detectors (``inputs == "frames"``) read the video themselves;
+2. asks the detector for its :class:`~vadkit.detectors.FrameScores`, smooths them (Gaussian, ``smoothing_sigma``
+   frames) and finds the anomaly events (:func:`vadkit.report.events.find_events`) at or above the detector's own
+   fitted threshold (the same one ``vadkit evaluate`` and the viewer use; ``threshold=`` overrides it);
+3. writes the scored-video folder: ``scores.csv``, ``plot.png``, ``thumbs/event-<i>.jpg``, ``annotated.mp4``
+   (a second streaming decode), ``report.html`` and, last, ``result.json``; a folder without ``result.json`` is
+   unfinished.
+
+Nothing holds a whole video in memory: frames stream through the extractor and the video writer; only per-frame
+scores and per-snippet features are kept.
+
+Models (``--model``): a run folder (with ``model.pt``), a model file, or the name of a bundled model
+(:mod:`vadkit.inference.bundle`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from vadkit.detectors import Detector, FrameScores, VideoItem, collapse_crops
+from vadkit.inference.bundle import LoadedModel, resolve_model
+from vadkit.io import VideoReadError, open_video
+from vadkit.io.files import atomic_write_bytes, atomic_write_json
+from vadkit.io.inputs import find_videos, unique_names
+from vadkit.progress import progress_bar
+from vadkit.report.events import Event, event_mask, find_events
+from vadkit.scoring import gaussian_smooth
+
+FORMAT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progress
+# ---------------------------------------------------------------------------------------------------------------
+def make_progress(enabled: bool = True):
+    """The scoring progress display (frames/s)."""
+    return progress_bar("{task.description}", enabled, unit="frames")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pipeline
+# ---------------------------------------------------------------------------------------------------------------
+def _clean(values: np.ndarray) -> list[float | None]:
+    """Floats for JSON (6 significant digits); NaN/inf become ``null``."""
+    return [float(f"{v:.6g}") if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).tolist()]
+
+
+def frame_scores(model: LoadedModel, video, name: str, progress=None, batch_size: int = 4) -> FrameScores:
+    """The frame scores of an opened video (one streaming decode for feature detectors)."""
+    detector = model.detector
+    task = progress.add_task(f"scoring {name}", total=video.num_frames, info="") if progress is not None else None
+    if detector.inputs == "features":
+        extractor = model.extractor(batch_size)
+        stride = extractor.settings.stride
+
+        def advance(n: int) -> None:
+            if progress is not None:
+                progress.advance(task, n * stride)
+
+        features = collapse_crops(extractor.extract(video, on_snippets=advance), detector.crops_)  # (S, F)
+        item = VideoItem(id=name, num_frames=video.num_frames, path=Path(video.path), fps=video.fps,
+                         load_features=lambda: features, extraction=extractor.manifest_settings())
+    else:
+        item = VideoItem(id=name, num_frames=video.num_frames, path=Path(video.path), fps=video.fps)
+    scores = detector.score(item)
+    if progress is not None:
+        progress.update(task, completed=video.num_frames)
+    return scores
+
+
+def scores_csv(scores: np.ndarray, smoothed: np.ndarray, threshold: float, fps: float) -> bytes:
+    """``frame,time_s,score,smoothed,abnormal`` (abnormal: ``smoothed >= threshold``; empty cells for no score)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["frame", "time_s", "score", "smoothed", "abnormal"])
+    for i, (s, m) in enumerate(zip(scores.tolist(), smoothed.tolist())):
+        writer.writerow([i, f"{i / fps:.4f}", f"{s:.6g}" if math.isfinite(s) else "",
+                         f"{m:.6g}" if math.isfinite(m) else "", int(math.isfinite(m) and m >= threshold)])
+    return buffer.getvalue().encode()
+
+
+def jpeg(frame: np.ndarray, height: int = 180, quality: int = 85) -> bytes:
+    """RGB frame → JPEG bytes, resized to ``height`` pixels high (aspect kept)."""
+    h, w = frame.shape[:2]
+    if h != height:
+        frame = cv2.resize(frame, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return data.tobytes()
+
+
+def _render(video, out_dir: Path, smoothed: np.ndarray, threshold: float, events: list[Event], name: str,
+            write_annotated: bool, progress=None) -> dict[str, bytes]:
+    """Second streaming pass: the annotated mp4 (optional) and the event thumbnails. Returns the thumbnails."""
+    from vadkit.io import write_video
+    from vadkit.report.annotate import FrameAnnotator
+
+    peaks = {e.peak_frame: e.thumbnail for e in events}
+    thumbs: dict[str, bytes] = {}
+    if not write_annotated:
+        for e in events:  # increasing frame order: the decoder only moves forward
+            thumbs[e.thumbnail] = jpeg(next(iter(video.frames(e.peak_frame, e.peak_frame + 1))))
+        return thumbs
+    abnormal = event_mask(events, video.num_frames)
+    annotator = FrameAnnotator(smoothed, threshold, abnormal, video.fps, video.width, video.height)
+    task = progress.add_task(f"writing {name}/annotated.mp4", total=video.num_frames, info="") if progress is not None else None
+
+    def frames():
+        for index, frame in enumerate(video.frames()):
+            if frame.ndim == 2:
+                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+            if index in peaks:
+                thumbs[peaks[index]] = jpeg(frame)
+            yield annotator(index, frame)
+            if progress is not None:
+                progress.advance(task)
+
+    write_video(out_dir / "annotated.mp4", frames(), fps=video.fps)
+    return thumbs
+
+
+def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | Path, *, name: str | None = None,
+                smoothing_sigma: float = 3.0, min_event_frames: int = 8, merge_gap: int = 5,
+                threshold: float | None = None, write_annotated: bool = True, progress=None,
+                batch_size: int = 4) -> dict:
+    """Score one video and write its scored-video folder ``out_dir`` (see the module docstring).
+
+    Args:
+        path: a video file or a folder of frames.
+        model: a :class:`LoadedModel` (from :func:`resolve_model`) or a fitted detector.
+        out_dir: the video's own output folder (created; a previous ``result.json`` there is removed first).
+        name: the video's name in the report (default: the folder name of ``out_dir``).
+        smoothing_sigma: Gaussian sigma in frames applied before thresholding (0: none).
+        min_event_frames: shortest event kept; merge_gap: gaps shorter than this are bridged.
+        threshold: overrides :func:`detector_threshold`.
+        write_annotated: write ``annotated.mp4`` (the second decode pass).
+        progress: a rich ``Progress`` from :func:`make_progress`, or ``None`` for none.
+
+    Returns:
+        the ``result.json`` content.
+    """
+    start = time.perf_counter()
+    if isinstance(model, Detector):
+        model = LoadedModel(detector=model, source=type(model).__name__)
+    out_dir = Path(out_dir)
+    name = name or out_dir.name
+    _prepare_folder(out_dir)
+    video = open_video(path)
+    warnings_ = list(video.warnings)
+    try:
+        try:
+            scores = frame_scores(model, video, name, progress, batch_size)
+        except VideoReadError as err:
+            if not err.frames_read:
+                raise
+            # a file that breaks part-way: score what could be decoded, and say so
+            warnings_.append(f"{err}; scored the first {err.frames_read} of {video.num_frames} frames")
+            video = video.truncated(err.frames_read)
+            scores = frame_scores(model, video, name, progress, batch_size)
+        thr = float(threshold) if threshold is not None else scores.threshold
+        scores = scores.values
+        smoothed = gaussian_smooth(scores, smoothing_sigma)
+        events = find_events(smoothed, thr, video.fps, min_frames=min_event_frames, merge_gap=merge_gap)
+        for i, e in enumerate(events):
+            e.thumbnail = f"thumbs/event-{i}.jpg"
+        atomic_write_bytes(out_dir / "scores.csv", scores_csv(scores, smoothed, thr, video.fps))
+        from vadkit.report.plots import plot_scores
+
+        plot_scores(scores, smoothed, thr, events, video.fps, out_dir / "plot.png",
+                    title=f"{name}: {model.detector.name} ({len(events)} event{'s' if len(events) != 1 else ''})")
+        thumbs = _render(video, out_dir, smoothed, thr, events, name, write_annotated, progress)
+    finally:
+        video.close()
+    for rel, data in thumbs.items():
+        atomic_write_bytes(out_dir / rel, data)
+    files = {"csv": "scores.csv", "plot": "plot.png", "report": "report.html"}
+    if write_annotated:
+        files["video"] = "annotated.mp4"
+    result = {
+        "format": FORMAT_VERSION, "video": str(Path(path).resolve()), "name": name,
+        "num_frames": video.num_frames, "fps": float(video.fps), "width": video.width, "height": video.height,
+        "duration_s": video.num_frames / video.fps, "model": model.info(), "threshold": thr,
+        "smoothing_sigma": smoothing_sigma, "min_event_frames": min_event_frames, "merge_gap": merge_gap,
+        "scores": _clean(scores), "smoothed": _clean(smoothed), "events": [e.to_dict() for e in events],
+        "files": files, "protocol": model.protocol, "warnings": warnings_,
+    }
+    from vadkit.report.html import render_report
+
+    seconds = time.perf_counter() - start  # the report shows it: measured before the report itself (milliseconds)
+    result.update(seconds=round(seconds, 3), frames_per_s=round(video.num_frames / max(seconds, 1e-9), 2))
+    report = render_report(result, (out_dir / "plot.png").read_bytes(), thumbs)
+    atomic_write_bytes(out_dir / "report.html", report.encode())
+    atomic_write_json(out_dir / "result.json", result)  # last: its presence marks the folder finished
+    return result
+
+
+def _prepare_folder(out_dir: Path) -> None:
+    """Create ``out_dir``; remove a previous result (``result.json`` first, so the folder reads as unfinished)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "result.json").unlink(missing_ok=True)
+    for stale in ("scores.csv", "plot.png", "annotated.mp4", "report.html"):
+        (out_dir / stale).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / "thumbs", ignore_errors=True)
+
+
+def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, out_root: str | Path,
+                 progress: bool = True, errors: list | None = None, **options) -> list[dict]:
+    """Score every video of ``inputs`` (files, frame folders, folders of videos) into ``out_root/<name>/``.
+
+    Args:
+        errors: when a list is given, a video that cannot be read or scored is recorded there as
+            ``(path, message)`` and the others go on; otherwise the first failure is raised.
+        options: passed to :func:`score_video`.
+
+    Returns:
+        the ``result.json`` of each video scored, in input order.
+    """
+    videos = find_videos(inputs)
+    if not isinstance(model, LoadedModel):
+        model = resolve_model(model)
+    out_root = Path(out_root)
+    results = []
+    with make_progress(progress) as bar:
+        for path, name in zip(videos, unique_names(videos)):
+            try:
+                results.append(score_video(path, model, out_root / name, name=name,
+                                           progress=bar if progress else None, **options))
+            except (VideoReadError, ValueError, RuntimeError) as err:
+                if errors is None:
+                    raise
+                errors.append((path, str(err)))
+    return results

@@ -1,0 +1,157 @@
+"""One contract test for every registered detector (as timm tests every registered model).
+
+Each detector, with tiny arguments on tiny synthetic data: scoring before fitting raises; ``fit`` returns the
+detector; ``score`` gives a :class:`FrameScores` of one value per frame with the fitted threshold; the threshold is
+finite, follows the detector's declared rule and is set by ``fit`` from training data alone (a different training
+set gives a different threshold unless the rule is a stated fixed value; scoring test videos never moves it);
+save/load gives the same class and identical scores; and ``vadkit score`` with the model file writes a report
+without ``--threshold``. A newly registered detector without a case here fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vadkit.detectors import Detector, FrameScores, NotFittedError, VideoItem, build_detector, list_detectors
+from vadkit.io import write_video
+
+F = 1024  # I3D feature size: `vadkit score` extracts real I3D features for the feature detectors
+FRAMES = 32
+SIZE = 64
+
+
+def moving_square(n: int, seed: int, kind: int = 0) -> list[np.ndarray]:
+    """``n`` frames of a bright square moving right over a dark background (``kind`` 1: brighter background, faster
+    square)."""
+    rng = np.random.default_rng(seed)
+    row, col = int(rng.integers(4, SIZE - 20)), int(rng.integers(0, 8))
+    frames = []
+    for t in range(n):
+        frame = np.full((SIZE, SIZE, 3), 20 + 30 * kind, np.uint8)
+        x = (col + (1 + kind) * t) % (SIZE - 14)
+        frame[row:row + 14, x:x + 14] = (230, 200, 180)
+        frames.append(frame)
+    return frames
+
+
+def extraction() -> dict:
+    from vadkit.features.extract import ExtractionSettings
+
+    return asdict(ExtractionSettings())
+
+
+class Data:
+    """Tiny training sets (feature items and frame items, two of each kind with different statistics) and a test
+    video on disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        rng = np.random.default_rng(0)
+        self.test_video = write_video(root / "test" / "clip.mp4", moving_square(FRAMES, 9), fps=25)
+        self.frame_sets = [[self._frame_item(f"set{k}/v{i}", k, i) for i in range(3)] for k in range(2)]
+        self.feature_sets = [[self._feature_item(f"f{k}/v{i}", rng, label=i % 2, scale=1.0 + 2 * k) for i in range(6)]
+                             for k in range(2)]
+
+    def _frame_item(self, name: str, k: int, i: int) -> VideoItem:
+        path = write_video(self.root / f"{name}.mp4", moving_square(FRAMES, 10 * k + i, kind=k), fps=25)
+        return VideoItem(id=name, num_frames=FRAMES, label=0, path=path, frame_labels=np.zeros(FRAMES, np.uint8))
+
+    def _feature_item(self, name: str, rng, label: int, scale: float) -> VideoItem:
+        snippets = 4
+        feats = (scale * rng.normal(0, 1, (snippets, F))).astype(np.float32)
+        labels = np.zeros(16 * snippets, np.uint8)
+        if label:
+            feats[1:3, :16] += 4.0
+            labels[16:48] = 1
+        return VideoItem(id=name, num_frames=16 * snippets, label=label, class_index=label, frame_labels=labels,
+                         load_features=lambda f=feats: f, extraction=extraction())
+
+    def train(self, kind: str, which: int) -> list[VideoItem]:
+        return (self.feature_sets if kind == "features" else self.frame_sets)[which]
+
+    def test_item(self) -> VideoItem:
+        return VideoItem(id="clip", num_frames=FRAMES, path=self.test_video)
+
+
+WEAK = dict(steps=3, per_class=2, threads=1, seed=0)
+CASES = {
+    "knn": lambda cache: dict(k=1, holdout=0.34),
+    "arnet": lambda cache: dict(model="arnet_single", model_args={"feature_dim": F, "hidden_dim": 16}, max_seqlen=8,
+                                **WEAK),
+    "aed": lambda cache: dict(model="aed_t", model_args={"feature_dim": F, "num_classes": 2, "window": 2, "hidden": 4,
+                                                         "embed_dim": 16, "head_dim": 8}, **WEAK),
+    "sendec": lambda cache: dict(clip_length=2, height=32, width=32, batch_size=4, epochs=1, bn_clips=4, dropout=0.0,
+                                 optimizer="adam", lr=1e-3, score_stride=1, threads=1, seed=0),
+    "state": lambda cache: dict(model="state_cpu", model_args=dict(hidden=[4, 8, 8], heads=2, layers=1, norm_groups=2),
+                                boxes="motion", cache_dir=str(cache), epochs=1, batch_size=8, stats_cubes=32,
+                                score_batch=16, threads=1, seed=0),
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return Data(tmp_path_factory.mktemp("contract"))
+
+
+def test_every_registered_detector_has_a_case():
+    assert sorted(CASES) == list_detectors()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_detector_contract(name, data, tmp_path):
+    detector = build_detector(name, **CASES[name](tmp_path / "cache"))
+    assert detector.inputs in ("features", "frames") and detector.threshold_rule
+    train, test = data.train(detector.inputs, 0), data.test_item()
+    if detector.inputs == "features":
+        test = train[1]
+    with pytest.raises(NotFittedError):
+        detector.score(test)
+    assert detector.threshold_ is None
+    assert detector.fit(train, progress=False) is detector
+    threshold = detector.threshold_
+    assert isinstance(threshold, float) and np.isfinite(threshold)
+
+    scores = detector.score(test)
+    assert isinstance(scores, FrameScores) and len(scores) == test.num_frames and scores.scored.all()
+    assert np.isfinite(scores.values).all() and scores.threshold == threshold
+    assert detector.threshold_ == threshold  # scoring never moves the threshold
+
+    other = build_detector(name, **CASES[name](tmp_path / "cache2")).fit(data.train(detector.inputs, 1), progress=False)
+    if detector.threshold_rule.startswith("fixed"):
+        assert other.threshold_ == threshold
+    else:
+        assert other.threshold_ != pytest.approx(threshold)  # measured on the training data
+
+    detector.save(tmp_path / "model.pt")
+    again = Detector.load(tmp_path / "model.pt")
+    assert type(again) is type(detector) and again.threshold_ == threshold
+    np.testing.assert_allclose(again.score(test).values, scores.values, rtol=1e-6, atol=1e-9)
+    assert again.extraction_ == detector.extraction_
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_vadkit_score_uses_the_model_files_threshold(name, data, tmp_path):
+    from vadkit.cli import app
+
+    detector = build_detector(name, **CASES[name](tmp_path / "cache"))
+    if detector.inputs == "features":
+        from vadkit.features.weights import WeightsNotFoundError, find_kinetics400_weights
+
+        try:
+            find_kinetics400_weights()
+        except WeightsNotFoundError as err:
+            pytest.skip(f"I3D weights not installed: {err}")
+    detector.fit(data.train(detector.inputs, 0), progress=False).save(tmp_path / "model.pt")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["score", str(data.test_video), "--model", str(tmp_path / "model.pt"),
+                                      "--out", str(out), "--no-video", "--json"])
+    assert result.exit_code == 0, result.output
+    written = json.loads((out / "clip" / "result.json").read_text())
+    assert written["threshold"] == detector.threshold_ and len(written["scores"]) == FRAMES
+    assert (out / "clip" / "report.html").is_file()
