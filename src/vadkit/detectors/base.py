@@ -31,6 +31,7 @@ could execute code; no sidecar file exists.
 from __future__ import annotations
 
 import io
+import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -326,13 +327,15 @@ def read_model_file(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about foreign pickle protocols before refusing them
+            saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - every unreadable file gets one clear message
-        text = str(err).split("\n")[0]
-        if "weights_only" in str(err) or "Unsupported global" in str(err) or "pickle" in type(err).__name__.lower():
+        detail = _unpickler_detail(str(err))
+        if "Unsupported global" in detail:
             raise ModelFileError(f"{path} was refused: it holds Python objects other than tensors and plain data "
-                                 f"(a vadkit model file can never execute code when loaded); {text}") from None
-        raise ModelFileError(f"{path} is not a vadkit model file ({type(err).__name__}: {text})") from None
+                                 f"({detail}); a vadkit model file can never execute code when loaded") from None
+        raise ModelFileError(f"{path} is not a vadkit model file ({type(err).__name__}: {detail})") from None
     if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{path} is not a vadkit model file: expected a dict with format {MODEL_FORMAT!r}, "
                              f"found {type(saved).__name__}"
@@ -341,6 +344,15 @@ def read_model_file(path: str | Path) -> dict:
         raise ModelFileError(f"{path}: model file version {saved.get('version')}, this vadkit reads version "
                              f"{MODEL_VERSION}")
     return saved
+
+
+def _unpickler_detail(message: str) -> str:
+    """The informative line of torch's ``weights_only`` error (its message is mostly advice to load unsafely)."""
+    if "WeightsUnpickler error:" in message:
+        message = message.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in message.replace("\x1b[1m", "").replace("\x1b[0m", "").splitlines() if line.strip()]
+    first = lines[0].split(" was not an allowed global")[0] if lines else "unreadable"
+    return first[:200]
 
 
 def load_detector(path: str | Path) -> Detector:

@@ -129,7 +129,8 @@ def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, vide
     metrics: dict = {"evaluated_on": f"{len(items)} given videos" + (f", labels {labels}" if labels else ", no labels"),
                      "threshold": detector.threshold_, "num_videos": len(items), "num_frames": int(pooled.size),
                      "frames_at_or_above_threshold": float((pooled >= detector.threshold_).mean()),
-                     "per_video": {v: {"frames_at_or_above_threshold": alarms[v], "events": events[v]} for v in scores}}
+                     "per_video": {v.split("/", 1)[-1]: {"frames_at_or_above_threshold": alarms[v], "events": events[v]}
+                                   for v in scores}}
     if frame_labels is not None:
         metrics.update(evaluate_frames(scores, frame_labels, threshold=detector.threshold_))
         protocol["split"] = f"{protocol.get('split', '')}; evaluated on given videos with labels {labels}"
