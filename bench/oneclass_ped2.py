@@ -38,10 +38,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from vadkit.datasets import get_dataset
-    from vadkit.detectors import VideoItem
     from vadkit.detectors.knn import KNNDetector
     from vadkit.engine.oneclass import fit_normal
-    from vadkit.engine.train import make_items
+    from vadkit.engine.train import make_items, store_item
     from vadkit.features.extract import extract_videos
     from vadkit.features.store import FeatureStore
     from vadkit.inference import resolve_model
@@ -52,7 +51,7 @@ def main() -> None:
     start = time.perf_counter()
     if args.store:
         store = FeatureStore(args.store)
-        detector = KNNDetector(k=args.k, metric=args.metric, false_alarm_rate=args.far, extraction=store.settings)
+        detector = KNNDetector(k=args.k, metric=args.metric, false_alarm_rate=args.far)
         detector.fit(make_items(train_records, store), progress=False)
         test_items = make_items(test_records, store)
         fit_seconds = time.perf_counter() - start
@@ -66,10 +65,9 @@ def main() -> None:
         extract_videos(list(zip(names, [r.path for r in test_records])), args.work / "test_features",
                        model.extractor(), progress=False)
         store = FeatureStore(args.work / "test_features")
-        test_items = [VideoItem(id=n, num_frames=r.num_frames, label=r.label, frame_labels=r.frame_labels,
-                                path=r.path, fps=r.fps, load_features=(lambda n=n: store.load(n)))
+        test_items = [store_item(n, r.num_frames, r.path, r.fps, store, label=r.label, frame_labels=r.frame_labels)
                       for n, r in zip(names, test_records)]
-    scores = {v.id: detector.score(v) for v in test_items}
+    scores = {v.id: detector.score(v).values for v in test_items}
     labels = {v.id: np.asarray(v.frame_labels) for v in test_items}
     metrics = evaluate_frames(scores, labels, threshold=detector.threshold_)
     normal = np.concatenate([scores[k][labels[k] == 0] for k in scores])

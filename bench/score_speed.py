@@ -44,7 +44,7 @@ def load_model(name: str, store: Path):
     if not (store / "manifest.json").is_file():
         sys.exit(f"model {name!r} not found and no feature store at {store} to fit one: pass --model RUN_DIR")
     features = FeatureStore(store)
-    detector = KNNDetector(extraction=features.settings)
+    detector = KNNDetector()
     detector.fit(make_items(get_dataset("ucsd_ped2", data_root()).videos("train"), features), progress=False)
     return LoadedModel(detector=detector, source=f"k-NN fitted on {store} (train)"), detector.name
 

@@ -81,7 +81,7 @@ def mean_pooling_scores(detector, config) -> tuple[dict, float]:
     train_records, test_records, _ = split_records(config)
     start = time.perf_counter()
     plain = detector.with_scoring(make_items(train_records), pooling="mean", pixel_normalisation=False)
-    scores = {item.id: plain.score(item) for item in make_items(test_records)}
+    scores = {item.id: plain.score(item).values for item in make_items(test_records)}
     return scores, time.perf_counter() - start
 
 

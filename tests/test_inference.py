@@ -44,8 +44,6 @@ def clip(n=60, bright=(20, 40), size=(64, 48)):
 
 # ---------------------------------------------------------------------------------------------------------------
 def test_resolve_model_from_run_folder_file_and_bundled_name(tmp_path, monkeypatch):
-    import vadkit.inference as inference
-
     import vadkit.inference.bundle as bundle
 
     rng = np.random.default_rng(0)

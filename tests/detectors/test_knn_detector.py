@@ -1,7 +1,6 @@
 """The k-NN one-class detector: calibration, and a `vadkit train` run on a synthetic Ped2 (the contract itself:
 tests/detectors/test_contract.py)."""
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -31,19 +30,6 @@ class Normals:
         if anomaly is not None:
             feats[anomaly] += 0.8 * self.rng.normal(0, 1, F).astype(np.float32)
         return VideoItem(id=vid, num_frames=16 * n + 5, label=label, load_features=lambda f=feats: f)
-
-
-def build_ped2(root, frames):
-    """A tiny Ped2 layout: 16 training and 12 test clips of ``frames`` black frames; frames 16-31 anomalous."""
-    frame = np.zeros((4, 4, 3), np.uint8)
-    for folder, count in (("training", 16), ("testing", 12)):
-        for k in range(1, count + 1):
-            d = root / folder / "frames" / f"{k:02d}"
-            d.mkdir(parents=True)
-            for i in range(frames):
-                cv2.imwrite(str(d / f"{i:03d}.jpg"), frame)
-    (root / "UCSDped2.m").write_text("".join("TestVideoFile{end+1}.gt_frame = [17:32];\n" for _ in range(12)))
-    return root
 
 
 @pytest.fixture
@@ -115,6 +101,7 @@ def test_bank_subsampling_and_chunked_distances(normals):
 def test_vadkit_train_with_knn_on_a_synthetic_ped2(tmp_path):
     """The k-NN runs through `vadkit train` like every detector (official one-class split: normal training videos)."""
     from vadkit.datasets import get_dataset
+    from tests.engine.test_train import build_ped2  # the tiny synthetic Ped2 layout
     from vadkit.engine.train import evaluate_run, record_key, train
     from vadkit.features.store import FeatureStore
 

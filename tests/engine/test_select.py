@@ -116,3 +116,30 @@ def test_a_run_with_selection_records_it(tmp_path):
     assert not {v for fold in selection["folds"] for v in fold} & set(run.read_json("split.json")["test"])
     again = evaluate_run(run.path, progress=False)
     assert again["protocol"]["model_selection"] == metrics["protocol"]["model_selection"]
+
+
+def test_selection_works_for_a_frame_detector_through_the_same_loop(tmp_path):
+    """sEnDec trains through the one training loop, so its epochs can be cross-validated like the weak detectors'
+    steps: a snapshot is calibrated (statistics, threshold) on its fold's training videos before it scores."""
+    from vadkit.io import write_video
+
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(6):
+        frames = [np.full((32, 32, 3), 40, np.uint8) for _ in range(12)]
+        labels = np.zeros(12, np.uint8)
+        for t, frame in enumerate(frames):
+            frame[8:16, (2 * t + i) % 24:(2 * t + i) % 24 + 8] = 220
+        if i % 2:
+            for t in range(4, 8):
+                frames[t][18:30, 2:14] = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
+            labels[4:8] = 1
+        path = write_video(tmp_path / f"v{i}.mp4", frames, fps=10)
+        items.append(VideoItem(id=f"v{i}", num_frames=12, label=i % 2, frame_labels=labels, path=path))
+    args = dict(clip_length=2, height=32, width=32, batch_size=4, epochs=4, bn_clips=4, optimizer="adam", lr=1e-3,
+                dropout=0.0, threads=1)
+    selection = select_steps("sendec", args, items, [2, 6], folds=2, seed=0, progress=False)
+    assert selection["chosen"] in (2, 6) and set(selection["micro_auc"]) == {"2", "6"}
+    assert all(np.isfinite(v) for v in selection["micro_auc"].values())
+    with pytest.raises(ValueError, match="before the candidate step counts"):
+        select_steps("sendec", {**args, "epochs": 1}, items, [2, 500], folds=2, seed=0, progress=False)

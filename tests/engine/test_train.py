@@ -18,13 +18,14 @@ from vadkit.features.store import FeatureStore
 F, FRAMES = 16, 48  # 3 snippets per video; the anomaly is snippet 1 (frames 16-31) of every test video
 
 
-def build_ped2(root):
+def build_ped2(root, frames=None):
+    """A tiny Ped2 layout: 16 training and 12 test clips of ``frames`` black frames; frames 16-31 anomalous."""
     frame = np.zeros((4, 4, 3), np.uint8)
-    for split, folder, count in (("train", "training", 16), ("test", "testing", 12)):
+    for folder, count in (("training", 16), ("testing", 12)):
         for k in range(1, count + 1):
             d = root / folder / "frames" / f"{k:02d}"
             d.mkdir(parents=True)
-            for i in range(FRAMES):
+            for i in range(frames or FRAMES):
                 cv2.imwrite(str(d / f"{i:03d}.jpg"), frame)
     (root / "UCSDped2.m").write_text("".join("TestVideoFile{end+1}.gt_frame = [17:32];\n" for _ in range(12)))
     return root

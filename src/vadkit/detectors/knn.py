@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from vadkit.detectors.base import Detector, VideoItem, register_detector
+from vadkit.detectors.base import Detector, VideoItem, collapse_crops, register_detector
 from vadkit.features.geometry import snippets_to_frames
 
 METRICS = ("cosine", "euclidean")
@@ -37,9 +37,7 @@ METRICS = ("cosine", "euclidean")
 
 def _as_snippets(features: np.ndarray, item_id: str) -> np.ndarray:
     """``(N, F)`` float32, or ``(N, crops, F)`` averaged over crops."""
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim == 3:
-        features = features.mean(axis=1)  # (N, crops, F) -> (N, F)
+    features = collapse_crops(np.asarray(features, dtype=np.float32), "mean")  # (N, crops, F) -> (N, F)
     if features.ndim != 2 or features.shape[0] == 0:
         raise ValueError(f"video {item_id}: expected snippet features (N, F) with N >= 1, got shape {features.shape}")
     return features

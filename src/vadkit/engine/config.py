@@ -3,10 +3,10 @@
 A config names a detector from the registry and gives its constructor arguments, the data, the evaluation
 protocol and the seed::
 
-    detector: arnet                 # vadkit.engine.detectors registry name
+    detector: arnet                 # vadkit.detectors registry name
     detector_args: {model: arnet_single, steps: 3000, ...}
     data: {dataset: ucsd_ped2, root: ../shared/data/ucsd_ped2, features: features/ped2, split: lad2000, split_seed: 0}
-    eval: {tail: extend, smoothing: null, threshold: 0.5}
+    eval: {tail: extend, smoothing: null}
     seed: 0
     output: runs/arnet_ped2
 
@@ -56,7 +56,8 @@ class EvalConfig:
     Attributes:
         tail: ``extend`` or ``drop`` for frames after the last full snippet.
         smoothing: Gaussian sigma (frames) applied to frame scores, or ``None``.
-        threshold: for false-alarm rates.
+        threshold: for false-alarm rates after ``per-video-minmax`` only (which moves scores into [0, 1]); otherwise
+            every number uses the threshold the detector fitted on its training data.
         normalisation: ``none``, ``train-zscore`` or ``per-video-minmax`` (reconstruction detectors).
     """
 

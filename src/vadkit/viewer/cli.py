@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from vadkit.cli_output import fail
+
 LOOPBACK_NAMES = ("localhost",)
 
 
@@ -29,12 +31,10 @@ def serve_command(
 
         from vadkit.viewer.app import create_app
     except ImportError as err:
-        typer.echo(f"error: the viewer needs fastapi, uvicorn and python-multipart ({err.name} is missing): "
-                   f"pip install fastapi uvicorn python-multipart", err=True)
-        raise typer.Exit(1)
+        fail(f"the viewer needs fastapi, uvicorn and python-multipart ({err.name} is missing): "
+             f"pip install fastapi uvicorn python-multipart")
     if scores is not None and not scores.is_dir():
-        typer.echo(f"error: --scores {scores} is not a folder", err=True)
-        raise typer.Exit(1)
+        fail(f"--scores {scores} is not a folder")
     model = None
     if detector is not None:
         from vadkit.inference import resolve_model
@@ -42,8 +42,7 @@ def serve_command(
         try:
             model = resolve_model(detector)  # fail now on a typo, not at the first upload
         except (FileNotFoundError, ValueError) as err:
-            typer.echo(f"error: --detector: {err}", err=True)
-            raise typer.Exit(1)
+            fail(f"--detector: {err}")
     if not is_loopback(host):
         typer.echo(f"warning: listening on {host}: anyone who can reach this address can see your videos "
                    f"and upload files", err=True)
