@@ -46,7 +46,7 @@ def viewer_upload(run: Path, video: Path, root: Path) -> dict:
     from vadkit.viewer.app import create_app
 
     app = create_app(root / "runs", detector=resolve_model(run))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         job = client.post("/api/upload", files={"file": (video.name, video.read_bytes(), "video/mp4")}).json()["job"]
         done = app.state.jobs.wait(job["id"], timeout=3600)
         if done["state"] != "done":

@@ -62,3 +62,29 @@ def test_vadkit_score_refuses_it_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["score", str(tmp_path), "--model", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "refused" in result.output and "Traceback" not in result.output
     assert not marker.exists()
+
+
+def test_frame_scores_mark_a_dropped_tail_and_refuse_a_hole():
+    import numpy as np
+
+    from vadkit.detectors import Detector, VideoItem
+
+    class Fixed(Detector):
+        name, inputs, threshold_rule = "fixed-test", "frames", "fixed 1"
+
+        def __init__(self, values):
+            super().__init__()
+            self.values = np.asarray(values, dtype=np.float64)
+
+        def _fit(self, train, progress):
+            self.threshold_ = 1.0
+
+        def _score(self, item):
+            return self.values
+
+    item = VideoItem(id="v", num_frames=4)
+    scores = Fixed([0.5, 2.0, np.nan, np.nan]).fit([item]).score(item)
+    assert scores.scored.tolist() == [True, True, False, False]
+    assert scores.abnormal().tolist() == [False, True, False, False]
+    with pytest.raises(RuntimeError, match="2 non-finite scores for video v .first at frame 1"):
+        Fixed([0.5, np.nan, np.inf, 1.0]).fit([item]).score(item)

@@ -30,7 +30,7 @@ RUN_ID = "runs/arnet-ped2-20260101-000000"
 
 @pytest.fixture(scope="module")
 def client(runs_tree):
-    with TestClient(create_app(runs_tree)) as c:
+    with TestClient(create_app(runs_tree), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -169,7 +169,7 @@ def test_catalog_serves_symlinks_that_stay_inside(escape_tree):
 
 
 def test_listing_does_not_follow_symlinks_out_of_the_folder(escape_tree):
-    with TestClient(create_app(escape_tree)) as c:
+    with TestClient(create_app(escape_tree), base_url="http://127.0.0.1") as c:
         ids = [v["id"] for v in c.get("/api/videos").json()]
     assert "runs/escape/stolen" not in ids and "runs/ok" in ids
 
@@ -185,7 +185,7 @@ ENCODED_TRICKS = [
 
 @pytest.mark.parametrize("url", ENCODED_TRICKS)
 def test_http_refuses_encoded_traversal(escape_tree, url):
-    with TestClient(create_app(escape_tree)) as c:
+    with TestClient(create_app(escape_tree), base_url="http://127.0.0.1") as c:
         response = c.get(url)
     assert response.status_code in (403, 404), response.text
     assert "s3cr3t" not in response.text and "root:" not in response.text
@@ -204,7 +204,7 @@ def test_http_refuses_raw_dot_dot_and_unserved_files_over_a_real_socket(escape_t
             conn.close()
             assert response.status in (403, 404), (path, response.status)
             assert "s3cr3t" not in body and "root:" not in body
-    with TestClient(create_app(runs_tree)) as c:
+    with TestClient(create_app(runs_tree), base_url="http://127.0.0.1") as c:
         assert c.get(f"/files/{RUN_ID}/model.pt").status_code == 403  # not a kind of file the page needs
         assert c.get(f"/files/{RUN_ID}/scores/01.npy").status_code == 403
         assert c.get("/files/runs/.hidden-run/metrics.json").status_code == 403
@@ -220,7 +220,7 @@ def upload_files(tmp_path: Path) -> list[Path]:
 
 def test_upload_is_scored_in_the_background_and_listed(tmp_path):
     app = create_app(tmp_path / "runs", scorer=brightness_scorer, detector="toy")
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         data = mp4_bytes(tmp_path)
         response = c.post("/api/upload", files={"file": ("../../My Clip (1).mp4", data, "video/mp4")})
         assert response.status_code == 202, response.text
@@ -265,7 +265,7 @@ def test_upload_scored_by_the_real_pipeline_with_progress(tmp_path):
         original(job_id, **changes)
 
     app.state.jobs._update = record
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         assert c.get("/api/info").json()["detector"] == "mean-brightness"
         job = c.post("/api/upload", files={"file": ("walk.mp4", mp4_bytes(tmp_path, 30), "video/mp4")}).json()["job"]
         done = app.state.jobs.wait(job["id"], timeout=120)
@@ -304,7 +304,7 @@ def test_jobs_run_one_at_a_time_and_report_progress(tmp_path):
         return brightness_scorer(video, detector, out_dir, progress)
 
     app = create_app(tmp_path / "runs", scorer=slow_scorer)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         first = c.post("/api/upload", files={"file": ("a.mp4", mp4_bytes(tmp_path, name="a.mp4"), "video/mp4")}).json()
         second = c.post("/api/upload", files={"file": ("b.mp4", mp4_bytes(tmp_path, name="b.mp4"), "video/mp4")}).json()
         deadline = time.monotonic() + 20
@@ -327,7 +327,7 @@ def test_failing_scorer_reports_an_error_and_the_worker_goes_on(tmp_path):
         return brightness_scorer(video, detector, out_dir, progress)
 
     app = create_app(tmp_path / "runs", scorer=broken)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         bad = c.post("/api/upload", files={"file": ("bad.mp4", mp4_bytes(tmp_path), "video/mp4")}).json()["job"]
         good = c.post("/api/upload", files={"file": ("good.mp4", mp4_bytes(tmp_path), "video/mp4")}).json()["job"]
         failed = app.state.jobs.wait(bad["id"])
@@ -339,7 +339,7 @@ def test_upload_over_the_size_limit_is_413_and_leaves_nothing(tmp_path):
     data = mp4_bytes(tmp_path, num_frames=40)
     limit = len(data) // 2
     app = create_app(tmp_path / "runs", scorer=brightness_scorer, max_upload_bytes=limit)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         response = c.post("/api/upload", files={"file": ("big.mp4", data, "video/mp4")})
         assert response.status_code == 413 and "limit" in response.json()["detail"]
         # without Content-Length (chunked), the stream is cut off as it passes the limit
@@ -366,7 +366,7 @@ def test_upload_that_is_not_a_video_is_415_whatever_its_name(tmp_path, kind):
         data = b""
     else:
         data = mp4_bytes(tmp_path)[:300]
-    with TestClient(create_app(tmp_path / "runs", scorer=brightness_scorer)) as c:
+    with TestClient(create_app(tmp_path / "runs", scorer=brightness_scorer), base_url="http://127.0.0.1") as c:
         response = c.post("/api/upload", files={"file": ("clip.mp4", data, "video/mp4")})
         assert response.status_code == 415, response.text
         assert str(tmp_path) not in response.text  # no server paths in the message
@@ -375,14 +375,14 @@ def test_upload_that_is_not_a_video_is_415_whatever_its_name(tmp_path, kind):
 
 
 def test_upload_needs_a_multipart_file_field_and_the_same_origin(tmp_path):
-    with TestClient(create_app(tmp_path / "runs", scorer=brightness_scorer)) as c:
+    with TestClient(create_app(tmp_path / "runs", scorer=brightness_scorer), base_url="http://127.0.0.1") as c:
         assert c.post("/api/upload", content=b"raw", headers={"Content-Type": "video/mp4"}).status_code == 400
         assert c.post("/api/upload", data={"other": "x"}, files={"other_file": ("a.mp4", b"x")}).status_code == 400
         evil = c.post("/api/upload", files={"file": ("a.mp4", mp4_bytes(tmp_path), "video/mp4")},
                       headers={"Origin": "http://evil.example"})
         assert evil.status_code == 403
         same = c.post("/api/upload", files={"file": ("a.mp4", mp4_bytes(tmp_path), "video/mp4")},
-                      headers={"Origin": "http://testserver"})
+                      headers={"Origin": "http://127.0.0.1"})
         assert same.status_code == 202
 
 
@@ -415,7 +415,7 @@ def test_serve_command_runs_under_typer(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["serve", "--runs", str(tmp_path), "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
-    with TestClient(seen["app"]) as c:
+    with TestClient(seen["app"], base_url="http://127.0.0.1") as c:
         assert c.get("/api/videos").json() == []
     assert not os.path.exists(tmp_path / "uploads")  # nothing is created until something is uploaded
     missing = CliRunner().invoke(cli, ["serve", "--runs", str(tmp_path), "--detector", str(tmp_path / "nope")])

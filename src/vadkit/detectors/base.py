@@ -202,7 +202,7 @@ class Detector(ABC):
         if values.shape != (item.num_frames,):
             raise RuntimeError(f"{self.name} gave {values.shape} scores for video {item.id} with {item.num_frames} "
                                f"frames")
-        return FrameScores.of(values, self.threshold_)
+        return FrameScores.of(values, self.threshold_, scored=_scored_frames(values, self.name, item.id))
 
     @abstractmethod
     def _fit(self, train: list[VideoItem], progress: bool) -> None:
@@ -256,6 +256,20 @@ class Detector(ABC):
     def load(cls, path: str | Path) -> "Detector":
         """Rebuild a saved detector (a model file, or a run folder holding ``model.pt``) as its own subclass."""
         return load_detector(path)
+
+
+def _scored_frames(values: np.ndarray, detector: str, video: str) -> np.ndarray:
+    """Which frames have a score: all but a trailing run of NaN (a dropped tail). A non-finite value anywhere else
+    is a failure (a diverged network), never a silently unscored frame."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return finite
+    first = int(np.flatnonzero(~finite)[0])
+    if np.isnan(values[first:]).all():
+        return finite
+    bad = np.flatnonzero(~finite)
+    raise RuntimeError(f"{detector} gave {bad.size} non-finite scores for video {video} (first at frame {first}) "
+                       f"that are not a dropped tail; the detector diverged or failed")
 
 
 def common_extraction(train: list[VideoItem]) -> dict | None:

@@ -11,13 +11,22 @@ Routes::
     GET  /files/{id}/{file}     a file inside a folder (Range requests answered with 206, for seeking in video)
     POST /api/upload            multipart ``file`` -> 202 and a job (413 over the limit, 415 not a video)
     GET  /api/jobs, /api/jobs/{job}   scoring jobs: state and progress fraction
+
+Every request must name an allowed host in its ``Host`` header (the loopback names and the address the server was
+started on, plus ``allowed_hosts``): a web page the user visits cannot reach the viewer by pointing its own domain at
+127.0.0.1 (DNS rebinding); others get 421. Writes from another origin get 403. At most ``max_pending`` uploads wait
+for scoring (503 with ``Retry-After`` beyond it). Uploaded videos and their result folders are deleted
+``keep_uploads_hours`` after they were written (checked at start and before every upload; files of queued or running
+jobs are kept).
 """
 
 from __future__ import annotations
 
+import shutil
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
@@ -25,18 +34,23 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from vadkit.viewer.catalog import Catalog, UnsafePathError
-from vadkit.viewer.jobs import JobQueue, Scorer, default_scorer
+from vadkit.viewer.jobs import JobQueue, QueueFullError, Scorer, default_scorer
 from vadkit.viewer.upload import UploadError, receive_upload
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_UPLOAD_BYTES = 500 * 1000 * 1000
 UPLOADS = "uploads"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+DEFAULT_MAX_PENDING = 8
+DEFAULT_KEEP_UPLOADS_HOURS = 24.0
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
                "script-src 'self'; frame-ancestors 'none'")
 
 
 def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: Any = None,
-               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, scorer: Optional[Scorer] = None) -> FastAPI:
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, scorer: Optional[Scorer] = None,
+               allowed_hosts: Iterable[str] = (), max_pending: int = DEFAULT_MAX_PENDING,
+               keep_uploads_hours: float = DEFAULT_KEEP_UPLOADS_HOURS) -> FastAPI:
     """Build the viewer app.
 
     Args:
@@ -45,9 +59,16 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
         detector: what uploads are scored with, passed to the scorer as is (a run folder or a model name).
         max_upload_bytes: larger uploads are refused with 413.
         scorer: ``scorer(video, detector, out_dir, progress=callback)``; default ``vadkit.inference.score_video``.
+        allowed_hosts: host names accepted in the ``Host`` header besides the loopback names (e.g. the address the
+            server listens on, or a name users reach it by).
+        max_pending: uploads queued or being scored at most.
+        keep_uploads_hours: uploads and their results are deleted this long after they were written.
     """
     if max_upload_bytes <= 0:
         raise ValueError(f"max_upload_bytes must be positive, got {max_upload_bytes}")
+    if keep_uploads_hours <= 0:
+        raise ValueError(f"keep_uploads_hours must be positive, got {keep_uploads_hours}")
+    hosts = {h.strip("[]").lower() for h in (*LOOPBACK_HOSTS, *allowed_hosts) if h}
     runs = Path(runs).expanduser()
     roots = {"runs": runs}
     if scores is not None:
@@ -61,10 +82,14 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
             return None
         return f"runs/{real.relative_to(real_runs).as_posix()}"
 
-    jobs = JobQueue(scorer or default_scorer, detector, uploads, ref_of)
+    jobs = JobQueue(scorer or default_scorer, detector, uploads, ref_of, max_pending=max_pending)
+
+    def expire() -> None:
+        expire_uploads(uploads, keep_uploads_hours * 3600.0, keep=jobs.busy_videos())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        expire()
         yield
         jobs.close()
 
@@ -73,7 +98,12 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
 
     @app.middleware("http")
     async def same_origin_writes(request: Request, call_next):
-        """Refuse a write sent by a page from another origin (a site the user visits posting to localhost)."""
+        """Refuse a request for another host name (DNS rebinding: a site whose name resolves to 127.0.0.1), and a
+        write sent by a page from another origin (a site the user visits posting to localhost)."""
+        host = request.headers.get("host", "")
+        if host_name(host) not in hosts:
+            return JSONResponse({"detail": f"host {host[:100]!r} is not served here (allowed: {', '.join(sorted(hosts))}"
+                                           f"; start `vadkit serve --allow-host NAME` to add one)"}, status_code=421)
         origin = request.headers.get("origin")
         if request.method not in ("GET", "HEAD") and origin and urlsplit(origin).netloc != request.headers.get("host"):
             return JSONResponse({"detail": f"cross-origin {request.method} from {origin} refused"}, status_code=403)
@@ -104,7 +134,8 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
     def info() -> dict:
         return {"folders": {key: str(root.path) for key, root in catalog.roots.items()},
                 "uploads": str(uploads), "detector": detector_label(detector),
-                "max_upload_bytes": max_upload_bytes}
+                "max_upload_bytes": max_upload_bytes, "max_pending": max_pending,
+                "keep_uploads_hours": keep_uploads_hours}
 
     @app.get("/api/videos")
     def videos() -> list:
@@ -130,10 +161,20 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
             headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
         return FileResponse(path, media_type=media_type, headers=headers)
 
+    def queue_full(message: str) -> JSONResponse:
+        return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "30"})
+
     @app.post("/api/upload", status_code=202)
-    async def upload(request: Request) -> dict:
+    async def upload(request: Request):
+        if jobs.full():  # before reading the body: a full queue costs the client nothing to learn
+            return queue_full(f"{max_pending} uploads are already waiting to be scored; try again later")
+        expire()
         saved = await receive_upload(request.headers, request.stream(), uploads, max_upload_bytes)
-        job = jobs.submit(saved.path, saved.original_name)
+        try:
+            job = jobs.submit(saved.path, saved.original_name)
+        except QueueFullError as err:  # filled while this upload arrived
+            saved.path.unlink(missing_ok=True)
+            return queue_full(str(err))
         return {"job": job.public(), "size": saved.size}
 
     @app.get("/api/jobs")
@@ -155,3 +196,33 @@ def detector_label(detector: Any) -> Optional[str]:
     if detector is None or isinstance(detector, (str, Path)):
         return None if detector is None else str(detector)
     return str(getattr(detector, "source", None) or getattr(detector, "name", None) or type(detector).__name__)
+
+
+def host_name(host: str) -> str:
+    """The name part of a ``Host`` header (``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:8000`` -> ``::1``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def expire_uploads(uploads: Path, keep_seconds: float, keep: Iterable[Path] = (), now: float | None = None) -> list[Path]:
+    """Delete uploaded videos and result folders in ``uploads`` last written more than ``keep_seconds`` ago (never
+    those in ``keep``, nor the ``.incoming`` folder of uploads in progress). Returns what was deleted."""
+    if not uploads.is_dir():
+        return []
+    now = time.time() if now is None else now
+    kept = {Path(p).resolve() for p in keep}
+    removed = []
+    for entry in uploads.iterdir():
+        if entry.name == ".incoming" or entry.resolve() in kept or entry.is_symlink():
+            continue
+        try:
+            newest = max([entry.stat().st_mtime] + [p.stat().st_mtime for p in entry.rglob("*")] if entry.is_dir()
+                         else [entry.stat().st_mtime])
+        except OSError:
+            continue
+        if now - newest > keep_seconds:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -24,6 +24,11 @@ def serve_command(
     detector: Optional[str] = typer.Option(None, "--detector", help="run folder, model.pt or bundled model name "
                                            "uploads are scored with (default: vadkit score's default model)"),
     max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, help="largest upload accepted, MB"),
+    allow_host: Optional[List[str]] = typer.Option(None, "--allow-host", help="a host name browsers may use to reach "
+                                                   "the viewer besides localhost and --host (repeatable)"),
+    max_pending: int = typer.Option(8, "--max-pending", min=1, help="uploads waiting to be scored at most"),
+    keep_uploads_hours: float = typer.Option(24.0, "--keep-uploads-hours", min=0.001,
+                                             help="uploads and their results are deleted this long after upload"),
 ) -> None:
     """Start the web viewer: scored videos with their score timeline, evaluation runs, uploads to score."""
     try:
@@ -46,7 +51,9 @@ def serve_command(
     if not is_loopback(host):
         typer.echo(f"warning: listening on {host}: anyone who can reach this address can see your videos "
                    f"and upload files", err=True)
-    app = create_app(runs, scores=scores, detector=model, max_upload_bytes=int(max_upload_mb * 1e6))
+    hosts = [*(allow_host or []), *([] if host in ("0.0.0.0", "::", "") else [host])]
+    app = create_app(runs, scores=scores, detector=model, max_upload_bytes=int(max_upload_mb * 1e6),
+                     allowed_hosts=hosts, max_pending=max_pending, keep_uploads_hours=keep_uploads_hours)
     typer.echo(f"vadkit viewer on http://{host}:{port}/ reading {runs}" + (f" and {scores}" if scores else ""))
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

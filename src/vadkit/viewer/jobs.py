@@ -108,6 +108,10 @@ class ProgressTasks:
             self.callback(fraction)
 
 
+class QueueFullError(RuntimeError):
+    """The scoring queue holds ``max_pending`` jobs already."""
+
+
 class JobQueue:
     """Runs scoring jobs one at a time in a daemon thread.
 
@@ -119,7 +123,10 @@ class JobQueue:
     """
 
     def __init__(self, scorer: Scorer, detector: Any, out_dir: Path,
-                 ref_of: Callable[[Path], Optional[str]]) -> None:
+                 ref_of: Callable[[Path], Optional[str]], max_pending: int = 8) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        self.max_pending = max_pending
         self.scorer = scorer
         self.detector = detector
         self.out_dir = Path(out_dir)
@@ -130,9 +137,25 @@ class JobQueue:
         self._thread: Optional[threading.Thread] = None
 
     # -- public ---------------------------------------------------------------------------------------------
+    def pending(self) -> int:
+        """Jobs queued or running."""
+        with self._lock:
+            return sum(job.state in ("queued", "running") for job in self._jobs.values())
+
+    def full(self) -> bool:
+        return self.pending() >= self.max_pending
+
+    def busy_videos(self) -> set[Path]:
+        """The uploaded files of jobs queued or running (never expired)."""
+        with self._lock:
+            return {Path(job.video) for job in self._jobs.values() if job.state in ("queued", "running")}
+
     def submit(self, video: Path, name: str) -> Job:
+        """Queue a job; :class:`QueueFullError` when ``max_pending`` jobs are already queued or running."""
         job = Job(id=uuid.uuid4().hex[:12], name=name, video=str(video))
         with self._lock:
+            if sum(j.state in ("queued", "running") for j in self._jobs.values()) >= self.max_pending:
+                raise QueueFullError(f"{self.max_pending} uploads are already waiting to be scored; try again later")
             self._jobs[job.id] = job
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="vadkit-viewer-scoring", daemon=True)
