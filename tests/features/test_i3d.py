@@ -225,7 +225,7 @@ def test_pickle_with_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.ckpt"
     path.write_bytes(pickle.dumps({"params": {"w": np.zeros(3, np.float32)}, "x": _Evil(str(marker))}))
-    with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle .*makedirs"):
+    with pytest.raises(ValueError, match="not a readable I3D checkpoint.*refusing to unpickle .*makedirs"):
         load_i3d(path)
     assert not marker.exists()
 
@@ -329,3 +329,19 @@ def test_optimized_model_parity(fixture: tuple[dict, dict], kinetics: I3D) -> No
         logits = model(x)[0]
     assert rel_err(features, reference["noise_features"]) < 1e-4
     assert rel_err(logits, reference["noise_logits"]) < 1e-4
+
+
+def test_extract_with_a_bad_weights_file_prints_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vadkit.cli import app
+
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"garbage, not a checkpoint")
+    video = tmp_path / "v.mp4"
+    from vadkit.io import write_video
+
+    write_video(video, [np.zeros((32, 32, 3), np.uint8)] * 4, fps=10)
+    result = CliRunner().invoke(app, ["extract", "--video", str(video), "--out", str(tmp_path / "s"), "--weights", str(bad)])
+    assert result.exit_code == 1 and "not a readable I3D checkpoint" in result.output
+    assert "Traceback" not in result.output

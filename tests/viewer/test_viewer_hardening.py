@@ -113,3 +113,15 @@ def test_uploads_expire_after_the_documented_time(tmp_path, video):
     with LiveServer(app) as url:  # the server expires at start
         assert request(url, "GET", "/api/info")[2]["keep_uploads_hours"] == 24
         assert not fresh.exists()
+
+
+def test_an_upload_with_huge_frames_is_refused_naming_the_limit(tmp_path):
+    import numpy as np
+
+    huge = write_video(tmp_path / "huge.mp4", [np.zeros((4096, 4096, 3), np.uint8)] * 2, fps=25.0)
+    app = create_app(tmp_path / "runs", scorer=brightness_scorer)
+    with LiveServer(app) as url:
+        body, headers = multipart(huge)
+        status, _, refused = request(url, "POST", "/api/upload", body=body, headers=headers)
+    assert status == 413 and "4096x4096" in refused["detail"] and "8.3 megapixels" in refused["detail"]
+    assert not list((tmp_path / "runs" / "uploads").glob("*.mp4"))

@@ -132,12 +132,17 @@ def read_checkpoint(path: str | Path) -> Mapping[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"I3D checkpoint not found: {path}")
-    if zipfile.is_zipfile(path):
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        loaded = load_numpy_pickle(path)
-        if isinstance(loaded, int) and loaded == _TORCH_LEGACY_MAGIC:
+    try:
+        if zipfile.is_zipfile(path):
             loaded = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            loaded = load_numpy_pickle(path)
+            if isinstance(loaded, int) and loaded == _TORCH_LEGACY_MAGIC:
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets one line naming it
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable I3D checkpoint: expected a torch.save file of tensors or a "
+                         f"NumPy-only pickle, found {type(err).__name__}: {detail}") from None
     if isinstance(loaded, Mapping) and "state_dict" in loaded and isinstance(loaded["state_dict"], Mapping):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping):

@@ -84,16 +84,16 @@ def list_bundled_models() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.pt"))
 
 
-def resolve_model(name_or_path: str | Path) -> LoadedModel:
-    """Load a detector from a run folder, a model file or a bundled model name.
+def resolve_model(name_or_path: str | Path | Detector) -> LoadedModel:
+    """Load a detector from a run folder, a model file or a bundled model name (a fitted detector is wrapped).
 
     Raises:
         FileNotFoundError: nothing by that name; the message lists the bundled models.
         vadkit.detectors.ModelFileError: the file is not a vadkit model file (or would execute code).
     """
-    path = Path(name_or_path)
     if isinstance(name_or_path, Detector):
         return LoadedModel(detector=name_or_path, source=type(name_or_path).__name__)
+    path = Path(name_or_path)
     if path.exists():
         file = path / "model.pt" if path.is_dir() else path
         if not file.is_file():

@@ -35,12 +35,13 @@ from vadkit.detectors import Detector, FrameScores, VideoItem, collapse_crops
 from vadkit.inference.bundle import LoadedModel, resolve_model
 from vadkit.io import VideoReadError, open_video
 from vadkit.io.files import atomic_write_bytes, atomic_write_json
-from vadkit.io.inputs import find_videos, unique_names
+from vadkit.io.inputs import find_videos, printable, unique_names
 from vadkit.progress import progress_bar
 from vadkit.report.events import Event, event_mask, find_events
 from vadkit.scoring import gaussian_smooth
 
 FORMAT_VERSION = 1
+MAX_SCORING_SIDE = 1280  # frames larger than this (longest side) are resized at decoding
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,25 +144,64 @@ def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | 
     Args:
         path: a video file or a folder of frames.
         model: a :class:`LoadedModel` (from :func:`resolve_model`) or a fitted detector.
-        out_dir: the video's own output folder (created; a previous ``result.json`` there is removed first).
+        out_dir: the video's own output folder (created; a previous ``result.json`` there is removed first; a
+            failed score removes what it wrote, and the folder when it created it).
         name: the video's name in the report (default: the folder name of ``out_dir``).
         smoothing_sigma: Gaussian sigma in frames applied before thresholding (0: none).
         min_event_frames: shortest event kept; merge_gap: gaps shorter than this are bridged.
-        threshold: overrides :func:`detector_threshold`.
+        threshold: overrides the threshold the detector fitted on its training data.
         write_annotated: write ``annotated.mp4`` (the second decode pass).
         progress: a rich ``Progress`` from :func:`make_progress`, or ``None`` for none.
 
     Returns:
         the ``result.json`` content.
     """
-    start = time.perf_counter()
     if isinstance(model, Detector):
         model = LoadedModel(detector=model, source=type(model).__name__)
     out_dir = Path(out_dir)
-    name = name or out_dir.name
+    created = not out_dir.exists()
     _prepare_folder(out_dir)
+    try:
+        return _score_video(path, model, out_dir, name or out_dir.name, smoothing_sigma, min_event_frames, merge_gap,
+                            threshold, write_annotated, progress, batch_size)
+    except BaseException:
+        _remove_partial(out_dir, created)  # a failed score never leaves a folder that looks like a result
+        raise
+
+
+def open_for_scoring(path: str | Path, max_side: int = MAX_SCORING_SIDE) -> tuple:
+    """Open a video; frames larger than ``max_side`` on their longest side are resized at decoding (aspect kept).
+    Returns ``(video, warnings)``."""
     video = open_video(path)
-    warnings_ = list(video.warnings)
+    notes = list(video.warnings)
+    longest = max(video.width, video.height)
+    if longest > max_side:
+        scale = max_side / longest
+        size = (max(2, round(video.width * scale / 2) * 2), max(2, round(video.height * scale / 2) * 2))
+        notes.append(f"frames of {video.width}x{video.height} were resized to {size[0]}x{size[1]} at decoding "
+                     f"(largest side {max_side}; the feature network sees 224x224 anyway)")
+        video.close()
+        video = open_video(path, size=size)
+    return video, notes
+
+
+def _length_warnings(video, detector: Detector) -> list[str]:
+    if video.num_frames == 1:
+        return ["one frame only (a still image?): a detector of motion or change has nothing to compare it with, "
+                "so its score says little"]
+    snippet = detector.geometry.snippet_len if detector.inputs == "features" else 0
+    if video.num_frames < snippet:
+        return [f"{video.num_frames} frames, shorter than one snippet ({snippet} frames): scored as one padded "
+                f"snippet, so every frame gets the same score"]
+    return []
+
+
+def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_sigma: float, min_event_frames: int,
+                 merge_gap: int, threshold: float | None, write_annotated: bool, progress, batch_size: int) -> dict:
+    start = time.perf_counter()
+    name = printable(name)
+    video, warnings_ = open_for_scoring(path)
+    warnings_ += _length_warnings(video, model.detector)
     try:
         try:
             scores = frame_scores(model, video, name, progress, batch_size)
@@ -192,7 +232,7 @@ def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | 
     if write_annotated:
         files["video"] = "annotated.mp4"
     result = {
-        "format": FORMAT_VERSION, "video": str(Path(path).resolve()), "name": name,
+        "format": FORMAT_VERSION, "video": printable(str(Path(path).resolve())), "name": printable(name),
         "num_frames": video.num_frames, "fps": float(video.fps), "width": video.width, "height": video.height,
         "duration_s": video.num_frames / video.fps, "model": model.info(), "threshold": thr,
         "smoothing_sigma": smoothing_sigma, "min_event_frames": min_event_frames, "merge_gap": merge_gap,
@@ -209,13 +249,30 @@ def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | 
     return result
 
 
+OUTPUTS = ("scores.csv", "plot.png", "annotated.mp4", "report.html")
+
+
 def _prepare_folder(out_dir: Path) -> None:
-    """Create ``out_dir``; remove a previous result (``result.json`` first, so the folder reads as unfinished)."""
+    """Create ``out_dir``; remove a previous result (``result.json`` first, so the folder reads as unfinished) and
+    the temporary files of an interrupted write (``.<name>.XXXX``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "result.json").unlink(missing_ok=True)
-    for stale in ("scores.csv", "plot.png", "annotated.mp4", "report.html"):
+    for stale in OUTPUTS:
         (out_dir / stale).unlink(missing_ok=True)
     shutil.rmtree(out_dir / "thumbs", ignore_errors=True)
+    for temporary in out_dir.glob(".*"):
+        if temporary.is_file() and any(temporary.name.startswith(f".{n}.") for n in (*OUTPUTS, "result.json")):
+            temporary.unlink(missing_ok=True)
+
+
+def _remove_partial(out_dir: Path, created: bool) -> None:
+    """Undo a failed score: its files go, and the folder too when this run created it and nothing else is in it."""
+    _prepare_folder(out_dir)
+    if created:
+        try:
+            out_dir.rmdir()
+        except OSError:
+            pass
 
 
 def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, out_root: str | Path,
@@ -240,8 +297,8 @@ def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, 
             try:
                 results.append(score_video(path, model, out_root / name, name=name,
                                            progress=bar if progress else None, **options))
-            except (VideoReadError, ValueError, RuntimeError) as err:
+            except Exception as err:  # noqa: BLE001 - one bad video never stops the batch; each is reported
                 if errors is None:
                     raise
-                errors.append((path, str(err)))
+                errors.append((path, str(err) or type(err).__name__))
     return results

@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 
 from vadkit.io.video import FRAME_EXTENSIONS, is_video_file, natural_key
 
-__all__ = ["common_root", "find_videos", "is_frame_folder", "unique_names", "video_name"]
+__all__ = ["common_root", "find_videos", "is_frame_folder", "printable", "unique_names", "video_name"]
 
 
 def is_frame_folder(path: Path) -> bool:
@@ -39,7 +39,14 @@ def find_videos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def video_name(path: Path) -> str:
-    return path.stem if path.is_file() else path.name
+    """The file stem or folder name, printable: bytes that are not UTF-8 become U+FFFD (reports, plots and JSON
+    need text; the name still tells the videos apart)."""
+    return printable(path.stem if path.is_file() else path.name)
+
+
+def printable(text: str) -> str:
+    """``text`` (e.g. a path from the file system) with bytes that are not UTF-8 replaced by U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:

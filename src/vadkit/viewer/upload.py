@@ -21,6 +21,7 @@ FIELD_NAME = "file"
 MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file part
 INCOMING = ".incoming"
 MIN_FRAMES = 2  # one decodable frame is a still image, not a video
+MAX_PIXELS = 3840 * 2160  # larger frames are refused (a tiny file can hold huge frames)
 
 
 class UploadError(Exception):
@@ -174,6 +175,9 @@ def check_video(path: Path) -> None:
             if source.num_frames < MIN_FRAMES:
                 raise UploadError(415, f"not a video: found {source.num_frames} frame(s), "
                                        f"expected at least {MIN_FRAMES}")
+            if source.width * source.height > MAX_PIXELS:
+                raise UploadError(413, f"frames of {source.width}x{source.height} are larger than the viewer accepts "
+                                       f"(at most {MAX_PIXELS / 1e6:.1f} megapixels, e.g. 3840x2160)")
             next(iter(source.frames(0, 1)))
     except VideoReadError as err:
         raise UploadError(415, f"not a video file that can be decoded ({_reason(err, path)})") from err
