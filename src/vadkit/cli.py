@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from vadkit.cli_output import console, err_console, fail
+from vadkit.cli_output import USER_ERRORS, console, err_console, fail
 from vadkit.io.files import json_safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -37,17 +37,16 @@ def datasets_check(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per video"),
 ) -> None:
     """Validate a dataset layout and its ground truth; print videos, frames and anomalous frames per split."""
-    from vadkit.datasets import DatasetError, get_dataset, summarize
-    from vadkit.io import VideoReadError
+    from vadkit.datasets import get_dataset, summarize
 
     try:
         dataset = get_dataset(name, root)
-    except (DatasetError, VideoReadError, ValueError, FileNotFoundError) as err:
+    except USER_ERRORS as err:
         fail(str(err))
         return
     try:
         summary = summarize(dataset)
-    except (DatasetError, VideoReadError, FileNotFoundError) as err:
+    except USER_ERRORS as err:
         problems = [str(err)] + [p for p in _safe_check(dataset) if p != str(err)]
         for problem in problems:
             err_console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
@@ -93,7 +92,6 @@ def extract_command(
 ) -> None:
     """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos."""
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
-    from vadkit.io import VideoReadError
 
     if (dataset is None) == (not video):
         fail("give either --dataset NAME --root PATH or one or more --video PATH")
@@ -103,12 +101,12 @@ def extract_command(
         if dataset is not None:
             if root is None:
                 fail("--dataset needs --root PATH")
-            from vadkit.datasets import DatasetError, get_dataset
+            from vadkit.datasets import get_dataset
             from vadkit.engine.train import record_key
 
             try:
                 records = get_dataset(dataset, root).videos(split)
-            except (DatasetError, ValueError) as err:
+            except USER_ERRORS as err:
                 fail(str(err))
                 return
             videos = [(record_key(r), r.path) for r in records]
@@ -120,7 +118,7 @@ def extract_command(
         report = extract_videos(videos, out, extractor, progress=True)
     except typer.Exit:
         raise
-    except (ValueError, VideoReadError, FileNotFoundError, RuntimeError) as err:
+    except USER_ERRORS as err:
         fail(str(err))
         return
     rate = report["frames"] / report["seconds"] if report["seconds"] else 0.0
@@ -157,13 +155,13 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
     """Train a detector from a config, score the test split once, and write a run folder."""
-    from vadkit.engine.config import ConfigError, load_config
+    from vadkit.engine.config import load_config
     from vadkit.engine.train import train
 
     try:
         cfg = load_config(config, overrides or [])
         run = train(cfg, progress=not as_json, run_dir=run_dir)
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+    except USER_ERRORS as err:
         fail(str(err))
         return
     metrics = run.read_json("metrics.json")
@@ -201,7 +199,7 @@ def evaluate_command(
             metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json, overrides=overrides or [])
         else:
             metrics = evaluate_run(run_dir, progress=not as_json, videos=videos or None, labels=labels)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+    except USER_ERRORS as err:
         fail(str(err))
         return
     if as_json:

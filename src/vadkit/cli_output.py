@@ -5,6 +5,11 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+# What a command reports as one line: bad input of any layer (DatasetError, ConfigError, ModelFileError,
+# StoreMismatchError, UnknownNameError are ValueErrors), files that cannot be read (OSError) and videos that cannot
+# be decoded (VideoReadError is a RuntimeError). Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, RuntimeError)
+
 console = Console()
 err_console = Console(stderr=True)
 

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from vadkit.cli_output import console, err_console, fail
+from vadkit.cli_output import USER_ERRORS, console, err_console, fail
 
 
 def score_command(
@@ -32,7 +32,6 @@ def score_command(
 ) -> None:
     """Score videos: per-frame scores (CSV, JSON), anomaly events, a plot, an annotated mp4 and an HTML report."""
     from vadkit.inference import resolve_model, score_videos
-    from vadkit.io import VideoReadError
 
     errors: list = []
     try:
@@ -40,7 +39,7 @@ def score_command(
         results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, smoothing_sigma=smoothing,
                                min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
                                write_annotated=not no_video, batch_size=batch_size)
-    except (FileNotFoundError, ValueError, VideoReadError, RuntimeError) as err:
+    except USER_ERRORS as err:
         fail(str(err))
         return
     for r in results:
@@ -77,13 +76,11 @@ def fit_normal_command(
 ) -> None:
     """Fit a one-class k-NN detector on normal footage only; the run folder works with `vadkit score --model`."""
     from vadkit.engine.oneclass import fit_normal
-    from vadkit.features.store import StoreMismatchError
-    from vadkit.io import VideoReadError
 
     try:
         run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
                          features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset)
-    except (FileNotFoundError, ValueError, StoreMismatchError, VideoReadError, RuntimeError) as err:
+    except USER_ERRORS as err:
         fail(str(err))
         return
     calibration = run.read_json("calibration.json")

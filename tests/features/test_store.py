@@ -36,3 +36,21 @@ def test_video_file_without_manifest_entry_is_not_finished(tmp_path):
     store = FeatureStore(tmp_path, {"x": 1})
     np.save(tmp_path / "a.npy", np.zeros((2, 2)))  # e.g. left by a crash before the manifest was updated
     assert not store.has("a")
+
+
+def test_stale_temporary_files_of_interrupted_writes_are_removed(tmp_path):
+    import os
+    import time
+
+    root = tmp_path / "store"
+    FeatureStore(root, {"x": 1}).write("v", np.zeros((2, 4), np.float32), 32, 25.0)
+    stale = [root / ".v.npy.ab12cd_3.npy", root / ".manifest.json.zz99yy00"]
+    fresh = root / ".w.npy.k2j3h4g5.npy"  # a write that may still be in progress
+    keep = root / ".hidden_notes"
+    for path in (*stale, fresh, keep):
+        path.write_bytes(b"partial")
+    hours_ago = time.time() - 2 * 3600
+    for path in (*stale, keep):
+        os.utime(path, (hours_ago, hours_ago))
+    FeatureStore(root, {"x": 1})  # opened to write: cleans up
+    assert not any(p.exists() for p in stale) and fresh.exists() and keep.exists()

@@ -20,7 +20,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from vadkit.io.files import atomic_save_npy, atomic_write_json, json_default, safe_name  # noqa: F401 - safe_name: part of the store's interface
+from vadkit.io.files import (atomic_save_npy, atomic_write_json, json_default, remove_stale_temporaries,  # noqa: F401
+                            safe_name)  # safe_name: part of the store's interface
 
 MANIFEST = "manifest.json"
 
@@ -47,6 +48,7 @@ class FeatureStore:
                 raise FileNotFoundError(f"no feature store at {self.root} (missing {MANIFEST}); run `vadkit extract` first")
             self.manifest = existing
         else:
+            remove_stale_temporaries(self.root)  # of extractions interrupted more than an hour ago
             settings = json.loads(json.dumps(dict(settings), default=json_default))  # normalise types
             if existing is not None:
                 self._refuse_if_different(existing["settings"], settings)

@@ -12,14 +12,16 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 __all__ = ["atomic_path", "atomic_save_npy", "atomic_write_bytes", "atomic_write_json", "json_default", "json_safe",
-           "safe_name", "sha256_file"]
+           "remove_stale_temporaries", "safe_name", "sha256_file"]
 
 
 @contextlib.contextmanager
@@ -39,6 +41,26 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[a-z0-9]{2,4})?$")  # what atomic_path names its temporary files
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = 3600.0) -> list[Path]:
+    """Delete the temporary files interrupted atomic writes left in ``folder`` (not its subfolders) that are older
+    than ``older_than_s`` (younger ones may belong to a write still in progress). Returns what was deleted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    now, removed = time.time(), []
+    for path in folder.iterdir():
+        try:
+            if TEMPORARY.match(path.name) and path.is_file() and now - path.stat().st_mtime > older_than_s:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

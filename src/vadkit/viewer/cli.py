@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from vadkit.cli_output import fail
+from vadkit.cli_output import USER_ERRORS, fail
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -46,7 +46,7 @@ def serve_command(
 
         try:
             model = resolve_model(detector)  # fail now on a typo, not at the first upload
-        except (FileNotFoundError, ValueError) as err:
+        except USER_ERRORS as err:
             fail(f"--detector: {err}")
     if not is_loopback(host):
         typer.echo(f"warning: listening on {host}: anyone who can reach this address can see your videos "
