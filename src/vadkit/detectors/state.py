@@ -151,6 +151,7 @@ class STATEDetector(TrainableDetector):
         self._warned_fallback = False
         self._stores: dict[Path, CubeStore] = {}
         self._progress = True
+        self._seen = 0  # training cubes drawn so far (the schedule record)
 
     def _check_args(self) -> None:
         a = self.args
@@ -318,7 +319,7 @@ class STATEDetector(TrainableDetector):
         return torch.optim.Adam(self.model.parameters(), lr=self.args["lr"], eps=self.args["adam_eps"])
 
     def _schedule_extra(self) -> dict:
-        return {"cubes": getattr(self, "_seen", 0)}
+        return {"cubes": self._seen}
 
     def _calibrate(self, data, rng: np.random.Generator) -> None:
         """In eval mode: the perturbed errors of ``stats_cubes`` training cubes give the z-score statistics, the
