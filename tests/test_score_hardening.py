@@ -79,3 +79,25 @@ def test_huge_frames_are_resized_at_decoding_and_short_inputs_warned(tmp_path):
     result = score_video(still, Brightness().fit(ONE), tmp_path / "out" / "still", write_annotated=False)
     assert any("one frame only" in w for w in result["warnings"])
     assert json.loads((tmp_path / "out" / "still" / "result.json").read_text())["warnings"] == result["warnings"]
+
+
+def test_a_video_shorter_than_one_snippet_is_scored_with_a_warning(tmp_path):
+    """A feature detector (real I3D features) on a 10-frame video: one padded snippet, and the report says so."""
+    from dataclasses import asdict
+
+    from vadkit.detectors.knn import KNNDetector
+    from vadkit.features.extract import ExtractionSettings
+    from vadkit.features.weights import WeightsNotFoundError, find_kinetics400_weights
+
+    try:
+        find_kinetics400_weights()
+    except WeightsNotFoundError as err:
+        pytest.skip(f"I3D weights not installed: {err}")
+    rng = np.random.default_rng(0)
+    train = [VideoItem(id=f"v{i}", num_frames=64, label=0, extraction=asdict(ExtractionSettings()),
+                       load_features=lambda f=rng.normal(size=(4, 1024)).astype(np.float32): f) for i in range(3)]
+    detector = KNNDetector(holdout=0.34).fit(train, progress=False)
+    short = write_video(tmp_path / "short.mp4", frames(10), fps=10)
+    result = score_video(short, detector, tmp_path / "out" / "short", write_annotated=False)
+    assert len(result["scores"]) == 10 and len(set(result["scores"])) == 1
+    assert any("shorter than one snippet (16 frames)" in w for w in result["warnings"])

@@ -14,6 +14,7 @@ import pytest
 from vadkit.features.objects import (
     BoxThresholds,
     OnnxDetector,
+    BoxFileError,
     UnsafePickleError,
     box_thresholds,
     extract_boxes,
@@ -207,7 +208,7 @@ def test_box_files_round_trip(tmp_path):
 def test_pickle_box_file_with_anything_but_arrays_is_refused(tmp_path, intruder):
     path = tmp_path / "boxes.npy"
     save_object_npy(path, [np.zeros((1, 4)), intruder])
-    with pytest.raises(UnsafePickleError, match="element 1"):
+    with pytest.raises(BoxFileError, match="element 1"):
         load_boxes(path)
 
 

@@ -143,8 +143,10 @@ class Avenue(VideoDataset):
             number = self._number(path, position)
             available = [k for k in order if number in sources.get(k, {})]
             if not available or (self.ground_truth != "auto" and available[0] != self.ground_truth):
-                expected = (f"{self.mask_folder or 'ground_truth_demo/testing_label_mask'}/{number}_label.mat"
-                            if self.ground_truth != "mat" else f"video {number} in avenue.mat")
+                mask = f"{self.mask_folder or 'ground_truth_demo/testing_label_mask'}/{number}_label.mat"
+                in_mat = (f"video {number} in {self.mat_file} (which has {len(sources['mat'])})"
+                          if "mat" in sources else f"video {number} in avenue.mat")
+                expected = {"masks": mask, "mat": in_mat}.get(self.ground_truth, f"{mask} or {in_mat}")
                 raise DatasetError(f"{self.name}: no ground truth for test video {path.name} ({path}): "
                                    f"expected {expected}")
             primary = sources[available[0]][number]

@@ -13,6 +13,9 @@ A dataset is scanned in two steps:
 from __future__ import annotations
 
 import inspect
+import math
+import os
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -24,8 +27,44 @@ from vadkit.io import VideoNotFoundError, VideoReadError, VideoSource, list_fram
 SPLIT_ORDER = ("train", "val", "test")
 
 
+#: limits on what a file may claim before memory is spent on it
+MAX_FRAMES = 10_000_000          # a frame number or a per-frame array (about 4 days at 30 fps)
+MAX_LISTED_FRAMES = 1_000_000    # frames listed one by one in a file (``a:step:b`` expanded), per file
+MAX_VIDEOS = 100_000             # videos a ground-truth file may index (``TestVideoFile{k}``, cell entries)
+MAX_TEXT_BYTES = 16 << 20        # a text ground-truth, list or CSV file (the real ones are under 1 MB)
+MAX_JSON_BYTES = 8 << 20         # a JSON label or split file (parsed whole: every value becomes an object)
+MAX_RANGES = 1_000_000           # anomalous ranges (or listed frames) one file may give, all videos together
+MAX_FIELDS = 10_000              # fields on one line of a text ground-truth file
+MAX_MESSAGE = 600                # characters of an error message (longer ones are cut in the middle)
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxlevel = 80, 80, 6, 4, 6, 3
+
+
+def preview(value) -> str:
+    """A bounded ``repr`` of a value found in a file, for error messages (long strings and lists are cut)."""
+    return _REPR.repr(value)
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """``text`` as is when short, else its first ``limit`` characters and ``...`` (names found in files)."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def shorten(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` cut in the middle to at most about ``limit`` characters (the start and the end are kept)."""
+    if len(message) <= limit:
+        return message
+    head, tail = limit * 3 // 4, limit // 6
+    return f"{message[:head]} ... [{len(message) - head - tail} characters cut] ... {message[-tail:]}"
+
+
 class DatasetError(ValueError):
-    """A bad root, layout or ground truth. The message names the path and what was expected and found."""
+    """A bad root, layout or ground truth. The message names the path and what was expected and found
+    (cut to about ``MAX_MESSAGE`` characters)."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(shorten(str(message)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,7 +215,12 @@ class FrameArray(GroundTruth):
     @property
     def array(self) -> np.ndarray:
         if self._array is None:
-            self._array = _as_binary(self._loader(), self.source)
+            try:
+                self._array = _as_binary(self._loader(), self.source)
+            except GroundTruthError:
+                raise
+            except DatasetError as err:  # an unreadable file: reported per video, like a length mismatch
+                raise GroundTruthError(str(err)) from None
         return self._array
 
     @property
@@ -198,6 +242,10 @@ class FrameArray(GroundTruth):
 
 def _as_binary(array, source: str) -> np.ndarray:
     array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise GroundTruthError(f"{source}: expected numeric per-frame labels, found {describe_array(array)}")
+    if array.size > MAX_FRAMES:
+        raise GroundTruthError(f"{source}: {array.size} per-frame labels, more than the limit of {MAX_FRAMES}")
     if array.ndim != 1:
         squeezed = array.squeeze()
         if squeezed.ndim != 1:
@@ -206,6 +254,126 @@ def _as_binary(array, source: str) -> np.ndarray:
     if array.dtype.kind == "f" and np.isnan(array).any():
         raise GroundTruthError(f"{source}: per-frame labels contain NaN")
     return (array != 0).astype(np.uint8)
+
+
+def describe_array(array) -> str:
+    """What an array read from a file holds, in words, for error messages."""
+    array = np.asarray(array)
+    if array.dtype.names:
+        return f"a struct with fields {preview(list(array.dtype.names))} (shape {array.shape})"
+    if array.dtype.kind in "US":
+        return f"text {preview(array.ravel()[0].item() if array.size == 1 else array.ravel()[:3].tolist())}"
+    if array.dtype.kind == "O":
+        return f"a cell/object array of shape {array.shape}"
+    return f"a {array.dtype} array of shape {array.shape}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reading files safely: every failure is a DatasetError naming the file, limits checked before allocation
+# ---------------------------------------------------------------------------------------------------------------
+def read_text_file(path: str | Path, what: str, errors: str = "strict", max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The text of a UTF-8 file (a byte-order mark is dropped).
+
+    Raises:
+        DatasetError: missing, not a regular file, larger than ``max_bytes``, unreadable or not UTF-8 (with
+            ``errors="strict"``); the message names the file.
+    """
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise DatasetError(f"{what} not found: {path}")
+        if not path.is_file():
+            raise DatasetError(f"{path}: expected {what} (a file), found a folder or a special file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DatasetError(f"{path}: {what} of {size} bytes, larger than the limit of {max_bytes} bytes")
+        with open(path, "rb") as handle:  # read(n) allocates n bytes first: ask for what the file holds
+            data = handle.read(size + 1)
+    except DatasetError:
+        raise
+    except (OSError, ValueError) as err:  # permission, I/O error, a NUL byte in the name
+        raise DatasetError(f"cannot read {what} {path}: {getattr(err, 'strerror', None) or err}") from None
+    if len(data) > max_bytes:  # it grew while we read it
+        raise DatasetError(f"{path}: {what} larger than the limit of {max_bytes} bytes")
+    try:
+        return data.decode("utf-8-sig", errors=errors)
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path}: {what} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); "
+                           f"save it as UTF-8") from None
+
+
+def iter_lines(text: str, keepends: bool = False):
+    """The lines of ``text`` one at a time (``\n`` or ``\r\n`` ends a line), without building a list of them."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        end = size if end < 0 else end + 1
+        line = text[start:end]
+        yield line if keepends else line.rstrip("\r\n")
+        start = end
+
+
+def load_npy(path: str | Path, what: str = "per-frame labels", max_items: int = MAX_FRAMES) -> np.ndarray:
+    """A numeric ``.npy`` array, read with ``allow_pickle=False`` after its header is checked (numeric dtype, at
+    most ``max_items`` values, as many bytes as the header announces).
+
+    Raises:
+        DatasetError: missing, empty, truncated, text, pickled, an object/string/struct array, or too large; the
+            message names the file and what was found.
+    """
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise DatasetError(f"{what} file not found: {path}" if not path.exists() else
+                               f"{path}: expected a .npy file of {what}, found a folder or a special file")
+        size = path.stat().st_size
+        if size == 0:
+            raise DatasetError(f"{path}: empty file (0 bytes), expected a NumPy .npy array of {what}")
+        with open(path, "rb") as handle:
+            start = handle.read(8)
+            handle.seek(0)
+            try:
+                version = np.lib.format.read_magic(handle)
+            except Exception:  # noqa: BLE001  (numpy raises ValueError or EOFError for a wrong magic)
+                found = "a Python pickle (not loaded)" if start[:1] == b"\x80" else f"data starting with {start!r}"
+                raise DatasetError(f"{path}: not a NumPy .npy file ({found}); expected an array of {what}") from None
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in readers:
+                raise DatasetError(f"{path}: unsupported .npy format version {version[0]}.{version[1]} "
+                                   f"(expected 1.0 or 2.0)")
+            try:
+                shape, _fortran, dtype = readers[version](handle)
+            except Exception as err:  # noqa: BLE001  (a malformed header: ValueError, SyntaxError, ...)
+                raise DatasetError(f"{path}: malformed .npy header ({first_line(err)})") from None
+            offset = handle.tell()
+            if dtype.hasobject:
+                raise DatasetError(f"{path}: holds pickled Python objects (dtype object); refused: only numeric "
+                                   f"arrays of {what} are read (allow_pickle=False)")
+            if dtype.kind not in "biuf" or dtype.names:
+                raise DatasetError(f"{path}: expected a numeric array of {what}, found dtype {dtype}")
+            count = math.prod(shape)
+            if count > max_items:
+                raise DatasetError(f"{path}: header announces shape {preview(shape)} ({count} values), more than "
+                                   f"the limit of {max_items} {what}")
+            needed = count * dtype.itemsize
+            if size - offset < needed:
+                raise DatasetError(f"{path}: truncated: the header announces shape {preview(shape)} of {dtype} "
+                                   f"({needed} bytes), the file holds {size - offset} bytes of data")
+            handle.seek(0)
+            try:
+                return np.load(handle, allow_pickle=False)
+            except Exception as err:  # noqa: BLE001
+                raise DatasetError(f"{path}: cannot read the .npy array of {what} ({first_line(err)})") from None
+    except DatasetError:
+        raise
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"cannot read {what} file {path}: {getattr(err, 'strerror', None) or err}") from None
+
+
+def first_line(err: BaseException) -> str:
+    """``"ErrorType: first line of its message"`` (cut), for wrapping a library's exception in a DatasetError."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -532,9 +700,80 @@ def accepted_options(cls: type) -> list[str]:
 # small layout helpers shared by the dataset modules
 # ---------------------------------------------------------------------------------------------------------------
 def subdirs(folder: Path) -> list[Path]:
-    """Child folders, natural order, hidden ones skipped."""
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: natural_key(p.name))
+    """Child folders, natural order, hidden ones skipped. A link to a folder is skipped when it leads back to
+    ``folder`` or above it (a loop), or to a folder already listed (a duplicate)."""
+    children = sorted((p for p in folder.iterdir() if _is_dir(p) and not p.name.startswith(".")),
+                      key=lambda p: (p.is_symlink(), natural_key(p.name)))
+    if not any(p.is_symlink() for p in children):
+        return children
+    here = _real(folder)
+    seen, out = set(), []
+    for child in children:
+        real = _real(child)
+        if real is None or real in seen or (child.is_symlink() and here is not None and here.is_relative_to(real)):
+            continue
+        seen.add(real)
+        out.append(child)
+    return sorted(out, key=lambda p: natural_key(p.name))
+
+
+class DirGuard:
+    """Decides which folders a directory walk enters, so that a walk visits each real folder once, never leaves the
+    dataset through a link and never loops.
+
+    The walk starts at ``tops`` (the folders the layout names, e.g. every ``normal/`` and ``abnormal/``; they may
+    themselves be links to anywhere). Below them a link to a folder is followed only when its target lies inside
+    ``root``, outside the walked trees (a folder inside them is reached by its real path, so a link there would
+    repeat it or loop: ``loop -> .``, ``up -> ..``) and not above the link; each real folder is entered once.
+    Links to files are not this class's business (they cannot loop).
+
+    >>> guard = DirGuard(root, [root / "test" / "normal"])   # doctest: +SKIP
+    >>> guard.enter(root / "test" / "normal" / "loop")       # False: a link back into the walked tree
+    """
+
+    def __init__(self, root: str | Path, tops: list[Path] | tuple[Path, ...] = ()) -> None:
+        self.root = _real(Path(root))
+        self.top_paths = {Path(top) for top in tops}
+        self.tops = [t for t in (_real(Path(top)) for top in tops) if t is not None]
+        self.seen: set[tuple[int, int]] = set()
+
+    def enter(self, folder: Path) -> bool:
+        """Whether the walk goes into ``folder`` (True once per real folder; False for a link out, up or back)."""
+        folder = Path(folder)
+        real = _real(folder)
+        if real is None:
+            return False
+        try:
+            stat = real.stat()
+        except OSError:
+            return False
+        if folder.is_symlink() and folder not in self.top_paths:
+            if self.root is None or not real.is_relative_to(self.root):
+                return False  # a link out of the dataset
+            if any(real.is_relative_to(top) for top in self.tops):
+                return False  # inside a walked tree: reached by its real path (or a loop)
+            parent = _real(folder.parent)
+            if parent is not None and parent.is_relative_to(real):
+                return False  # a link back up: a loop
+        key = (stat.st_dev, stat.st_ino)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+def _real(path: Path) -> Path | None:
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def find_child(folder: Path, *names: str) -> Path | None:

@@ -21,9 +21,11 @@ from vadkit.datasets.base import (
     SPLIT_ORDER,
     AllNormal,
     DatasetError,
+    DirGuard,
     FrameRanges,
     VideoDataset,
     VideoEntry,
+    clip,
     find_child,
     subdirs,
 )
@@ -71,28 +73,37 @@ class FolderDataset(VideoDataset):
         order = {name: i for i, name in enumerate(SPLIT_ORDER)}
         return sorted(folders, key=lambda d: (order.get(_split_name(d), len(order)), d.name))
 
-    def _items(self, folder: Path) -> list[tuple[Path, str | None]]:
-        """``(video, class folder or None)`` under a ``normal/`` or ``abnormal/`` folder."""
+    def _items(self, folder: Path, guard: DirGuard) -> list[tuple[Path, str | None]]:
+        """``(video, class folder or None)`` under a ``normal/`` or ``abnormal/`` folder (already entered).
+
+        Each real folder is visited once; a link to a folder outside the root or back up (``loop -> .``) is
+        ignored, so a link loop neither repeats videos nor walks forever. Links to video files are kept."""
         out = []
         for item in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
             if item.name.startswith("."):
                 continue
             if item.is_file() and is_video_file(item):
                 out.append((item, None))
-            elif item.is_dir() and list_frame_files(item):
-                out.append((item, None))
-            elif item.is_dir():
-                out += [(video, item.name) for video, _ in self._items(item)]
+            elif item.is_dir() and guard.enter(item):
+                if list_frame_files(item):
+                    out.append((item, None))
+                else:
+                    out += [(video, item.name) for video, _ in self._items(item, guard)]
         return out
 
     def _scan(self) -> list[VideoEntry]:
-        found = []  # (split, state, class folder, path)
+        tops = []  # (split, state, folder)
         for split_folder in self._split_folders():
-            split = _split_name(split_folder)
             for state in STATES:
                 state_folder = find_child(split_folder, state)
                 if state_folder is not None and state_folder.is_dir():
-                    found += [(split, state, cls, path) for path, cls in self._items(state_folder)]
+                    tops.append((_split_name(split_folder), state, state_folder))
+        # one walk over all of them: each real folder once, links out of the root or back into the walk ignored
+        guard = DirGuard(self.root, [folder for _, _, folder in tops])
+        found = []  # (split, state, class folder, path)
+        for split, state, state_folder in tops:
+            if guard.enter(state_folder):
+                found += [(split, state, cls, path) for path, cls in self._items(state_folder, guard)]
         if not found:
             raise DatasetError(f"{self.name}: no videos under {self.root} (expected video files or frame folders in "
                                f"train/normal/, test/normal/, test/abnormal/)")
@@ -124,7 +135,7 @@ class FolderDataset(VideoDataset):
         unknown = sorted(set(ranges) - used)
         if unknown:
             raise DatasetError(f"{self.name}: {self.labels_file} names videos not found under {self.root}: "
-                               f"{', '.join(unknown[:5])}")
+                               f"{', '.join(clip(u) for u in unknown[:5])}")
         return entries
 
 

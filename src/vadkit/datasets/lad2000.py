@@ -18,7 +18,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vadkit.datasets.base import AllNormal, DatasetError, FrameArray, VideoDataset, VideoEntry, find_child, subdirs
+from vadkit.datasets.base import (
+    AllNormal,
+    DatasetError,
+    DirGuard,
+    FrameArray,
+    VideoDataset,
+    VideoEntry,
+    find_child,
+    subdirs,
+)
 from vadkit.datasets.groundtruth import read_gt_vector
 from vadkit.datasets.splits import split_by_lists
 from vadkit.datasets.ucf_crime import find_file
@@ -73,16 +82,18 @@ class LAD2000(VideoDataset):
     def _videos(self) -> list[tuple[str, Path, str]]:
         """``(name, path, category)`` of every video."""
         out = []
-        for category in LAD2000_CLASSES:
-            folder = find_child(self.video_root, category)
-            if folder is None or not folder.is_dir():
+        folders = [find_child(self.video_root, category) for category in LAD2000_CLASSES]
+        # a frame folder reached twice (through a link) is one video; links out of the root or back up are ignored
+        guard = DirGuard(self.root, [f for f in folders if f is not None and f.is_dir()])
+        for category, folder in zip(LAD2000_CLASSES, folders):
+            if folder is None or not folder.is_dir() or not guard.enter(folder):
                 continue
             for item in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
                 if item.name.startswith("."):
                     continue
                 if item.is_file() and is_video_file(item):
                     out.append((item.stem, item, category))
-                elif item.is_dir():
+                elif item.is_dir() and guard.enter(item):
                     img = find_child(item, "img")
                     frames = img if img is not None and img.is_dir() else item
                     if list_frame_files(frames):

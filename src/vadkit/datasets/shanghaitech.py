@@ -17,9 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from vadkit.datasets.base import AllNormal, DatasetError, FrameArray, VideoDataset, VideoEntry, find_child, subdirs
+from vadkit.datasets.base import (
+    AllNormal,
+    DatasetError,
+    FrameArray,
+    VideoDataset,
+    VideoEntry,
+    find_child,
+    load_npy,
+    subdirs,
+)
 from vadkit.datasets.splits import split_by_lists
 from vadkit.io import is_video_file, natural_key
 
@@ -114,7 +121,8 @@ class ShanghaiTech(VideoDataset):
             if not mask.is_file():
                 raise DatasetError(f"{self.name}: no frame mask for test video {folder.name}: expected {mask}")
             entries.append(VideoEntry(id=folder.name, split="test", path=folder,
-                                      ground_truth=FrameArray(lambda m=mask: np.load(m), f"test_frame_mask/{mask.name}",
+                                      ground_truth=FrameArray(lambda m=mask: load_npy(m, "per-frame labels"),
+                                                              f"test_frame_mask/{mask.name}",
                                                               kind="test_frame_mask")))
         if not entries:
             raise DatasetError(f"{self.name}: no videos under {self.folder}")

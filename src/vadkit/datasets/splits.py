@@ -26,9 +26,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vadkit.datasets.base import DatasetError, VideoDataset, VideoEntry, VideoRecord
+from vadkit.datasets.base import (
+    MAX_JSON_BYTES,
+    MAX_VIDEOS,
+    DatasetError,
+    VideoDataset,
+    VideoEntry,
+    VideoRecord,
+    clip,
+    iter_lines,
+    preview,
+    read_text_file,
+)
 
 SPLIT_FORMAT = "vadkit-split/1"
+MAX_LIST_LINES = 10 * MAX_VIDEOS  #: distinct entries a list file may hold
 
 #: (training abnormal, training normal) videos of the LAD2000 re-splits, with the dataset sizes they assume
 LAD2000_RESPLITS = {
@@ -46,6 +58,7 @@ class Split:
         rule: how it was made, in words.
         seed: the integer seed of a generated split, ``None`` for a list-file split.
         dataset: the registry name of the dataset it belongs to.
+        source: the file it was loaded from (``Split.load``), named in errors; not saved.
     """
 
     train: tuple[str, ...]
@@ -54,6 +67,7 @@ class Split:
     seed: int | None = None
     dataset: str | None = None
     val: tuple[str, ...] = ()
+    source: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("train", "test", "val"):
@@ -99,16 +113,33 @@ class Split:
     @classmethod
     def load(cls, path: str | Path) -> "Split":
         path = Path(path)
+        text = read_text_file(path, "split file", max_bytes=MAX_JSON_BYTES)
         try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise DatasetError(f"split file not found: {path}") from None
+            data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise DatasetError(f"split file {path} is not valid JSON: {err}") from err
+            raise DatasetError(f"split file {path} is not valid JSON: {err}") from None
+        except RecursionError:
+            raise DatasetError(f"split file {path} is not valid: JSON nested too deeply") from None
+        except ValueError as err:  # e.g. an integer of more than 4300 digits
+            raise DatasetError(f"split file {path} is not valid JSON: {str(err)[:200]}") from None
         if not isinstance(data, dict) or "train" not in data or "test" not in data:
             raise DatasetError(f"split file {path}: expected a JSON object with 'train' and 'test' id lists")
-        return cls(train=data["train"], test=data["test"], val=data.get("val", ()), rule=data.get("rule", ""),
-                   seed=data.get("seed"), dataset=data.get("dataset"))
+        for key in ("train", "test", "val"):
+            ids = data.get(key, [])
+            if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids):
+                raise DatasetError(f"split file {path}: {key!r} must be a list of video ids (strings), "
+                                   f"found {preview(ids)}")
+        seed = data.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise DatasetError(f"split file {path}: 'seed' must be an integer or null, found {preview(seed)}")
+        for key in ("rule", "dataset"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise DatasetError(f"split file {path}: {key!r} must be a string, found {preview(data[key])}")
+        try:
+            return cls(train=data["train"], test=data["test"], val=data.get("val", ()), rule=data.get("rule") or "",
+                       seed=seed, dataset=data.get("dataset"), source=str(path))
+        except DatasetError as err:
+            raise DatasetError(f"split file {path}: {err}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -179,12 +210,14 @@ def resplit_file(dataset: VideoDataset, path: str | Path, seed: int) -> Split:
 # ---------------------------------------------------------------------------------------------------------------
 def read_list(path: str | Path) -> list[str]:
     """The non-empty lines of a list file, stripped (duplicates dropped, order kept)."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise DatasetError(f"list file not found: {path}") from None
-    return list(dict.fromkeys(line.strip() for line in lines if line.strip()))
+    out: dict[str, None] = {}
+    for number, line in enumerate(iter_lines(read_text_file(path, "list file")), 1):
+        line = line.strip()
+        if line:
+            out[line] = None
+            if len(out) > MAX_LIST_LINES:
+                raise DatasetError(f"{path}:{number}: more than {MAX_LIST_LINES} entries in the list")
+    return list(out)
 
 
 def split_by_lists(entries: list, train_list: str | Path, test_list: str | Path, dataset: str) -> list:
@@ -200,7 +233,7 @@ def split_by_lists(entries: list, train_list: str | Path, test_list: str | Path,
     both = set(train) & set(test)
     if both:
         raise DatasetError(f"{dataset}: {len(both)} videos are in both {train_list.name} and {test_list.name}: "
-                           f"{', '.join(sorted(both)[:5])}")
+                           f"{', '.join(clip(b) for b in sorted(both)[:5])}")
     split_of = {**{v: "train" for v in train}, **{v: "test" for v in test}}
     kept = [entry for entry in entries if entry.id in split_of]
     for entry in kept:
@@ -220,10 +253,14 @@ def match_list(lines: list[str], ids: list[str], source: str = "list") -> list[s
     """
     exact = {video: video for video in ids}
     folded = {video.lower(): video for video in ids}
+    prefixes: dict[str, str] = {}
+    for video in ids:  # the first id of each case-folded spelling, as a scan in id order finds it
+        prefixes.setdefault(video.lower(), video)
+    longest = max((len(video) for video in ids), default=0)
     out, unmatched = [], []
     for line in lines:
         name = _list_name(line)
-        video = exact.get(name) or folded.get(name.lower()) or _prefix_match(name, ids)
+        video = exact.get(name) or folded.get(name.lower()) or _prefix_match(name, prefixes, longest)
         if video is None:  # LAD2000 names with or without their 'v_' prefix
             video = folded.get(name[2:].lower()) if name.lower().startswith("v_") else folded.get("v_" + name.lower())
         if video is None:
@@ -231,7 +268,7 @@ def match_list(lines: list[str], ids: list[str], source: str = "list") -> list[s
         elif video not in out:
             out.append(video)
     if unmatched:
-        shown = ", ".join(repr(u) for u in unmatched[:5])
+        shown = ", ".join(preview(u) for u in unmatched[:5])
         raise DatasetError(f"{source}: {len(unmatched)} entries match no video of the dataset: {shown}"
                            f"{' ...' if len(unmatched) > 5 else ''}")
     return out
@@ -255,15 +292,14 @@ def _list_name(line: str) -> str:
     return name
 
 
-def _prefix_match(name: str, ids: list[str]) -> str | None:
-    best = None
+def _prefix_match(name: str, folded: dict[str, str], longest: int) -> str | None:
+    """The longest id that ``name`` starts with, followed by a non-alphanumeric character (case-insensitive).
+    Linear in the length of ``name``: only the prefixes ending before such a character are looked up."""
     lowered = name.lower()
-    for video in ids:
-        v = video.lower()
-        if lowered.startswith(v) and len(lowered) > len(v) and not lowered[len(v)].isalnum():
-            if best is None or len(video) > len(best):
-                best = video
-    return best
+    for end in range(min(len(lowered) - 1, longest), 0, -1):
+        if not lowered[end].isalnum() and lowered[:end] in folded:
+            return folded[lowered[:end]]
+    return None
 
 
 def _natural(video: str) -> tuple:
@@ -292,8 +328,10 @@ class SplitDataset(VideoDataset):
         known = set(self.base.ids())
         missing = [video for video in assignment if video not in known]
         if missing:
-            raise DatasetError(f"{self.name}: the split names {len(missing)} videos not found under {self.root}: "
-                               f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+            where = f" ({self.split.source})" if self.split.source else ""
+            raise DatasetError(f"{self.name}: the split{where} names {len(missing)} videos not found under "
+                               f"{self.root}: {', '.join(clip(m) for m in missing[:5])}"
+                               f"{' ...' if len(missing) > 5 else ''}")
         self._base_entries = {entry.id: entry for entry in self.base.entries}
         return [dataclasses.replace(entry, split=assignment[entry.id]) for entry in self.base.entries
                 if entry.id in assignment]
@@ -319,8 +357,9 @@ def apply_split(dataset: VideoDataset, split: Split) -> VideoDataset:
     Raises:
         DatasetError: the split names a video the dataset does not have, or belongs to another dataset.
     """
+    where = f"split file {split.source}: " if split.source else ""
     if split.dataset not in (None, dataset.name):
-        raise DatasetError(f"the split was made for dataset {split.dataset!r}, not {dataset.name!r}")
+        raise DatasetError(f"{where}the split was made for dataset {split.dataset!r}, not {dataset.name!r}")
     view = SplitDataset(dataset, split)
     view.entries  # noqa: B018  (validates the ids now)
     return view

@@ -22,9 +22,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
-from vadkit.datasets.base import AllNormal, DatasetError, FrameArray, FrameRanges, VideoDataset, VideoEntry
+from vadkit.datasets.base import (
+    AllNormal,
+    DatasetError,
+    DirGuard,
+    FrameArray,
+    FrameRanges,
+    VideoDataset,
+    VideoEntry,
+    clip,
+    load_npy,
+    preview,
+)
 from vadkit.datasets.groundtruth import read_ucf_annotation, snippet_array_key
 from vadkit.datasets.splits import read_list
 from vadkit.io import VIDEO_EXTENSIONS
@@ -37,7 +46,8 @@ ANNOTATION_NAMES = ("Temporal_Anomaly_Annotation_for_Testing_Videos.txt", "Tempo
 def find_file(root: Path, names: tuple[str, ...], depth: int = 3) -> Path | None:
     """The first file named one of ``names`` (case-insensitive) within ``depth`` levels of ``root``."""
     wanted = [n.lower() for n in names]
-    level = [root]
+    guard = DirGuard(root, [root])  # each real folder once; links are not followed (the real paths are walked)
+    level = [root] if guard.enter(root) else []
     for _ in range(depth + 1):
         found = {}
         for folder in level:
@@ -51,7 +61,7 @@ def find_file(root: Path, names: tuple[str, ...], depth: int = 3) -> Path | None
         for name in wanted:
             if name in found:
                 return found[name]
-        level = [c for folder in level for c in _safe_dirs(folder)]
+        level = [c for folder in level for c in _safe_dirs(folder) if guard.enter(c)]
     return None
 
 
@@ -115,10 +125,24 @@ class UCFCrime(VideoDataset):
         index = index_videos(self.root)
         entries = []
         if self.train_list is not None:
+            listed: dict[str, VideoEntry] = {}
             for line in read_list(self.train_list):
-                entries.append(self._train_entry(line, index))
+                entry = self._train_entry(line, index)
+                if entry.id in listed:
+                    if listed[entry.id].path == entry.path:
+                        continue  # the same video named twice (Abuse/Abuse001_x264.mp4 and Abuse001_x264.mp4)
+                    raise DatasetError(f"{self.name}: {self.train_list} names two videos called {preview(entry.id)}: "
+                                       f"{listed[entry.id].path} and {entry.path}")
+                listed[entry.id] = entry
+                entries.append(entry)
         if self.annotation is not None:
-            entries += self._test_entries(index)
+            tests = self._test_entries(index)
+            both = sorted({e.id for e in entries} & {e.id for e in tests})
+            if both:
+                raise DatasetError(f"{self.name}: {len(both)} videos are both in {self.train_list} (training) and in "
+                                   f"{self.test_list or self.annotation} (test): "
+                                   f"{', '.join(clip(b) for b in both[:5])}")
+            entries += tests
         elif self.test_list is not None:
             raise DatasetError(f"{self.name}: {self.test_list.name} found but no temporal annotation "
                                f"({ANNOTATION_NAMES[0]}) under {self.root}")
@@ -128,7 +152,8 @@ class UCFCrime(VideoDataset):
         path = locate(index, line)
         stem = Path(line.replace("\\", "/")).stem
         if path is None:
-            raise DatasetError(f"{self.name}: training video {line!r} of {self.train_list} not found under {self.root}")
+            raise DatasetError(f"{self.name}: training video {preview(line)} of {self.train_list} not found under "
+                               f"{self.root}")
         class_name = _class_of(line)
         normal = class_name == "normal"
         return VideoEntry(id=stem, split="train", path=path, label=0 if normal else 1, class_name=class_name,
@@ -137,12 +162,12 @@ class UCFCrime(VideoDataset):
     def _test_entries(self, index: dict[str, list[Path]]) -> list[VideoEntry]:
         annotation = read_ucf_annotation(self.annotation)
         if self.test_list is not None:
-            lines = read_list(self.test_list)
+            lines = list({Path(line.replace("\\", "/")).stem: line for line in read_list(self.test_list)}.values())
             names = [Path(line.replace("\\", "/")).stem for line in lines]
             missing = [n for n in names if n not in annotation]
             if missing:
                 raise DatasetError(f"{self.name}: {len(missing)} test videos of {self.test_list.name} have no line in "
-                                   f"{self.annotation.name}: {', '.join(missing[:5])}")
+                                   f"{self.annotation.name}: {', '.join(clip(m) for m in missing[:5])}")
         else:
             lines = names = list(annotation)
         arrays = self._arrays()
@@ -150,8 +175,8 @@ class UCFCrime(VideoDataset):
         for line, name in zip(lines, names):
             path = locate(index, line if line != name else f"{name}.mp4")
             if path is None:
-                raise DatasetError(f"{self.name}: test video {name}.mp4 (in {self.annotation.name}) not found under "
-                                   f"{self.root}")
+                raise DatasetError(f"{self.name}: test video {clip(name)}.mp4 (in {self.annotation.name}) not "
+                                   f"found under {self.root}")
             class_name, ranges = annotation[name]
             normal = class_name.lower().startswith("normal")
             alternatives = [arrays[name]] if name in arrays else []
@@ -165,7 +190,8 @@ class UCFCrime(VideoDataset):
     def _arrays(self) -> dict[str, FrameArray]:
         if self.gt_arrays is None:
             return {}
-        return {snippet_array_key(f.name): FrameArray(lambda f=f: np.load(f), f.name, kind="per-video gt arrays")
+        return {snippet_array_key(f.name): FrameArray(lambda f=f: load_npy(f, "per-frame labels"), f.name,
+                                                      kind="per-video gt arrays")
                 for f in sorted(self.gt_arrays.glob("*.npy"))}
 
 

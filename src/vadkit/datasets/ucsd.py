@@ -30,6 +30,7 @@ from vadkit.datasets.base import (
     VideoEntry,
     VideoRecord,
     find_child,
+    read_text_file,
     subdirs,
 )
 from vadkit.datasets.groundtruth import MaskFolder, load_mat_variable, parse_ucsd_m, ranges_from_mat_cell
@@ -123,7 +124,8 @@ class UCSDPed(VideoDataset):
             sources["mat"] = {i + 1: FrameRanges(r, f"{self._mat_file.name} (video {i + 1})", kind=self._mat_file.name)
                               for i, r in enumerate(videos)}
         if self._m_file is not None:
-            videos = parse_ucsd_m(self._m_file.read_text(errors="replace"), str(self._m_file))
+            text = read_text_file(self._m_file, "UCSD ground truth (.m)", errors="replace")
+            videos = parse_ucsd_m(text, str(self._m_file))
             self._gt_counts["m"] = len(videos)
             sources["m"] = {i + 1: FrameRanges(r, f"{self._m_file.name} (video {i + 1})", kind=self._m_file.name)
                             for i, r in enumerate(videos)}

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from vadkit.datasets.base import AllNormal, DatasetError, FrameArray, FrameRanges, VideoDataset, VideoEntry
+from vadkit.datasets.base import AllNormal, DatasetError, FrameArray, FrameRanges, VideoDataset, VideoEntry, load_npy
 from vadkit.datasets.groundtruth import XD_CODES, read_xd_annotations, snippet_array_key, xd_codes
 from vadkit.datasets.splits import match_list, read_list
 from vadkit.datasets.ucf_crime import find_file, index_videos
@@ -121,8 +119,8 @@ class XDViolence(VideoDataset):
     def _arrays(self) -> dict[str, FrameArray]:
         if self.gt_arrays is None:
             return {}
-        return {snippet_array_key(f.name): FrameArray(lambda f=f: np.load(f), f.name, tail=self.gt_tail,
-                                                      kind="per-video gt arrays")
+        return {snippet_array_key(f.name): FrameArray(lambda f=f: load_npy(f, "per-frame labels"), f.name,
+                                                      tail=self.gt_tail, kind="per-video gt arrays")
                 for f in sorted(self.gt_arrays.glob("*.npy"))}
 
 

@@ -127,6 +127,8 @@ def as_boxes(boxes, name: str = "boxes") -> Boxes:
         return np.zeros((0, 4), np.float32)
     if array.ndim != 2 or array.shape[1] < 4:
         raise ValueError(f"{name} must be (n, 4) [x1, y1, x2, y2], got shape {array.shape}")
+    if not np.isfinite(array[:, :4]).all():
+        raise ValueError(f"{name}: box coordinates must be finite numbers, found NaN or infinity")
     return np.ascontiguousarray(array[:, :4])
 
 
@@ -332,15 +334,38 @@ def save_boxes(path: str | os.PathLike, boxes: Sequence[np.ndarray]) -> Path:
     return path
 
 
+MAX_BOX_FRAMES = 2_000_000  # a box file may describe at most this many frames (memory is spent per frame)
+
+
+class BoxFileError(ValueError):
+    """A box file cannot be read: the message names the file, what was expected and what was found."""
+
+
 def load_boxes(path: str | os.PathLike) -> list[Boxes]:
     """Per-frame boxes from a ``.npz`` box file or a VEC ``.npy`` object array (read safely).
 
     Returns:
         one float32 ``(n_t, 4)`` array per frame, frames in file order.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        BoxFileError: anything else wrong with the file (whatever numpy, zipfile, zlib or the unpickler raised).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"box file not found: {path}")
+    try:
+        return _read_boxes(path)
+    except BoxFileError:
+        raise
+    except Exception as err:  # noqa: BLE001 - numpy, zipfile, zlib, pickle and tokenize raise their own types
+        text = (str(err).strip().splitlines() or [""])[0][:300]
+        if str(path) in text:
+            raise BoxFileError(text) from None
+        raise BoxFileError(f"{path}: not a readable box file ({type(err).__name__}: {text or 'no detail'})") from None
+
+
+def _read_boxes(path: Path) -> list[Boxes]:
     if path.suffix == ".npz":
         return _load_npz_boxes(path)
     if path.suffix == ".npy":
@@ -357,7 +382,17 @@ def _load_npz_boxes(path: Path) -> list[Boxes]:
         missing = {"frame", "xyxy", "num_frames"} - set(data.files)
         if missing:
             raise ValueError(f"{path}: a box file needs arrays frame, xyxy, num_frames; missing {sorted(missing)}")
-        frame, xyxy, num_frames = data["frame"].astype(np.int64), as_boxes(data["xyxy"]), int(data["num_frames"])
+        claimed = data["num_frames"]
+        if claimed.shape != () or claimed.dtype.kind not in "iu":
+            raise BoxFileError(f"{path}: num_frames must be one integer, found a {claimed.dtype} array of shape "
+                               f"{claimed.shape}")
+        num_frames = int(claimed)
+        if not 0 <= num_frames <= MAX_BOX_FRAMES:
+            raise BoxFileError(f"{path}: num_frames {num_frames} outside 0..{MAX_BOX_FRAMES}")
+        frame = data["frame"]
+        if frame.ndim != 1 or frame.dtype.kind not in "iu":
+            raise BoxFileError(f"{path}: frame must be a 1-d integer array, found {frame.dtype} {frame.shape}")
+        frame, xyxy = frame.astype(np.int64), as_boxes(data["xyxy"], f"{path} xyxy")
     if frame.shape[0] != xyxy.shape[0]:
         raise ValueError(f"{path}: {frame.shape[0]} frame indices but {xyxy.shape[0]} boxes")
     if frame.size and (frame.min() < 0 or frame.max() >= num_frames):
@@ -431,8 +466,15 @@ def load_object_array(path: str | os.PathLike) -> np.ndarray:
             raise ValueError(f"{path}: unsupported .npy format version {version}")
         shape, fortran_order, dtype = read_header[version](handle)
         if not dtype.hasobject:
+            claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if claimed > path.stat().st_size:  # before any allocation: a tiny file may claim gigabytes
+                raise ValueError(f"{path}: the header announces {claimed} bytes of data, the file has "
+                                 f"{path.stat().st_size}")
             handle.seek(0)
             return np.load(handle, allow_pickle=False)
+        if len(shape) != 1 or shape[0] > MAX_BOX_FRAMES:
+            raise ValueError(f"{path}: expected a 1-d object array of at most {MAX_BOX_FRAMES} frames, the header "
+                             f"announces shape {shape}")
         array = _ArrayUnpickler(handle, str(path)).load()
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         found = type(array).__name__ if not isinstance(array, np.ndarray) else f"array of shape {array.shape}"

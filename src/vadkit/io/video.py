@@ -189,7 +189,16 @@ class FrameFolderSource(VideoSource):
 
     @staticmethod
     def _load(file: Path) -> np.ndarray:
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        from vadkit.io.images import header_problem
+
+        try:
+            data = file.read_bytes()
+        except OSError as err:
+            raise VideoReadError(f"cannot read image {file}: {err.strerror or err}") from None
+        problem = header_problem(data)  # before decoding: OpenCV allocates what a header announces
+        if problem:
+            raise VideoReadError(f"cannot decode image {file}: {problem}")
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if image is None:
             raise VideoReadError(f"cannot decode image {file} (missing, empty or corrupt)")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
