@@ -334,20 +334,11 @@ def _parse_matlab_vector(body: str, where: str, budget: list[int] | None = None)
 
 
 def _matlab_integer(text: str, bad: str, where: str) -> int:
-    """A whole frame number written as MATLAB would (``61``, ``61.0``, ``6.1e1``), within ``MAX_FRAMES``."""
-    if re.fullmatch(r"[+-]?\d{1,12}", text):
-        number = int(text)
-    else:
-        try:
-            value = float(text)
-        except ValueError:
-            raise DatasetError(bad) from None
-        if not math.isfinite(value) or value != int(value):
-            raise DatasetError(f"{bad}: not a whole finite number")
-        number = int(value)
-    if abs(number) > MAX_FRAMES:
-        raise DatasetError(f"{where}: frame {number} beyond the limit of {MAX_FRAMES} frames")
-    return number
+    """A whole frame number written as MATLAB would (``61``, ``61.0``, ``6.1e1``), within ``MAX_FRAMES``; ``bad``
+    is the message for text that is no number at all."""
+    if not re.fullmatch(r"[+-]?(\d|\.|[eE][+-]?)+|[+-]?(inf|Inf|nan|NaN)", text):
+        raise DatasetError(bad)
+    return frame_number(text, where)
 
 
 def _one_based_inclusive(first: int, last: int, where: str) -> tuple[int, int]:
