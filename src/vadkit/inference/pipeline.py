@@ -114,8 +114,10 @@ def _render(video, out_dir: Path, smoothed: np.ndarray, threshold: float, events
     peaks = {e.peak_frame: e.thumbnail for e in events}
     thumbs: dict[str, bytes] = {}
     if not write_annotated:
-        for e in events:  # increasing frame order: the decoder only moves forward
-            thumbs[e.thumbnail] = jpeg(next(iter(video.frames(e.peak_frame, e.peak_frame + 1))))
+        if peaks:  # one pass up to the last peak (a seek per event would decode the video's start every time)
+            for index, frame in enumerate(video.frames(0, max(peaks) + 1)):
+                if index in peaks:
+                    thumbs[peaks[index]] = jpeg(cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB) if frame.ndim == 2 else frame)
         return thumbs
     abnormal = event_mask(events, video.num_frames)
     annotator = FrameAnnotator(smoothed, threshold, abnormal, video.fps, video.width, video.height)
