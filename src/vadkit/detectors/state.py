@@ -49,7 +49,7 @@ from vadkit.detectors.base import VideoItem, number_arg, progress_bar, register_
 from vadkit.detectors.loop import TrainableDetector
 from vadkit.features.cubes import CubeDataset, CubeStore
 from vadkit.features.flow import FlowSettings, flow_for_video
-from vadkit.features.objects import box_thresholds, extract_boxes, load_boxes, split_by_video
+from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
 from vadkit.io.files import safe_name
 from vadkit.models import get_model
 from vadkit.models.recon.state import perturbed_errors, state_loss
@@ -147,7 +147,7 @@ class STATEDetector(TrainableDetector):
         self.model = get_model(model, **self.args["model_args"])
         self.stats_: dict[str, float] = {}  # mu_raw, sd_raw, mu_flow, sd_flow, empty
         self.schedule_: dict = {}
-        self._vec_cache: dict[str, tuple[list[Path], list[list[np.ndarray]]]] = {}
+        self._vec = SplitBoxFiles(boxes_dir or ".", box_file)
         self._warned_fallback = False
         self._stores: dict[Path, CubeStore] = {}
         self._progress = True
@@ -179,9 +179,6 @@ class STATEDetector(TrainableDetector):
     def cache_root(self) -> Path:
         return Path(os.path.expanduser(self.args["cache_dir"] or DEFAULT_CACHE))
 
-    def _box_file(self, split: str) -> Path:
-        return Path(os.path.expanduser(self.args["boxes_dir"])) / self.args["box_file"].format(split=split)
-
     def _store(self, source: str) -> CubeStore:
         """The cube store of one box source; its folder name hashes what the cubes depend on."""
         a = self.args
@@ -200,43 +197,9 @@ class STATEDetector(TrainableDetector):
         return f"{safe_name(item.id)}-{_digest([str(Path(item.path).resolve()), item.num_frames])[:8]}"
 
     # -- boxes ----------------------------------------------------------------------------------------------------
-    def _split_videos(self, split: str, folder: Path, like: Path) -> tuple[list[Path], list[list[np.ndarray]]]:
-        """The sorted videos of ``folder`` (of the same kind as ``like``) and their VEC boxes, one list per video."""
-        from vadkit.io import open_video
-
-        cache_key = f"{split}:{folder.resolve()}"
-        if cache_key not in self._vec_cache:
-            if like.is_dir():
-                videos = sorted(p for p in folder.iterdir() if p.is_dir())
-            else:
-                videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == like.suffix)
-            lengths = []
-            for video in videos:
-                with open_video(video) as source:
-                    lengths.append(source.num_frames)
-            file = self._box_file(split)
-            all_boxes = load_boxes(file)
-            if sum(lengths) != len(all_boxes):
-                raise ValueError(f"{file} holds boxes for {len(all_boxes)} frames, but the {len(videos)} sorted videos "
-                                 f"of {folder} have {sum(lengths)} frames; the box file must list the frames of "
-                                 f"exactly these videos in sorted order")
-            self._vec_cache[cache_key] = ([v.resolve() for v in videos], split_by_video(all_boxes, lengths))
-        return self._vec_cache[cache_key]
-
     def vec_boxes(self, item: VideoItem) -> list[np.ndarray] | None:
         """The VEC boxes of an item's frames, or ``None`` when it is not a video of a split with a box file."""
-        split = item.id.split("/", 1)[0] if "/" in item.id else None
-        if split is None or item.path is None or not self._box_file(split).is_file():
-            return None
-        path = Path(item.path).resolve()
-        videos, boxes = self._split_videos(split, path.parent, path)
-        if path not in videos:
-            return None
-        found = boxes[videos.index(path)]
-        if len(found) != item.num_frames:
-            raise ValueError(f"video {item.id}: the box file gives {len(found)} frames, the record says "
-                             f"{item.num_frames}")
-        return found
+        return self._vec.boxes_for(item.id, item.path, item.num_frames)
 
     def _boxes(self, item: VideoItem) -> tuple[str, list[np.ndarray] | None]:
         """``(source, boxes)``: VEC boxes when configured and known for this video, else motion boxes (computed in

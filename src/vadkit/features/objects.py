@@ -402,6 +402,58 @@ def _load_npz_boxes(path: Path) -> list[Boxes]:
     return [xyxy[order[bounds[t]:bounds[t + 1]]] for t in range(num_frames)]
 
 
+class SplitBoxFiles:
+    """Precomputed boxes of a benchmark's videos: one box file per split (``box_file`` with ``{split}``, e.g. VEC's
+    ``ped2_{split}_boxes.npz``) listing the frames of the split's *sorted* videos, all concatenated.
+
+    :meth:`boxes_for` finds a video's slice from its id (``<split>/<video>``) and path: the sorted siblings of the
+    path of the same kind (frame folders or files with its extension) are counted, their frame counts must add up to
+    the file's, and the file is cut with :func:`split_by_video`. Videos outside such a layout get ``None``.
+    """
+
+    def __init__(self, boxes_dir: str | os.PathLike, box_file: str) -> None:
+        self.boxes_dir = Path(os.path.expanduser(str(boxes_dir)))
+        self.box_file = box_file
+        self._cache: dict[str, tuple[list[Path], list[list[Boxes]]]] = {}
+
+    def file(self, split: str) -> Path:
+        return self.boxes_dir / self.box_file.format(split=split)
+
+    def _split_videos(self, split: str, folder: Path, like: Path) -> tuple[list[Path], list[list[Boxes]]]:
+        key = f"{split}:{folder.resolve()}"
+        if key not in self._cache:
+            if like.is_dir():
+                videos = sorted(p for p in folder.iterdir() if p.is_dir())
+            else:
+                videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == like.suffix)
+            lengths = []
+            for video in videos:
+                with open_video(video) as source:
+                    lengths.append(source.num_frames)
+            file = self.file(split)
+            all_boxes = load_boxes(file)
+            if sum(lengths) != len(all_boxes):
+                raise ValueError(f"{file} holds boxes for {len(all_boxes)} frames, but the {len(videos)} sorted videos "
+                                 f"of {folder} have {sum(lengths)} frames; the box file must list the frames of "
+                                 f"exactly these videos in sorted order")
+            self._cache[key] = ([v.resolve() for v in videos], split_by_video(all_boxes, lengths))
+        return self._cache[key]
+
+    def boxes_for(self, video_id: str, path: str | os.PathLike | None, num_frames: int) -> list[Boxes] | None:
+        """The boxes of a video's frames, or ``None`` when it is not a video of a split with a box file."""
+        split = video_id.split("/", 1)[0] if "/" in video_id else None
+        if split is None or path is None or not self.file(split).is_file():
+            return None
+        path = Path(path).resolve()
+        videos, boxes = self._split_videos(split, path.parent, path)
+        if path not in videos:
+            return None
+        found = boxes[videos.index(path)]
+        if len(found) != num_frames:
+            raise ValueError(f"video {video_id}: the box file gives {len(found)} frames, the record says {num_frames}")
+        return found
+
+
 def split_by_video(boxes: Sequence[np.ndarray], lengths: Sequence[int]) -> list[list[Boxes]]:
     """Cut a dataset's per-frame box list (frames in sorted-video order) into one list per video."""
     if sum(lengths) != len(boxes):
