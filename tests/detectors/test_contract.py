@@ -34,7 +34,7 @@ def moving_square(n: int, seed: int, kind: int = 0) -> list[np.ndarray]:
     frames = []
     for t in range(n):
         frame = np.full((SIZE, SIZE, 3), 20 + 30 * kind, np.uint8)
-        x = (col + (1 + kind) * t) % (SIZE - 14)
+        x = (col + (2 + kind) * t) % (SIZE - 14)
         frame[row:row + 14, x:x + 14] = (230, 200, 180)
         frames.append(frame)
     return frames
@@ -88,6 +88,7 @@ CASES = {
                                                          "embed_dim": 16, "head_dim": 8}, **WEAK),
     "sendec": lambda cache: dict(clip_length=2, height=32, width=32, batch_size=4, epochs=1, bn_clips=4, dropout=0.0,
                                  optimizer="adam", lr=1e-3, score_stride=1, threads=1, seed=0),
+    "objects": lambda cache: dict(boxes="motion", cache_dir=str(cache), components=2, threads=1, seed=0),
     "state": lambda cache: dict(model="state_cpu", model_args=dict(hidden=[4, 8, 8], heads=2, layers=1, norm_groups=2),
                                 boxes="motion", cache_dir=str(cache), epochs=1, batch_size=8, stats_cubes=32,
                                 score_batch=16, threads=1, seed=0),

@@ -385,7 +385,7 @@ def load_detector(path: str | Path) -> Detector:
 
 
 DETECTOR_MODULES = ("vadkit.detectors.knn", "vadkit.detectors.weak", "vadkit.detectors.sendec",
-                    "vadkit.detectors.state")
+                    "vadkit.detectors.state", "vadkit.detectors.objects")
 
 
 def _import_detectors() -> None:

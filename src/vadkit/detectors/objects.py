@@ -1,0 +1,294 @@
+"""An object-centric one-class detector after AI-VAD (Reiss & Hoshen, "Attribute-based representations for accurate
+and interpretable video anomaly detection"): no gradient training, densities of per-object attributes.
+
+Per video (cached under ``cache_dir``): boxes per frame (``vec``: a benchmark's precomputed per-split box files;
+``motion``: vadkit's motion boxes), dense flow (OpenCV DIS), and for every box two attributes
+(:mod:`vadkit.features.attributes`): **velocity** (orientation histogram of the flow in the box plus mean speed, in
+box heights per frame) and **appearance** (I3D ``Mixed_4f`` pooled over the box).
+
+``fit`` (normal training videos only):
+
+1. velocity density: a Gaussian mixture (``components``, full covariance); raw score = negative log-likelihood;
+   appearance density: distance to the ``k`` nearest training objects (L2); raw score = mean distance;
+2. calibration on training data only, leave one video out: each training video's objects are scored by densities
+   fitted without that video; an attribute's calibrated score is ``(raw - min) / (q - min)`` with ``min`` and ``q``
+   (the ``calibration_quantile``) of those held-out training scores, so both attributes speak on one scale;
+3. object score = the sum of its calibrated attribute scores; frame score = the max over its objects (frames
+   without objects get the lowest training object score), smoothed with a Gaussian of ``sigma`` frames;
+4. threshold = the ``1 - false_alarm_rate`` quantile of the held-out training frame scores; then the densities are
+   refitted on all training objects.
+
+``object_attributes(item)`` returns, per object, its frame, box, and calibrated velocity and appearance scores (what
+made a frame abnormal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter1d
+
+from vadkit.detectors.base import Detector, VideoItem, number_arg, progress_bar, register_detector, torch_threads
+from vadkit.features.flow import FlowSettings, flow_for_video
+from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
+from vadkit.io.files import atomic_path, safe_name
+
+ATTRIBUTES = ("velocity", "appearance")
+BOX_SOURCES = ("vec", "motion")
+DEFAULT_CACHE = "~/.cache/vadkit/objects"
+CACHE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Densities kept as plain arrays (a model file holds tensors and plain data only)
+# ---------------------------------------------------------------------------------------------------------------
+def fit_gmm(x: np.ndarray, components: int, seed: int) -> dict:
+    """A full-covariance Gaussian mixture of ``x (n, d)`` as arrays: ``weights (K,)``, ``means (K, d)``,
+    ``precisions_cholesky (K, d, d)``."""
+    from sklearn.mixture import GaussianMixture
+
+    components = max(1, min(components, len(x)))
+    gmm = GaussianMixture(components, covariance_type="full", reg_covar=1e-6, random_state=seed).fit(x)
+    return {"weights": gmm.weights_.astype(np.float64), "means": gmm.means_.astype(np.float64),
+            "precisions_cholesky": gmm.precisions_cholesky_.astype(np.float64)}
+
+
+def gmm_nll(gmm: dict, x: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood ``(n,)`` of ``x (n, d)`` under a mixture from :func:`fit_gmm`."""
+    x = np.asarray(x, np.float64)
+    n, d = x.shape
+    logs = []
+    for w, mu, chol in zip(gmm["weights"], gmm["means"], gmm["precisions_cholesky"]):
+        y = (x - mu) @ chol  # (n, d)
+        log_det = np.log(np.diag(chol)).sum()
+        logs.append(np.log(w) - 0.5 * (d * np.log(2 * np.pi) + (y * y).sum(axis=1)) + log_det)
+    stacked = np.stack(logs, axis=1)  # (n, K)
+    top = stacked.max(axis=1, keepdims=True)
+    return -(top[:, 0] + np.log(np.exp(stacked - top).sum(axis=1)))
+
+
+def knn_distance(queries: np.ndarray, bank: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
+    """Mean L2 distance ``(n,)`` of each query row to its ``k`` nearest bank rows."""
+    bank_t = torch.from_numpy(np.ascontiguousarray(bank, np.float32))
+    out = []
+    for start in range(0, len(queries), chunk):
+        q = torch.from_numpy(np.ascontiguousarray(queries[start:start + chunk], np.float32))
+        d = torch.cdist(q[None], bank_t[None])[0]  # (c, B)
+        out.append(d.topk(min(k, bank_t.shape[0]), dim=1, largest=False).values.mean(dim=1))
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+
+@register_detector("objects")
+class ObjectsDetector(Detector):
+    """Object attributes (velocity, appearance) with training densities; frame score = max over objects.
+
+    Args:
+        boxes: ``vec`` (per-split box files in ``boxes_dir``; videos outside them fall back to motion boxes) or
+            ``motion``.
+        boxes_dir, box_file: the per-split box files (``{split}`` in the name), as STATE reads them.
+        thresholds: motion-box thresholds (dataset name).
+        flow_method, flow_preset: OpenCV flow.
+        velocity_bins: orientation bins of the velocity attribute.
+        components: Gaussian mixture components of the velocity density.
+        k: nearest training objects averaged for the appearance density.
+        max_bank: most training objects kept for the appearance density (seeded subsample beyond it).
+        calibration_quantile: the held-out training score an attribute's calibrated score maps to 1.
+        sigma: Gaussian smoothing of frame scores, frames (AI-VAD: 3).
+        false_alarm_rate: share of held-out training frames allowed above the threshold.
+        cache_dir: boxes, flow and attributes per video.
+        seed, threads: the mixture's seed and the bank subsample; torch CPU threads.
+    """
+
+    name = "objects"
+    inputs = "frames"
+    threshold_rule = ("calibrated false-alarm quantile: the (1 - false_alarm_rate) quantile of the training frames' "
+                      "smoothed scores, each training video scored by densities fitted without it")
+
+    def __init__(self, boxes: str = "motion", boxes_dir: str | None = None, box_file: str = "ped2_{split}_boxes.npz",
+                 thresholds: str = "ped2", flow_method: str = "dis", flow_preset: str = "medium",
+                 velocity_bins: int = 8, components: int = 5, k: int = 1, max_bank: int = 40_000,
+                 calibration_quantile: float = 0.999, sigma: float = 3.0, false_alarm_rate: float = 0.01,
+                 cache_dir: str | None = None, seed: int = 0, threads: int | None = None) -> None:
+        super().__init__(boxes=boxes, boxes_dir=boxes_dir, box_file=box_file, thresholds=thresholds,
+                         flow_method=flow_method, flow_preset=flow_preset, velocity_bins=velocity_bins,
+                         components=components, k=k, max_bank=max_bank,
+                         calibration_quantile=number_arg(calibration_quantile, "calibration_quantile"),
+                         sigma=number_arg(sigma, "sigma"), false_alarm_rate=number_arg(false_alarm_rate,
+                                                                                        "false_alarm_rate"),
+                         cache_dir=cache_dir, seed=seed, threads=threads)
+        if boxes not in BOX_SOURCES:
+            raise ValueError(f"boxes must be one of {BOX_SOURCES}, got {boxes!r}")
+        if boxes == "vec" and not boxes_dir:
+            raise ValueError("boxes='vec' needs boxes_dir, the folder of the per-split box files")
+        box_thresholds(thresholds)
+        for key in ("velocity_bins", "components", "k", "max_bank"):
+            if self.args[key] < 1:
+                raise ValueError(f"{key} must be >= 1, got {self.args[key]}")
+        if not 0.5 < self.args["calibration_quantile"] <= 1.0 or not 0.0 < self.args["false_alarm_rate"] < 1.0:
+            raise ValueError(f"calibration_quantile must be in (0.5, 1] and false_alarm_rate in (0, 1), got "
+                             f"{calibration_quantile} and {false_alarm_rate}")
+        self.flow_settings = FlowSettings(method=flow_method, preset=flow_preset)
+        self._vec = SplitBoxFiles(boxes_dir or ".", box_file)
+        self._appearance = None
+        self._warned = False
+        self.gmm_: dict | None = None
+        self.bank_: np.ndarray | None = None
+        self.calibration_: dict = {}  # attribute -> {"low", "high"}; "empty": score of a frame without objects
+
+    # -- per-video objects and attributes -------------------------------------------------------------------------
+    @property
+    def cache_root(self) -> Path:
+        return Path(os.path.expanduser(self.args["cache_dir"] or DEFAULT_CACHE))
+
+    def _boxes(self, item: VideoItem, video) -> tuple[str, list[np.ndarray]]:
+        a = self.args
+        if a["boxes"] == "vec":
+            found = self._vec.boxes_for(item.id, item.path, item.num_frames)
+            if found is not None:
+                return "vec", found
+            if not self._warned:
+                warnings.warn(f"video {item.id}: no precomputed boxes for it; using motion boxes", stacklevel=3)
+                self._warned = True
+        return "motion", extract_boxes(video, a["thresholds"], cache_dir=self.cache_root / "boxes")
+
+    def _cache_file(self, item: VideoItem, source: str) -> Path:
+        a = self.args
+        record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), frames=item.num_frames,
+                      boxes=source, box_file=a["box_file"] if source == "vec" else a["thresholds"],
+                      flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
+        key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+        return self.cache_root / "attributes" / f"{safe_name(item.id)}-{key}.npz"
+
+    def objects(self, item: VideoItem) -> dict[str, np.ndarray]:
+        """Every object of a video: ``frame (n,)``, ``xyxy (n, 4)``, ``velocity (n, bins + 1)``,
+        ``appearance (n, 832)`` (cached)."""
+        from vadkit.features.attributes import I3DAppearance, velocity_features
+        from vadkit.io import open_video_frames
+
+        if item.path is None:
+            raise ValueError(f"video {item.id}: no path (the object detector reads frames)")
+        with open_video_frames(item.path, item.num_frames, item.id) as video:
+            source, boxes = self._boxes(item, video)
+            file = self._cache_file(item, source)
+            if file.is_file():
+                with np.load(file, allow_pickle=False) as cached:
+                    return {key: cached[key] for key in cached.files}
+            flow = flow_for_video(video, self.cache_root / "flow", self.flow_settings)
+            if self._appearance is None:
+                self._appearance = I3DAppearance()
+            appearance = self._appearance
+            length = appearance.settings.snippet_len
+            frames, xyxy, velocity, embedding = [], [], [], []
+
+            def add(t: int, map_, offset: int) -> None:
+                if len(boxes[t]):
+                    frames.append(np.full(len(boxes[t]), t, np.int32))
+                    xyxy.append(boxes[t])
+                    velocity.append(velocity_features(flow[t], boxes[t], self.args["velocity_bins"]))
+                    embedding.append(appearance.pool(map_, offset, length, boxes[t], video.width, video.height))
+
+            end, last = 0, None
+            for start, map_ in appearance.snippet_maps(video):
+                for t in range(max(start, end), min(start + length, item.num_frames)):
+                    add(t, map_, t - start)
+                end, last = max(end, min(start + length, item.num_frames)), map_
+            for t in range(end, item.num_frames):  # frames after the last full snippet: its last time step
+                add(t, last, length - 1)
+        bins = self.args["velocity_bins"] + 1
+        found = {"frame": np.concatenate(frames) if frames else np.zeros(0, np.int32),
+                 "xyxy": np.concatenate(xyxy).astype(np.float32) if xyxy else np.zeros((0, 4), np.float32),
+                 "velocity": np.concatenate(velocity) if velocity else np.zeros((0, bins), np.float32),
+                 "appearance": np.concatenate(embedding) if embedding else np.zeros((0, I3DAppearance.dim), np.float32)}
+        with atomic_path(file, suffix=".npz") as tmp:
+            np.savez(tmp, **found)
+        return found
+
+    # -- densities and calibration --------------------------------------------------------------------------------
+    def _raw(self, gmm: dict, bank: np.ndarray, objs: dict) -> dict[str, np.ndarray]:
+        if len(objs["frame"]) == 0:
+            return {name: np.zeros(0) for name in ATTRIBUTES}
+        return {"velocity": gmm_nll(gmm, objs["velocity"]),
+                "appearance": knn_distance(objs["appearance"], bank, self.args["k"])}
+
+    def _calibrated(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: (raw[name] - self.calibration_[name]["low"])
+                / max(self.calibration_[name]["high"] - self.calibration_[name]["low"], 1e-12) for name in ATTRIBUTES}
+
+    def _frame_scores(self, objs: dict, calibrated: dict[str, np.ndarray], num_frames: int) -> np.ndarray:
+        scores = np.full(num_frames, -np.inf)
+        if len(objs["frame"]):
+            np.maximum.at(scores, objs["frame"].astype(np.int64), sum(calibrated[n] for n in ATTRIBUTES))
+        scores[np.isneginf(scores)] = self.calibration_["empty"]
+        return gaussian_filter1d(scores, self.args["sigma"], mode="nearest") if self.args["sigma"] else scores
+
+    def _bank(self, appearance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if len(appearance) > self.args["max_bank"]:
+            appearance = appearance[np.sort(rng.choice(len(appearance), self.args["max_bank"], replace=False))]
+        return appearance.astype(np.float16).astype(np.float32)  # the model file keeps float16
+
+    def _fit(self, train: list[VideoItem], progress: bool) -> None:
+        a = self.args
+        with torch_threads(a["threads"]):
+            per_video = []
+            with progress_bar("object attributes", progress) as bar:
+                task = bar.add_task("videos", total=len(train), info="")
+                for item in train:
+                    per_video.append(self.objects(item))
+                    bar.advance(task)
+            if sum(len(v["frame"]) > 0 for v in per_video) < 2:
+                raise ValueError(f"the object detector needs objects in at least two training videos (it calibrates "
+                                 f"by leaving one video out); found {[len(v['frame']) for v in per_video]} objects")
+            rng = np.random.default_rng(a["seed"])
+            held_raw = []
+            for v in range(len(per_video)):  # leave one video out: its objects scored by the others' densities
+                rest = [o for j, o in enumerate(per_video) if j != v and len(o["frame"])]
+                gmm = fit_gmm(np.concatenate([o["velocity"] for o in rest]), a["components"], a["seed"])
+                bank = self._bank(np.concatenate([o["appearance"] for o in rest]), rng)
+                held_raw.append(self._raw(gmm, bank, per_video[v]))
+            self.calibration_ = {}
+            for name in ATTRIBUTES:
+                pooled = np.concatenate([r[name] for r in held_raw])
+                self.calibration_[name] = {"low": float(pooled.min()),
+                                           "high": float(np.quantile(pooled, a["calibration_quantile"]))}
+            object_scores = np.concatenate([sum(self._calibrated(r)[n] for n in ATTRIBUTES) for r in held_raw])
+            self.calibration_["empty"] = float(object_scores.min())
+            frame_scores = np.concatenate([self._frame_scores(o, self._calibrated(r), item.num_frames)
+                                           for o, r, item in zip(per_video, held_raw, train)])
+            self.threshold_ = float(np.quantile(frame_scores, 1.0 - a["false_alarm_rate"]))
+            self.calibration_["held_out_far"] = float((frame_scores > self.threshold_).mean())
+            everything = [o for o in per_video if len(o["frame"])]
+            self.gmm_ = fit_gmm(np.concatenate([o["velocity"] for o in everything]), a["components"], a["seed"])
+            self.bank_ = self._bank(np.concatenate([o["appearance"] for o in everything]), rng)
+            self.calibration_["training_objects"] = int(sum(len(o["frame"]) for o in per_video))
+
+    # -- scoring --------------------------------------------------------------------------------------------------
+    def object_attributes(self, item: VideoItem) -> dict[str, np.ndarray]:
+        """Every object of a video with its calibrated attribute scores: ``frame``, ``xyxy``, ``velocity``,
+        ``appearance`` (calibrated: 1 = the training objects' ``calibration_quantile``), ``score`` (their sum)."""
+        self._check_fitted()
+        with torch_threads(self.args["threads"]):
+            objs = self.objects(item)
+        calibrated = self._calibrated(self._raw(self.gmm_, self.bank_, objs))
+        return {"frame": objs["frame"], "xyxy": objs["xyxy"], **calibrated,
+                "score": sum(calibrated[n] for n in ATTRIBUTES) if len(objs["frame"]) else np.zeros(0)}
+
+    def _score(self, item: VideoItem) -> np.ndarray:
+        with torch_threads(self.args["threads"]):
+            objs = self.objects(item)
+        return self._frame_scores(objs, self._calibrated(self._raw(self.gmm_, self.bank_, objs)), item.num_frames)
+
+    # -- persistence ----------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"gmm": {k: torch.from_numpy(np.asarray(v)) for k, v in self.gmm_.items()},
+                "bank": torch.from_numpy(self.bank_.astype(np.float16)), "calibration": self.calibration_}
+
+    def load_state(self, state: dict) -> None:
+        self.gmm_ = {k: v.numpy() for k, v in state["gmm"].items()}
+        self.bank_ = state["bank"].numpy().astype(np.float32)
+        self.calibration_ = dict(state["calibration"])
