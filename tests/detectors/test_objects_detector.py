@@ -1,0 +1,98 @@
+"""The object-attribute detector: each attribute on synthetic moving squares, calibration from training data only,
+the threshold's false-alarm rate on held-out clips (the contract itself: tests/detectors/test_contract.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vadkit.detectors import VideoItem, build_detector
+from vadkit.features.attributes import velocity_features
+from vadkit.io import write_video
+
+SIZE = 96
+FRAMES = 32
+
+
+def test_velocity_is_speed_in_box_heights_with_a_direction_histogram():
+    flow = np.zeros((40, 40, 2), np.float32)
+    flow[0:10, 0:10] = (5.0, 0.0)  # moving right, 5 px per frame
+    flow[20:40, 20:40] = (0.0, -1.0)  # moving up, 1 px per frame
+    fast, slow = velocity_features(flow, np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.float32), bins=4)
+    assert fast[-1] == pytest.approx(5.0 / 10) and slow[-1] == pytest.approx(1.0 / 20)  # speed / box height
+    assert np.argmax(fast[:4]) != np.argmax(slow[:4])  # two directions, two bins
+    assert fast[:4].sum() == pytest.approx(fast[-1])
+
+
+def scene(seed: int, speed: int = 3, fast: bool = False, shape: str = "square") -> list[np.ndarray]:
+    """Two objects walking right; with ``fast`` the second moves 5x faster; ``shape="bar"`` makes it a long bar."""
+    rng = np.random.default_rng(seed)
+    rows = (int(rng.integers(8, 30)), int(rng.integers(56, 74)))
+    cols = [int(rng.integers(0, 20)), int(rng.integers(0, 20))]
+    frames = []
+    for t in range(FRAMES):
+        frame = np.full((SIZE, SIZE, 3), 25, np.uint8)
+        for k, row in enumerate(rows):
+            step = speed * (5 if fast and k == 1 else 1)
+            x = (cols[k] + step * t) % (SIZE - 16)
+            if shape == "bar" and k == 1:
+                frame[row:row + 6, max(0, x - 10):x + 26] = (60, 230, 60)
+            else:
+                frame[row:row + 16, x:x + 16] = (230, 200, 180)
+        frames.append(frame)
+    return frames
+
+
+def item(path, name):
+    return VideoItem(id=name, num_frames=FRAMES, label=0, path=path)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    from vadkit.features.weights import WeightsNotFoundError, find_kinetics400_weights
+
+    try:
+        find_kinetics400_weights()
+    except WeightsNotFoundError as err:
+        pytest.skip(f"I3D weights not installed: {err}")
+    root = tmp_path_factory.mktemp("objects")
+    train = [item(write_video(root / f"n{i}.mp4", scene(i), fps=25), f"n{i}") for i in range(4)]
+    detector = build_detector("objects", boxes="motion", cache_dir=str(root / "cache"), components=2, threads=1)
+    return detector.fit(train, progress=False), root
+
+
+def test_a_square_five_times_faster_is_the_most_abnormal_object(fitted):
+    detector, root = fitted
+    fast = item(write_video(root / "fast.mp4", scene(50, fast=True), fps=25), "fast")
+    objs = detector.object_attributes(fast)
+    assert len(objs["frame"]) > 0
+    top = np.argmax(objs["velocity"])
+    rows = objs["xyxy"][:, 1]
+    assert rows[top] > SIZE / 2  # the fast square runs in the lower half
+    normal = detector.object_attributes(item(write_video(root / "calm.mp4", scene(51), fps=25), "calm"))
+    assert objs["velocity"].max() > 2 * normal["velocity"].max()
+
+
+def test_a_new_shape_scores_higher_on_appearance(fitted):
+    detector, root = fitted
+    odd = detector.object_attributes(item(write_video(root / "bar.mp4", scene(60, shape="bar"), fps=25), "bar"))
+    calm = detector.object_attributes(item(write_video(root / "calm2.mp4", scene(61), fps=25), "calm2"))
+    assert np.median(odd["appearance"]) > np.median(calm["appearance"])
+
+
+def test_scores_do_not_depend_on_test_labels(fitted):
+    detector, root = fitted
+    path = write_video(root / "probe.mp4", scene(70, fast=True), fps=25)
+    unlabelled = detector.score(VideoItem(id="probe", num_frames=FRAMES, path=path)).values
+    labels = np.zeros(FRAMES, np.uint8)
+    labels[5:20] = 1
+    labelled = detector.score(VideoItem(id="probe", num_frames=FRAMES, path=path, label=1, frame_labels=labels)).values
+    np.testing.assert_array_equal(unlabelled, labelled)
+
+
+def test_the_threshold_realises_the_false_alarm_rate_on_held_out_training_clips(fitted):
+    detector, root = fitted
+    assert 0.0 < detector.calibration_["held_out_far"] <= 2 * detector.args["false_alarm_rate"]
+    fresh = [item(write_video(root / f"h{i}.mp4", scene(100 + i), fps=25), f"h{i}") for i in range(3)]
+    alarms = np.concatenate([detector.score(v).abnormal() for v in fresh])
+    assert alarms.mean() <= 0.1  # new normal clips of the same scene: few alarms (requested 0.01)
