@@ -15,7 +15,8 @@ def test_write_load_and_skip(tmp_path):
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["videos"]["train/01"]["num_frames"] == 50
     assert (tmp_path / "s" / f"{safe_name('train/01')}.npy").exists()
-    assert not [p for p in (tmp_path / "s").iterdir() if p.name.startswith(".")]  # no temporary files left
+    leftovers = [p for p in (tmp_path / "s").iterdir() if p.name.startswith(".") and p.name != ".manifest.lock"]
+    assert not leftovers  # no temporary files left (the lock file stays, empty)
 
 
 def test_mismatched_settings_are_refused_naming_the_setting(tmp_path):
@@ -54,3 +55,27 @@ def test_stale_temporary_files_of_interrupted_writes_are_removed(tmp_path):
         os.utime(path, (hours_ago, hours_ago))
     FeatureStore(root, {"x": 1})  # opened to write: cleans up
     assert not any(p.exists() for p in stale) and fresh.exists() and keep.exists()
+
+
+def test_two_processes_writing_into_one_store_lose_no_manifest_entry(tmp_path):
+    """Concurrent extractions into one store: every video each process wrote is in the manifest afterwards (without
+    the lock and merge, the last writer's in-memory manifest overwrote the other's: 150 of 300 entries survived)."""
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "store"
+    script = ("import os, sys, time, numpy as np\n"
+              "from vadkit.features.store import FeatureStore\n"
+              "store = FeatureStore(sys.argv[1], {'x': 1})\n"
+              "while not os.path.exists(os.path.join(sys.argv[1], 'go')):\n"
+              "    time.sleep(0.01)\n"
+              "for i in range(150):\n"
+              "    store.write(f'{sys.argv[2]}/{i}', np.zeros((2, 4), np.float32), 32, 25.0)\n")
+    FeatureStore(root, {"x": 1}).save_manifest()
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(root), name]) for name in "ab"]
+    time.sleep(2.0)  # both processes started and waiting: they write at the same time
+    (root / "go").touch()
+    assert [w.wait(timeout=120) for w in workers] == [0, 0]
+    videos = FeatureStore(root).videos
+    assert len(videos) == 300 and all(f"{n}/{i}" in videos for n in "ab" for i in range(150))

@@ -13,6 +13,8 @@ refused, naming the settings that differ.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -24,6 +26,7 @@ from vadkit.io.files import (atomic_save_npy, atomic_write_json, json_default, r
                             safe_name)  # safe_name: part of the store's interface
 
 MANIFEST = "manifest.json"
+LOCK = ".manifest.lock"
 
 
 class StoreMismatchError(ValueError):
@@ -91,17 +94,37 @@ class FeatureStore:
         return video_id in self.videos and self.path(video_id).exists()
 
     def write(self, video_id: str, features: np.ndarray, num_frames: int, fps: float, **extra: Any) -> Path:
-        """Save one video's features, then record it in the manifest (both atomically)."""
+        """Save one video's features, then record it in the manifest (both atomically; the manifest update holds
+        the store's lock and merges what other processes recorded meanwhile, so concurrent extractions into one store
+        lose no entry)."""
         features = np.asarray(features, dtype=np.float32)
         path = self.path(video_id)
         atomic_save_npy(path, features)
-        self.videos[video_id] = {"file": path.name, "num_frames": int(num_frames), "fps": float(fps),
-                                 "num_snippets": int(features.shape[0]), "shape": list(features.shape), **extra}
-        self.save_manifest()
+        entry = {"file": path.name, "num_frames": int(num_frames), "fps": float(fps),
+                 "num_snippets": int(features.shape[0]), "shape": list(features.shape), **extra}
+        with self._locked():
+            on_disk = self._read_manifest()
+            if on_disk is not None:
+                self._refuse_if_different(on_disk["settings"], self.settings)
+                self.manifest["videos"] = {**on_disk["videos"], **self.videos}
+            self.videos[video_id] = entry
+            atomic_write_json(self.manifest_path, self.manifest)
         return path
 
     def save_manifest(self) -> None:
-        atomic_write_json(self.manifest_path, self.manifest)
+        with self._locked():
+            atomic_write_json(self.manifest_path, self.manifest)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """An exclusive lock on ``<root>/.manifest.lock`` (advisory, per open file; released on exit or crash)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def load(self, video_id: str, mmap: bool = False) -> np.ndarray:
         if video_id not in self.videos:
