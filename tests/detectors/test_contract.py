@@ -156,3 +156,48 @@ def test_vadkit_score_uses_the_model_files_threshold(name, data, tmp_path):
     written = json.loads((out / "clip" / "result.json").read_text())
     assert written["threshold"] == detector.threshold_ and len(written["scores"]) == FRAMES
     assert (out / "clip" / "report.html").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Runtimes: every network a detector scores through, exported, gives the torch scores
+# ---------------------------------------------------------------------------------------------------------------
+def _runtimes() -> list[str]:
+    from vadkit.features.backends import installed_backends
+
+    return installed_backends()[1:]
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_exported_detector_scores_equal_torch(name, backend, data, tmp_path, monkeypatch):
+    """Scores through an exported network equal the torch scores within the parity bound (1e-5 of their scale);
+    a detector without a network, or one that cannot run on the runtime, says so and stays on torch."""
+    from vadkit.features.backends import SCORE_PARITY
+
+    if backend not in _runtimes():
+        pytest.skip(f"{backend} is not installed (pip install 'vadkit[onnx]')")
+    monkeypatch.setenv("VADKIT_CACHE", str(tmp_path / "vadkit-cache"))
+    args = CASES[name](tmp_path / "cache")
+    if name == "state":
+        args["eps"] = 0.0  # perturbed scoring needs input gradients: a runtime serves eps=0 (checked below)
+    detector = build_detector(name, **args)
+    train, test = data.train(detector.inputs, 0), data.test_item()
+    if detector.inputs == "features":
+        test = train[1]
+    detector.fit(train, progress=False)
+    reference = detector.score(test).values
+    networks = detector.networks()
+    detector.use_backend(backend)
+    assert detector.backend_ == (backend if networks else "torch") or not networks
+    found = detector.score(test).values
+    scale = max(float(np.abs(reference).max()), 1e-6)
+    assert np.abs(found - reference).max() <= SCORE_PARITY * scale, (found, reference)
+    detector.save(tmp_path / "model.pt")  # the torch weights are still what is saved
+    assert type(Detector.load(tmp_path / "model.pt")) is type(detector)
+
+
+def test_state_with_perturbation_stays_on_torch_and_says_why(data, tmp_path):
+    detector = build_detector("state", **CASES["state"](tmp_path / "cache"))
+    assert detector.args["eps"] > 0
+    note = detector.backend_note("onnxruntime")
+    assert note and "gradient" in note

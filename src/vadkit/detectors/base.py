@@ -36,7 +36,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -230,6 +230,44 @@ class Detector(ABC):
                              f"{theirs.stride}, but {self.name} was fitted on {mine.snippet_len}/{mine.stride}; "
                              f"extract with the detector's settings")
 
+    # -- runtimes -------------------------------------------------------------------------------------------------
+    backend_: str = "torch"
+
+    def networks(self) -> dict[str, "ExportSpec"]:
+        """The networks scoring runs through, by the attribute that holds each, as export specs (example inputs
+        of scoring's shapes). Detectors without a network return ``{}``; see :mod:`vadkit.features.backends`."""
+        return {}
+
+    def torch_network(self, attribute: str):
+        """The torch module behind ``attribute``, also after :meth:`use_backend` replaced it."""
+        return self.__dict__.get("_torch_networks", {}).get(attribute, getattr(self, attribute))
+
+    def backend_note(self, backend: str) -> str | None:
+        """Why this detector cannot score on ``backend`` (it then stays on torch), or ``None``."""
+        return None
+
+    def use_backend(self, backend: str, threads: int | None = None) -> "Detector":
+        """Score through ``backend`` from now on (``torch``, ``onnxruntime`` or ``openvino``; ``auto`` is torch
+        here: the pipeline passes feature detectors the backend chosen for the feature network). Each network is
+        replaced by its cached export, called exactly as the module was; saving still writes the torch weights.
+        A detector that cannot run on ``backend`` (:meth:`backend_note`) stays on torch. Returns ``self``;
+        ``backend_`` says which backend scores."""
+        from vadkit.features.backends import check_backend_name, exported_network
+
+        self._check_fitted()
+        check_backend_name(backend)
+        if backend == "auto" or self.backend_note(backend):
+            backend = "torch"
+        originals = self.__dict__.setdefault("_torch_networks", {})
+        for attribute, module in originals.items():  # a second call starts from the torch modules
+            setattr(self, attribute, module)
+        specs = self.networks()
+        for attribute, spec in specs.items():
+            originals.setdefault(attribute, getattr(self, attribute))
+            setattr(self, attribute, exported_network(spec, backend, threads, label=f"{self.name}-{attribute}"))
+        self.backend_ = backend if specs else "torch"
+        return self
+
     # -- persistence ----------------------------------------------------------------------------------------------
     def state(self) -> dict:
         """Fitted state beyond the constructor arguments (tensors and plain data only)."""
@@ -256,6 +294,10 @@ class Detector(ABC):
     def load(cls, path: str | Path) -> "Detector":
         """Rebuild a saved detector (a model file, or a run folder holding ``model.pt``) as its own subclass."""
         return load_detector(path)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vadkit.features.backends import ExportSpec
 
 
 def _scored_frames(values: np.ndarray, detector: str, video: str) -> np.ndarray:

@@ -70,6 +70,32 @@ def knn_distances(queries: torch.Tensor, bank: torch.Tensor, k: int, metric: str
     return torch.cat(out).clamp_min(0.0) if out else torch.zeros(0)
 
 
+class KNNScorer(torch.nn.Module):
+    """The fitted k-NN scoring as one network (for export): ``(N, F)`` features -> ``(N,)`` distances.
+
+    The bank and the mean are buffers; the arithmetic is :func:`knn_distances` without chunking (a runtime
+    processes one video's snippets at once: the distance block is ``(N, bank)``).
+    """
+
+    def __init__(self, bank: torch.Tensor, mean: torch.Tensor | None, args: dict) -> None:
+        super().__init__()
+        self.register_buffer("bank", bank.clone())
+        self.register_buffer("mean", mean.clone() if mean is not None else torch.zeros(bank.shape[1]))
+        self.center = bool(args["center"] and mean is not None)
+        self.metric = args["metric"]
+        self.k = min(int(args["k"]), bank.shape[0])
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = features - self.mean if self.center else features
+        if self.metric == "cosine":
+            x = torch.nn.functional.normalize(x, dim=1)
+            d = 1.0 - x @ self.bank.T  # (N, B)
+        else:
+            squared = (x * x).sum(1, keepdim=True) - 2.0 * x @ self.bank.T + (self.bank * self.bank).sum(1)[None]
+            d = squared.clamp_min(0).sqrt()  # (N, 1) - (N, B) + (1, B) -> (N, B)
+        return d.topk(self.k, dim=1, largest=False).values.mean(dim=1).clamp_min(0.0)  # (N, k) -> (N,)
+
+
 @register_detector("knn")
 class KNNDetector(Detector):
     """k-NN distance of I3D snippet features to normal training snippets, with a threshold calibrated on held-out
@@ -138,8 +164,22 @@ class KNNDetector(Detector):
         """``(N, F)`` snippet features → ``(N,)`` k-NN distances."""
         if self.bank_ is None:
             self._check_fitted()
-        x = self._prepare(_as_snippets(features, "query"))
+        features = _as_snippets(features, "query")
+        if self.scorer is not None:  # an exported scorer (use_backend)
+            self._prepare(features[:1])  # the dimension check
+            return self.scorer(torch.from_numpy(np.ascontiguousarray(features, np.float32))).numpy()
+        x = self._prepare(features)
         return knn_distances(x, self.bank_, self.args["k"], self.args["metric"], self.args["chunk"]).numpy()
+
+    # -- runtimes -------------------------------------------------------------------------------------------------
+    scorer = None  # set by use_backend: the exported KNNScorer
+
+    def networks(self) -> dict:
+        from vadkit.features.backends import ExportSpec
+
+        example = torch.zeros(2, self.bank_.shape[1])  # (N, F) query snippets
+        return {"scorer": ExportSpec(KNNScorer(self.bank_, self.mean_, self.args), (example,), ["features"],
+                                     ["distances"], {"features": {0: "snippets"}})}
 
     # -- fitting -------------------------------------------------------------------------------------------------
     def _split(self, per_video: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -325,6 +325,15 @@ class SEnDecDetector(TrainableDetector):
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
 
+    # -- runtimes -------------------------------------------------------------------------------------------------
+    def networks(self) -> dict:
+        from vadkit.features.backends import ExportSpec
+
+        a = self.args
+        example = torch.zeros(2, a["in_channels"], a["clip_length"], a["height"], a["width"])  # (B, C, T, H, W)
+        return {"model": ExportSpec(self.torch_network("model"), (example,), ["clips"], ["reconstruction"],
+                                    {"clips": {0: "batch"}})}
+
     # -- scoring --------------------------------------------------------------------------------------------------
     def _error_maps(self, frames: Iterable[np.ndarray], num_frames: int) -> Iterator[tuple[list[int], torch.Tensor]]:
         """Stream ``(starts, maps)`` per batch of windows: ``maps (B, T, H, W)`` = ``(x - x̂)²`` averaged over

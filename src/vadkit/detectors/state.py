@@ -316,6 +316,23 @@ class STATEDetector(TrainableDetector):
         order = torch.from_numpy(np.argsort(np.asarray(where)))
         return raw[order], flow[order]
 
+    # -- runtimes -------------------------------------------------------------------------------------------------
+    def networks(self) -> dict:
+        from vadkit.features.backends import ExportSpec
+        from vadkit.models.recon.state import StateOutput
+
+        model = self.torch_network("model")
+        example = torch.zeros(2, 21, 32, 32)  # (B, l*3, 32, 32) raw cubes, as the cube store gives them
+        return {"model": ExportSpec(model, (example,), ["cubes"], ["raw", "flow"], {"cubes": {0: "cubes"}},
+                                    wrap=lambda outs: StateOutput(*outs))}
+
+    def backend_note(self, backend: str) -> str | None:
+        if backend not in ("torch", "auto") and self.args["eps"]:
+            return (f"STATE's perturbed scoring (eps={self.args['eps']}) takes a gradient with respect to the input, "
+                    f"which inference runtimes do not compute: it scores with torch (the exported network serves "
+                    f"eps=0 scoring and deployment)")
+        return None
+
     # -- scoring --------------------------------------------------------------------------------------------------
     def _errors(self, pool: list, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Perturbed errors ``(E_raw, E_flow)``, each ``(n,)`` float64, of the pool's cubes ``indices``."""

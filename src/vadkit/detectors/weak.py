@@ -192,6 +192,14 @@ class ARNetDetector(_WeakDetector):
         a = self.args
         return weak_loss(outputs, seq_len, labels, k=a["k"], lambda_mil=a["lambda_mil"], lambda_center=a["lambda_center"])
 
+    def networks(self) -> dict:
+        from vadkit.features.backends import dict_spec
+
+        model = self.torch_network("model")
+        example = torch.zeros(1, 8, model.feature_dim)  # (1, N, F): one video of N snippets
+        return {"model": dict_spec(model, (example,), ["features"], ["scores"],
+                                   {"features": {1: "snippets"}})}
+
     @torch.inference_mode()
     def snippet_scores(self, features: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.asarray(features, np.float32))[None]  # (1, N, F)
@@ -273,6 +281,14 @@ class AEDDetector(_WeakDetector):
         out = self.model(windows)  # (2S, L, F) -> logits (2S, C), frames (2S, fps*L)
         return aed_loss(out["logits"], out["frame_scores"], classes, targets, self.args["lambda_cls"],
                         self.args["lambda_reg"])
+
+    def networks(self) -> dict:
+        from vadkit.features.backends import dict_spec
+
+        model = self.torch_network("model")
+        example = torch.zeros(2, self.window, model.feature_dim)  # (W, L, F) windows
+        return {"model": dict_spec(model, (example,), ["windows"], ["logits", "frame_scores"],
+                                   {"windows": {0: "windows"}})}
 
     @torch.inference_mode()
     def _windows(self, features: np.ndarray) -> tuple[dict, int]:

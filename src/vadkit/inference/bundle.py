@@ -31,7 +31,9 @@ class LoadedModel:
     detector: Detector
     source: str
     run_dir: Path | None = None
+    backend: str = "auto"
     _extractor: Any = field(default=None, repr=False)
+    _ready: bool = field(default=False, repr=False)
 
     @property
     def threshold(self) -> float:
@@ -53,8 +55,23 @@ class LoadedModel:
         if not method.split(":", 1)[-1].strip():  # no card, or a card that names only the detector
             method = f"{d.name}: " + ", ".join(f"{k}={v}" for k, v in d.args.items()
                                                if k in ("model", "k", "metric", "center", "clip_length"))
-        return {"name": d.name, "source": self.source, "method": method, "trained_on": self.trained_on,
-                "threshold_rule": d.threshold_rule}
+        info = {"name": d.name, "source": self.source, "method": method, "trained_on": self.trained_on,
+                "threshold_rule": d.threshold_rule, "backend": d.backend_}
+        if self._extractor is not None:
+            info["feature_backend"] = self._extractor.backend
+        return info
+
+    def ready(self, batch_size: int = 4) -> "LoadedModel":
+        """Put every network on its runtime (once): the feature network on ``backend`` (``auto``: the fastest that
+        passes the parity check here), a feature detector's own networks on the same runtime, a frame detector's on
+        ``backend`` when one is named (``auto``: torch)."""
+        if not self._ready:
+            if self.detector.inputs == "features":
+                self.detector.use_backend(self.extractor(batch_size).backend)
+            else:
+                self.detector.use_backend("torch" if self.backend == "auto" else self.backend)
+            self._ready = True
+        return self
 
     def extractor(self, batch_size: int = 4):
         """The snippet extractor matching the training features (built once)."""
@@ -64,7 +81,7 @@ class LoadedModel:
             trained = self.detector.extraction_ or {}
             settings = ExtractionSettings(**{k: v for k, v in trained.items()
                                              if k in ExtractionSettings.__dataclass_fields__})
-            extractor = SnippetExtractor(settings, batch_size=batch_size)
+            extractor = SnippetExtractor(settings, batch_size=batch_size, backend=self.backend)
             _check_weights(trained, extractor.manifest_settings(), self.source)
             self._extractor = extractor
         return self._extractor
@@ -84,15 +101,16 @@ def list_bundled_models() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.pt"))
 
 
-def resolve_model(name_or_path: str | Path | Detector) -> LoadedModel:
-    """Load a detector from a run folder, a model file or a bundled model name (a fitted detector is wrapped).
+def resolve_model(name_or_path: str | Path | Detector, backend: str = "auto") -> LoadedModel:
+    """Load a detector from a run folder, a model file or a bundled model name (a fitted detector is wrapped);
+    ``backend`` is the runtime its networks will run on (see :meth:`LoadedModel.ready`).
 
     Raises:
         FileNotFoundError: nothing by that name; the message lists the bundled models.
         vadkit.detectors.ModelFileError: the file is not a vadkit model file (or would execute code).
     """
     if isinstance(name_or_path, Detector):
-        return LoadedModel(detector=name_or_path, source=type(name_or_path).__name__)
+        return LoadedModel(detector=name_or_path, source=type(name_or_path).__name__, backend=backend)
     path = Path(name_or_path)
     if path.exists():
         file = path / "model.pt" if path.is_dir() else path
@@ -100,14 +118,15 @@ def resolve_model(name_or_path: str | Path | Detector) -> LoadedModel:
             raise FileNotFoundError(f"{path} is a folder without model.pt: expected a run folder of `vadkit train` "
                                     f"or `vadkit fit-normal`")
         run_dir = file.parent if (file.parent / "config.yaml").is_file() else None
-        return LoadedModel(detector=load_detector(file), source=str((run_dir or file).resolve()), run_dir=run_dir)
+        return LoadedModel(detector=load_detector(file), source=str((run_dir or file).resolve()), run_dir=run_dir,
+                           backend=backend)
     file = BUNDLED_DIR / f"{name_or_path}.pt"
     if not file.is_file():
         names = list_bundled_models()
         listed = ", ".join(names) if names else "none are installed"
         raise FileNotFoundError(f"model {str(name_or_path)!r} is neither a run folder, a model file nor a bundled "
                                 f"model (bundled: {listed})")
-    return LoadedModel(detector=load_detector(file), source=str(name_or_path))
+    return LoadedModel(detector=load_detector(file), source=str(name_or_path), backend=backend)
 
 
 def bundle_model(run_dir: str | Path, destination: str | Path) -> Path:

@@ -62,7 +62,7 @@ def _clean(values: np.ndarray) -> list[float | None]:
 
 def frame_scores(model: LoadedModel, video, name: str, progress=None, batch_size: int = 4) -> FrameScores:
     """The frame scores of an opened video (one streaming decode for feature detectors)."""
-    detector = model.detector
+    detector = model.ready(batch_size).detector
     task = progress.add_task(f"scoring {name}", total=video.num_frames, info="") if progress is not None else None
     if detector.inputs == "features":
         extractor = model.extractor(batch_size)
@@ -278,12 +278,13 @@ def _remove_partial(out_dir: Path, created: bool) -> None:
 
 
 def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, out_root: str | Path,
-                 progress: bool = True, errors: list | None = None, **options) -> list[dict]:
+                 progress: bool = True, errors: list | None = None, backend: str = "auto", **options) -> list[dict]:
     """Score every video of ``inputs`` (files, frame folders, folders of videos) into ``out_root/<name>/``.
 
     Args:
         errors: when a list is given, a video that cannot be read or scored is recorded there as
             ``(path, message)`` and the others go on; otherwise the first failure is raised.
+        backend: the runtime when ``model`` is a name or path (see :meth:`LoadedModel.ready`).
         options: passed to :func:`score_video`.
 
     Returns:
@@ -291,7 +292,7 @@ def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, 
     """
     videos = find_videos(inputs)
     if not isinstance(model, LoadedModel):
-        model = resolve_model(model)
+        model = resolve_model(model, backend=backend)
     out_root = Path(out_root)
     results = []
     with make_progress(progress) as bar:
