@@ -5,6 +5,7 @@ Prints one JSON line: ``frames_per_s`` (all frames / wall time of the whole run,
 ``frames_per_s_per_video`` (mean of each video's own rate), the threads and the model used.
 
     python bench/score_speed.py [--model ped2-knn | RUN_DIR] [--store features/ped2] [--no-video] [--videos 12]
+                                [--backend auto|torch|onnxruntime|openvino]
 
 When ``--model`` is not found (the bundled model may not be installed yet), a k-NN is fitted on the training keys
 of ``--store`` (a Ped2 feature store made with the default settings) and used instead; the JSON says which.
@@ -29,11 +30,11 @@ def data_root() -> Path:
     return root
 
 
-def load_model(name: str, store: Path):
+def load_model(name: str, store: Path, backend: str = "auto"):
     from vadkit.inference import LoadedModel, resolve_model
 
     try:
-        return resolve_model(name), name
+        return resolve_model(name, backend=backend), name
     except FileNotFoundError:
         pass
     from vadkit.datasets import get_dataset
@@ -46,7 +47,7 @@ def load_model(name: str, store: Path):
     features = FeatureStore(store)
     detector = KNNDetector()
     detector.fit(make_items(get_dataset("ucsd_ped2", data_root()).videos("train"), features), progress=False)
-    return LoadedModel(detector=detector, source=f"k-NN fitted on {store} (train)"), detector.name
+    return LoadedModel(detector=detector, source=f"k-NN fitted on {store} (train)", backend=backend), detector.name
 
 
 def main() -> None:
@@ -57,12 +58,14 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=12)
     parser.add_argument("--no-video", action="store_true", help="skip the annotated mp4")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--backend", default="auto", help="runtime of the networks (auto: fastest that passes parity)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     from vadkit.inference import score_videos
 
-    model, used = load_model(args.model, args.store)
+    model, used = load_model(args.model, args.store, args.backend)
+    model.ready()  # the runtime is chosen (and measured once per machine) before the clock starts
     folders = sorted(p for p in (data_root() / "testing" / "frames").iterdir() if p.is_dir())[: args.videos]
     start = time.perf_counter()
     results = score_videos(folders, model, args.out, progress=False, write_annotated=not args.no_video)
@@ -73,6 +76,7 @@ def main() -> None:
                       "frames": frames, "videos": len(results), "seconds": round(seconds, 1),
                       "annotated_video": not args.no_video, "model": used if used != "knn" else model.source,
                       "events": sum(len(r["events"]) for r in results), "threads": args.threads,
+                      "backend": results[0]["model"].get("feature_backend", results[0]["model"]["backend"]),
                       "load_average": round(os.getloadavg()[0], 2), "torch": torch.__version__}))
 
 

@@ -76,6 +76,17 @@ def versions() -> dict[str, str]:
     return found
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16); elsewhere PyTorch emulates it,
+    very slowly."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((ln for ln in handle if ln.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def machine_id() -> str:
     """The CPU model and its flags, hashed: a measurement made on another CPU is not reused."""
     cpu = platform.processor()
