@@ -61,7 +61,7 @@ def test_the_export_folder_describes_everything(exported):
             assert parity["relative_error"] < parity["bound"], (name, backend)
     assert (out / "score.py").is_file() and (out / "detector-arrays.npz").is_file()
     arrays = np.load(out / "detector-arrays.npz")
-    assert arrays["bank"].shape[1] == 1024
+    assert arrays["bank"].shape[1] == 1024 and set(spec["arrays"]["names"]) >= {"bank"}
 
 
 def test_onnxruntime_alone_scores_the_demo_clip_as_vadkit_does(exported, tmp_path):

@@ -7,7 +7,8 @@ The export folder holds:
   ``(B, 1024)``;
 - ``detector-<name>.onnx``: each network the detector scores through (AR-Net, AED, sEnDec, STATE's auto-encoder,
   the k-NN scorer with its memory bank as a constant);
-- ``detector-arrays.npz``: the fitted arrays of detectors that have them (the k-NN memory bank and mean);
+- ``detector-arrays.npz``: the detector's fitted arrays beyond network weights (the k-NN memory bank and mean, the
+  object detector's densities and calibration);
 - ``i3d.xml``/``.bin`` and ``detector-*.xml``/``.bin`` with ``--format openvino`` (fp32 weights);
 - ``vadkit-export.json``: preprocessing, snippet geometry, the scoring recipe, the fitted threshold and its rule,
   the protocol card, each file's inputs/outputs and sha256, and the parity measured at export against PyTorch;
@@ -71,7 +72,7 @@ def export_model(model: str | Path | LoadedModel, out_dir: str | Path, fmt: str 
             networks["detector" if "detector" not in networks else f"detector-{attribute}"] = entry
         arrays = _arrays(detector)
         if arrays:
-            np.savez(staging / "detector-arrays.npz", **arrays)
+            np.savez(staging / "detector-arrays.npz", **{k.replace("/", "__"): v for k, v in arrays.items()})
         shutil.copyfile(Path(__file__).with_name("onnx_scorer.py"), staging / "score.py")
         spec = _description(loaded, networks, sorted(arrays), smoothing_sigma, min_event_frames, merge_gap, fmt)
         atomic_write_json(staging / EXPORT_FILE, spec)
@@ -113,12 +114,23 @@ def _write_network(spec: ExportSpec, folder: Path, name: str, fmt: str, probe: t
 
 
 def _arrays(detector) -> dict[str, np.ndarray]:
-    """The fitted arrays of detectors that keep them (k-NN: bank and mean)."""
-    out = {}
-    for key in ("bank_", "mean_"):
-        value = getattr(detector, key, None)
-        if isinstance(value, torch.Tensor):
-            out[key.rstrip("_")] = value.numpy()
+    """The fitted arrays of the detector's state (the k-NN memory bank and mean, the object detector's densities and
+    calibration, normalisation statistics), flattened to ``a/b/c`` names; network weights are in the ONNX files."""
+    out: dict[str, np.ndarray] = {}
+
+    def walk(value, name: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{name}/{key}" if name else str(key))
+        elif isinstance(value, torch.Tensor):
+            out[name] = value.detach().cpu().numpy()
+        elif isinstance(value, np.ndarray) and value.dtype != object:
+            out[name] = value
+
+    state = dict(detector.state())
+    for network in detector.networks():
+        state.pop(network, None)  # weights: exported as graphs
+    walk(state, "")
     return out
 
 
@@ -144,7 +156,9 @@ def _description(loaded: LoadedModel, networks: dict, arrays: list[str], smoothi
         "scoring": {"kind": SCORING_KIND.get(d.name, "other"), "crops": d.crops_, "tail": d.args.get("tail", "extend"),
                     "smoothing_sigma": smoothing_sigma, "min_event_frames": min_event_frames, "merge_gap": merge_gap,
                     "higher_is_abnormal": True},
-        "networks": networks, "arrays": {"file": "detector-arrays.npz", "names": arrays} if arrays else None,
+        "networks": networks,
+        "arrays": {"file": "detector-arrays.npz", "names": arrays, "naming": "state keys joined by '__'"}
+        if arrays else None,
         "runtimes": {b: v for b, v in versions().items() if b in BACKENDS},
         "standalone": "python score.py VIDEO (numpy, onnxruntime, av, opencv-python-headless)"
                       if SCORING_KIND.get(d.name) == "snippets" else
