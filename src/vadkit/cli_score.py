@@ -64,6 +64,60 @@ def score_command(
         raise typer.Exit(1)
 
 
+def watch_command(
+    sources: List[str] = typer.Argument(..., help="rtsp:// rtsps:// http(s):// URLs, /dev/video devices or files"),
+    model: str = typer.Option("ped2-knn", "--model", help="a run folder, a model.pt file or a bundled model name"),
+    out: Path = typer.Option(Path("watch"), "--out", help="output folder: one sub-folder per stream"),
+    realtime: bool = typer.Option(False, "--realtime", help="play files at their own frame rate"),
+    loop: bool = typer.Option(False, "--loop", help="start files again at their end"),
+    smoothing: float = typer.Option(3.0, "--smoothing", help="Gaussian sigma in frames (adds int(4 sigma + 0.5) frames of delay)"),
+    min_event: int = typer.Option(8, "--min-event", help="an event opens after this many frames above the threshold"),
+    merge_gap: int = typer.Option(5, "--merge-gap", help="an event closes after this many frames below the threshold"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="override the model's fitted threshold"),
+    webhook: Optional[str] = typer.Option(None, "--webhook", help="POST each event as JSON to this URL (retried, never blocking)"),
+    pre_roll: float = typer.Option(3.0, "--pre-roll", help="seconds of video before an event in its clip"),
+    post_roll: float = typer.Option(3.0, "--post-roll", help="seconds of video after an event in its clip"),
+    timeout: float = typer.Option(10.0, "--timeout", help="seconds without data before a source is reopened"),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries", help="give a source up after this many failed reopenings in a row (default: never)"),
+    batch_size: int = typer.Option(8, "--batch-size", help="snippets per I3D forward pass, across streams"),
+    queue_snippets: int = typer.Option(8, "--queue", help="snippets a stream may have waiting before new ones are skipped"),
+    backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or openvino"),
+) -> None:
+    """Watch live streams: print each event as a JSON line as it opens and closes, save event clips, scores and
+    a status the viewer shows (`vadkit serve --watch-dir OUT`). Ctrl-C / SIGTERM close open events and exit 0."""
+    import signal
+    import threading
+
+    from vadkit.inference import resolve_model
+    from vadkit.inference.watch import WatchOptions, watch
+
+    stop = threading.Event()
+
+    def request_stop(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
+    options = WatchOptions(realtime=realtime, loop=loop, smoothing_sigma=smoothing, min_event_frames=min_event,
+                           merge_gap=merge_gap, threshold=threshold, webhook=webhook, pre_roll_s=pre_roll,
+                           post_roll_s=post_roll, timeout_s=timeout, max_retries=max_retries, batch_size=batch_size,
+                           queue_snippets=queue_snippets)
+    try:
+        loaded = resolve_model(model, backend=backend)
+        _say_backend(loaded, batch_size)
+        summary = watch(sources, loaded, out, options, stop=stop)
+    except USER_ERRORS as err:
+        fail(str(err))
+        return
+    for row in summary.values():
+        line = (f"{row['stream']}: {row['frames']} frames, {row['scored_frames']} scored, {row['skipped_frames']} "
+                f"skipped, {row['gaps']} gap(s), {row['events']} event(s) → {row['folder']}")
+        err_console.print(line + (f" ({row['state']}: {row['error']})" if row["error"] else ""), highlight=False,
+                          soft_wrap=True)
+    if any(row["state"] == "failed" for row in summary.values()):
+        raise typer.Exit(1)
+
+
 def _say_backend(loaded, batch_size: int) -> None:
     """Choose the runtimes now (measured once per machine) and say which, on stderr."""
     from vadkit.features.backends import describe

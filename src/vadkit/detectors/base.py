@@ -167,6 +167,9 @@ class Detector(ABC):
     trainable: ClassVar[bool] = False
     classifier: ClassVar[bool] = False
     threshold_rule: ClassVar[str] = ""
+    # snippets a live stream's score needs (`vadkit watch`): 1 = each snippet is scored on its own (live scores
+    # equal file scores); None = the detector reads a sequence, and watch gives it the last few snippets
+    stream_context: ClassVar[int | None] = None
 
     def __init__(self, **args: Any) -> None:
         self.args = args

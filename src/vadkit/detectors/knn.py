@@ -116,6 +116,7 @@ class KNNDetector(Detector):
 
     name = "knn"
     inputs = "features"
+    stream_context = 1
     threshold_rule = ("calibrated false-alarm quantile: the (1 - false_alarm_rate) quantile of held-out normal "
                       "training snippets' scores against a bank built without them")
 

@@ -165,6 +165,39 @@ def count_snippets(num_frames: int, settings: ExtractionSettings) -> int:
     return max(1, num_snippets(num_frames, settings.snippet_len, settings.stride))
 
 
+class SnippetWindow:
+    """Frames in, snippets out: the last ``L`` frames, and a snippet ``(crops, L, S, S, C)`` every ``stride`` frames.
+
+    The one place frames become snippets, for files (:func:`iter_snippets`) and live streams (``vadkit watch``).
+    Frames must already be resized to :meth:`ExtractionSettings.frame_size`. ``frames_seen`` counts the frames
+    pushed; the snippet returned by :meth:`push` covers frames ``frames_seen - L … frames_seen - 1``.
+    """
+
+    def __init__(self, settings: ExtractionSettings) -> None:
+        self.settings = settings
+        self.window: list[np.ndarray] = []
+        self.frames_seen = 0
+        self.next_start = 0
+        self.emitted = 0
+
+    def push(self, frame: np.ndarray) -> np.ndarray | None:
+        length = self.settings.snippet_len
+        self.window.append(frame)
+        if len(self.window) > length:
+            self.window.pop(0)
+        self.frames_seen += 1
+        if len(self.window) == length and self.frames_seen - length == self.next_start:
+            self.next_start += self.settings.stride
+            self.emitted += 1
+            return make_crops(np.stack(self.window), self.settings.crops)
+        return None
+
+    def padded(self) -> np.ndarray:
+        """The window padded to one snippet by repeating its last frame (a video shorter than one snippet)."""
+        padded = self.window + [self.window[-1]] * (self.settings.snippet_len - len(self.window))
+        return make_crops(np.stack(padded), self.settings.crops)
+
+
 def iter_snippets(video: VideoSource, settings: ExtractionSettings) -> Iterator[np.ndarray]:
     """Yield snippets ``(crops, L, S, S, C)`` in order, reading each frame once (a ring buffer of L frames)."""
     size = settings.frame_size(video.native_size[0], video.native_size[1]) if hasattr(video, "native_size") else None
@@ -173,23 +206,13 @@ def iter_snippets(video: VideoSource, settings: ExtractionSettings) -> Iterator[
     if settings.modality == "flow":
         frames = flow_frames(frames, settings.flow_method)
     total = count_snippets(video.num_frames, settings)
-    length, stride = settings.snippet_len, settings.stride
-    window: list[np.ndarray] = []
-    emitted, index = 0, 0
-    next_start = 0
+    window = SnippetWindow(settings)
     for frame in frames:
-        window.append(frame)
-        if len(window) > length:
-            window.pop(0)
-        index += 1
-        # the window now holds frames index-len(window) … index-1
-        if emitted < total and len(window) == length and index - length == next_start:
-            yield make_crops(np.stack(window), settings.crops)
-            emitted += 1
-            next_start += stride
-    if emitted < total:  # a video shorter than one snippet: repeat its last frame
-        padded = window + [window[-1]] * (length - len(window))
-        yield make_crops(np.stack(padded), settings.crops)
+        snippet = window.push(frame) if window.emitted < total else None
+        if snippet is not None:
+            yield snippet
+    if window.emitted < total:  # a video shorter than one snippet: repeat its last frame
+        yield window.padded()
 
 
 def _background(iterator: Iterator, maxsize: int = 4) -> Iterator:

@@ -109,3 +109,67 @@ def event_mask(events: list[Event], num_frames: int) -> np.ndarray:
     for e in events:
         mask[e.start_frame:e.end_frame + 1] = True
     return mask
+
+
+class EventTracker:
+    """:func:`find_events` for a score series that arrives a few frames at a time.
+
+    ``push(scores)`` returns what happened: ``("open", Event)`` when a run of frames at or above the threshold
+    (gaps shorter than ``merge_gap`` bridged) reaches ``min_frames`` (the event is certain from then on: merging only
+    makes it longer), and ``("close", Event)`` once ``merge_gap`` frames below the threshold have followed it (it can
+    no longer grow). :meth:`finish` closes an open event at the end of the series. Fed a whole series, the closed
+    events equal :func:`find_events`' on it.
+    """
+
+    def __init__(self, threshold: float, fps: float, min_frames: int = 8, merge_gap: int = 5, first_frame: int = 0):
+        if min_frames < 1 or merge_gap < 0:
+            raise ValueError(f"min_frames must be >= 1 and merge_gap >= 0, got {min_frames} and {merge_gap}")
+        self.threshold, self.fps = float(threshold), float(fps)
+        self.min_frames, self.merge_gap = min_frames, merge_gap
+        self.next_frame = first_frame
+        self._run: list | None = None  # [start, end, peak_score, peak_frame, opened]
+        self._below = 0
+
+    @property
+    def open_event(self) -> Event | None:
+        return self._event() if self._run is not None and self._run[4] else None
+
+    def push(self, scores) -> list[tuple[str, Event]]:
+        changes = []
+        for value in np.asarray(scores, dtype=np.float64).ravel().tolist():
+            frame = self.next_frame
+            self.next_frame += 1
+            if value >= self.threshold:  # NaN compares False: never above
+                if self._run is None:
+                    self._run = [frame, frame, value, frame, False]
+                else:
+                    self._run[1] = frame
+                    if value > self._run[2]:
+                        self._run[2], self._run[3] = value, frame
+                self._below = 0
+                if not self._run[4] and self._run[1] - self._run[0] + 1 >= self.min_frames:
+                    self._run[4] = True
+                    changes.append(("open", self._event()))
+            elif self._run is not None:
+                self._below += 1
+                if self._below >= self.merge_gap:
+                    changes += self._end()
+        return changes
+
+    def finish(self) -> list[tuple[str, Event]]:
+        """The series ended (or was interrupted): settle the current run."""
+        return self._end() if self._run is not None else []
+
+    def _end(self) -> list[tuple[str, Event]]:
+        run, self._run, self._below = self._run, None, 0
+        if run[1] - run[0] + 1 < self.min_frames:
+            return []
+        self._run = run
+        event = self._event()
+        self._run = None
+        return [("close", event)]
+
+    def _event(self) -> Event:
+        start, end, peak, peak_frame, _ = self._run
+        return Event(start_frame=start, end_frame=end, start_s=start / self.fps, end_s=(end + 1) / self.fps,
+                     peak_score=float(peak), peak_frame=peak_frame)
