@@ -505,9 +505,13 @@ class _StreamScorer:
                    "emitted": _iso(time.time())}
         if kind == "open":
             self.open_number = self.events_written
+            now = time.monotonic()
             if start_arrival and start_arrival[1] is not None:
-                message["latency_s"] = round(time.monotonic() - start_arrival[1], 3)
+                message["latency_s"] = round(now - start_arrival[1], 3)  # from the event's first frame
                 self.latencies.append(message["latency_s"])
+            newest = arrivals.get(self.last_snippet.last) if self.last_snippet is not None else None
+            if newest and newest[1] is not None:  # from the frame that completed the deciding snippet
+                message["processing_s"] = round(now - newest[1], 3)
         else:
             number = self.open_number if self.open_number is not None else self.events_written
             self.open_number = None
