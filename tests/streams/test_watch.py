@@ -222,3 +222,18 @@ def test_the_webhook_retries_and_never_blocks(tmp_path):
         assert dead.failed == 1
     finally:
         server.shutdown()
+
+
+def test_vadkit_score_is_unchanged_by_the_streaming_work(shared_data, tmp_path):
+    """Ped2 test clips 01-04 scored now (torch backend) equal, to result.json's 6 digits, what the code before the
+    runtime and streaming changes wrote (tests/fixtures/ped2_score_reference.json), events included."""
+    _weights()
+    from vadkit.inference import score_videos
+
+    reference = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "ped2_score_reference.json").read_text())
+    folders = [shared_data / "ucsd_ped2" / "testing" / "frames" / name for name in reference["videos"]]
+    results = score_videos(folders, "ped2-knn", tmp_path, progress=False, backend="torch", write_annotated=False)
+    for result in results:
+        expected = reference["videos"][result["name"]]
+        assert result["scores"] == expected["scores"], result["name"]
+        assert [[e["start_frame"], e["end_frame"]] for e in result["events"]] == expected["events"]
