@@ -58,12 +58,15 @@ def test_without_ray_the_error_says_how_to_install_it(tmp_path, monkeypatch):
         score_videos_ray([tmp_path], "ped2-knn", tmp_path / "out", progress=False)
 
 
-def test_an_address_where_no_cluster_listens_fails_at_once(tmp_path):
+def test_an_address_where_no_cluster_listens_fails_at_once(tmp_path, monkeypatch):
     needs_ray()
     start = time.perf_counter()
     with pytest.raises(ConnectionError, match="no Ray cluster answers at 127.0.0.1:1"):
         extract_videos_ray([("v", tmp_path / "v.mp4")], tmp_path / "store", address="127.0.0.1:1", progress=False)
     assert time.perf_counter() - start < 10
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # what "auto" stands for: a cluster that has stopped
+    with pytest.raises(ConnectionError, match="no Ray cluster answers at 127.0.0.1:1"):
+        extract_videos_ray([("v", tmp_path / "v.mp4")], tmp_path / "store", address="auto", progress=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -150,8 +150,22 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
             ray.shutdown()
 
 
+def _auto_address() -> str | None:
+    """The address ``auto`` stands for: ``$RAY_ADDRESS``, else the one ``ray start`` wrote on this machine."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    temp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    try:
+        return (Path(temp) / "ray" / "ray_current_cluster").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Fail at once when nothing listens at a ``host:port`` address (Ray itself retries for many minutes)."""
+    """Fail at once when nothing listens at a ``host:port`` address, or at the one ``auto`` stands for (a cluster
+    that has stopped leaves its address behind; Ray itself retries it for many minutes)."""
+    if address == "auto":
+        address = _auto_address() or ""
     if not looks_like_address(address) or address in ("auto", LOCAL) or address.startswith("ray://"):
         return
     host, _, port = address.rpartition(":")
@@ -453,9 +467,9 @@ def extract_videos_ray(videos: Sequence[tuple[str, str | os.PathLike]], store_ro
         staged = (lambda answer: init[:-1] + (answer["backend"],)) if backend in (None, "auto") else None
         _run_on_workers(ray, _ExtractWorker, init, workers, threads, retries, videos, submit, on_ready, on_result,
                         on_failure, on_wait, rest_args=staged)
+        if "start" in state:
+            report["seconds"] = time.perf_counter() - state["start"]  # not the cluster's shutdown
         on_wait()
-    if "start" in state:
-        report["seconds"] = time.perf_counter() - state["start"]
     return report
 
 
