@@ -8,9 +8,8 @@ as python3-gi + gir1.2-gst-rtsp-server-1.0; `make streams` installs them), not w
 
 How it serves:
 
-* the file's H.264 access units are read once, at start-up, into memory (no re-encoding: the file, MP4, MOV or
-  Matroska, must hold H.264;
-  re-encode anything else first, e.g. with PyAV from the venv);
+* the file's H.264 access units are read once, at start-up, into memory, without re-encoding: the file (MP4, MOV
+  or Matroska) must hold H.264; re-encode anything else first, e.g. with PyAV from the venv;
 * every client gets its own stream, which starts at the file's first frame (a key frame), so what a client decodes
   does not depend on when it connects;
 * with --loop (the default) the file is played again and again, each pass shifted by the file's duration, so the
