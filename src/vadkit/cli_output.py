@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # What a command reports as one line: bad input of any layer (DatasetError, ConfigError, ModelFileError,
 # StoreMismatchError, UnknownNameError are ValueErrors), files that cannot be read (OSError) and videos that cannot
@@ -16,5 +17,5 @@ err_console = Console(stderr=True)
 
 def fail(message: str, code: int = 1) -> None:
     """Print one clear line (no traceback) and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

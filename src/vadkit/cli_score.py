@@ -31,17 +31,30 @@ def score_command(
     backend: str = typer.Option("auto", "--backend", help="auto (fastest installed runtime that passes the parity "
                                 "check here), torch, onnxruntime or openvino"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON line per video (no progress bar)"),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="run on Ray (pip install "
+                                      "'vadkit[ray]'): alone, a local cluster; auto, the one `ray start` runs here; "
+                                      "host:port, that cluster's head"),
+    threads: int = typer.Option(1, "--threads", help="with --ray: torch threads of each worker"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="with --ray: workers to start (default: the "
+                                          "cluster's CPUs / --threads)"),
 ) -> None:
     """Score videos: per-frame scores (CSV, JSON), anomaly events, a plot, an annotated mp4 and an HTML report."""
     from vadkit.inference import resolve_model, score_videos
 
     errors: list = []
+    options = dict(smoothing_sigma=smoothing, min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
+                   write_annotated=not no_video, batch_size=batch_size)
     try:
-        loaded = resolve_model(model, backend=backend)
-        _say_backend(loaded, batch_size)
-        results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, smoothing_sigma=smoothing,
-                               min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
-                               write_annotated=not no_video, batch_size=batch_size)
+        if ray is not None:
+            from vadkit.inference.cluster import LOCAL, score_videos_ray
+
+            results = score_videos_ray(videos, model, out, address=None if ray == LOCAL else ray, threads=threads,
+                                       num_workers=workers, progress=not as_json, errors=errors, backend=backend,
+                                       **options)
+        else:
+            loaded = resolve_model(model, backend=backend)
+            _say_backend(loaded, batch_size)
+            results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, **options)
     except USER_ERRORS as err:
         fail(str(err))
         return

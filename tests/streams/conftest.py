@@ -32,7 +32,8 @@ import pytest
 SERVER_SCRIPT = Path(__file__).resolve().with_name("rtsp_server.py")
 #: the interpreter that runs the server: one that can import gi (Debian's python3-gi), not the venv
 SYSTEM_PYTHON = os.environ.get("VADKIT_RTSP_PYTHON", "/usr/bin/python3")
-APT_PACKAGES = "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good"
+APT_PACKAGES = ("python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
+                "gstreamer1.0-plugins-bad")
 INSTALL_HINT = f"run `make streams` (apt-get install --no-install-recommends {APT_PACKAGES})"
 
 #: what PyAV (FFmpeg >= 5) needs for an RTSP source: interleaved TCP and a socket timeout in microseconds

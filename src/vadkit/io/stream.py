@@ -85,24 +85,44 @@ class _Watchdog:
     """Closes a container that has produced nothing for ``timeout`` seconds (a stalled source whose socket stays
     open): the blocked read then fails and the stream is reopened."""
 
+    GRACE = 1.0  # FFmpeg's own read timeout (the same length) usually ends the read first, more cleanly
+
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.last = time.monotonic()
-        self.container = None
         self.fired = False
+        self._container = None
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="vadkit-stream-watchdog")
         self._thread.start()
 
+    def watch(self, container) -> None:
+        with self._lock:
+            self._container, self.fired = container, False
+        self.feed()
+
+    def take(self):
+        """The watched container, no longer watched (None when the watchdog has closed it)."""
+        with self._lock:
+            container, self._container = self._container, None
+        return container
+
     def feed(self) -> None:
         self.last = time.monotonic()
 
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last
+
     def _run(self) -> None:
         while not self._stop.wait(0.25):
-            container = self.container
-            if container is not None and time.monotonic() - self.last > self.timeout:
-                self.fired = True
-                self.container = None
+            if self.silent_for() <= self.timeout + self.GRACE:
+                continue
+            with self._lock:
+                container, self._container = self._container, None
+                if container is not None:
+                    self.fired = True
+            if container is not None:
                 try:
                     container.close()
                 except Exception:  # noqa: BLE001 - closing a broken container
@@ -122,8 +142,9 @@ def _decode(source: str, timeout_s: float, realtime: bool, stop: threading.Event
         container = av.open(source, options=options, format=fmt, timeout=(timeout_s, timeout_s))
     except Exception as err:  # noqa: BLE001 - PyAV raises many types
         raise StreamError(f"cannot open {source}: {err}") from err
-    watchdog.container = container
-    watchdog.feed()
+    if kind_of(source) != "file":  # a file never stalls (and a slow consumer must not be taken for a stall)
+        watchdog.watch(container)
+    stream = None
     try:
         if not container.streams.video:
             raise StreamError(f"{source}: no video stream")
@@ -155,13 +176,26 @@ def _decode(source: str, timeout_s: float, realtime: bool, stop: threading.Event
     except Exception as err:  # noqa: BLE001 - a dropped connection surfaces as any FFmpeg error
         if stop.is_set():
             return
-        raise StreamError(f"{source}: {'no data for %.0f s' % timeout_s if watchdog.fired else err}") from err
+        silent = watchdog.fired or (isinstance(err, av.error.ExitError) and watchdog.silent_for() >= 0.9 * timeout_s)
+        lost = StreamError(f"{source}: {'no data for %.0f s' % timeout_s if silent else err}")
+        if watchdog.take() is not None and stream is not None:
+            # the frames the decoder still holds (its reordering and thread delay) arrived before the loss
+            yield from ((frame.to_ndarray(format="rgb24"), fps) for frame in _drain(stream))
+        raise lost from err
     finally:
-        watchdog.container = None
+        container = watchdog.take() or container
         try:
             container.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _drain(stream) -> list:
+    """The frames a decoder still holds after its input broke off (an empty list when it cannot say)."""
+    try:
+        return list(stream.codec_context.decode(None))
+    except Exception:  # noqa: BLE001 - a decoder left in a bad state by the loss has nothing to give
+        return []
 
 
 def stream_frames(source: str, *, realtime: bool = False, loop: bool = False, timeout_s: float = 10.0,

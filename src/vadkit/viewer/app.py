@@ -11,6 +11,7 @@ Routes::
     GET  /files/{id}/{file}     a file inside a folder (Range requests answered with 206, for seeking in video)
     POST /api/upload            multipart ``file`` -> 202 and a job (413 over the limit, 415 not a video)
     GET  /api/jobs, /api/jobs/{job}   scoring jobs: state and progress fraction
+    GET  /api/live...           with ``watch_dir``: live pages of a ``vadkit watch`` folder (vadkit.viewer.live)
 
 Every request must name an allowed host in its ``Host`` header (the loopback names and the address the server was
 started on, plus ``allowed_hosts``): a web page the user visits cannot reach the viewer by pointing its own domain at
@@ -35,6 +36,7 @@ from fastapi.staticfiles import StaticFiles
 
 from vadkit.viewer.catalog import Catalog, UnsafePathError
 from vadkit.viewer.jobs import JobQueue, QueueFullError, Scorer, default_scorer
+from vadkit.viewer.live import LIVE_KEY, WatchFolder, add_live_routes
 from vadkit.viewer.upload import UploadError, receive_upload
 
 STATIC = Path(__file__).parent / "static"
@@ -50,7 +52,8 @@ PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; media-src 'self'; styl
 def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: Any = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, scorer: Optional[Scorer] = None,
                allowed_hosts: Iterable[str] = (), max_pending: int = DEFAULT_MAX_PENDING,
-               keep_uploads_hours: float = DEFAULT_KEEP_UPLOADS_HOURS) -> FastAPI:
+               keep_uploads_hours: float = DEFAULT_KEEP_UPLOADS_HOURS,
+               watch_dir: str | Path | None = None) -> FastAPI:
     """Build the viewer app.
 
     Args:
@@ -63,6 +66,8 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
             server listens on, or a name users reach it by).
         max_pending: uploads queued or being scored at most.
         keep_uploads_hours: uploads and their results are deleted this long after they were written.
+        watch_dir: a ``vadkit watch --out`` folder: a live page per stream (its frame, scores and events as the
+            watcher writes them).
     """
     if max_upload_bytes <= 0:
         raise ValueError(f"max_upload_bytes must be positive, got {max_upload_bytes}")
@@ -73,6 +78,8 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
     roots = {"runs": runs}
     if scores is not None:
         roots["scores"] = Path(scores).expanduser()
+    if watch_dir is not None:
+        roots[LIVE_KEY] = Path(watch_dir).expanduser()
     catalog = Catalog(roots)
     uploads = runs / UPLOADS
 
@@ -135,7 +142,7 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
         return {"folders": {key: str(root.path) for key, root in catalog.roots.items()},
                 "uploads": str(uploads), "detector": detector_label(detector),
                 "max_upload_bytes": max_upload_bytes, "max_pending": max_pending,
-                "keep_uploads_hours": keep_uploads_hours}
+                "keep_uploads_hours": keep_uploads_hours, "live": watch_dir is not None}
 
     @app.get("/api/videos")
     def videos() -> list:
@@ -160,6 +167,9 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
         if media_type.startswith("text/html"):
             headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
         return FileResponse(path, media_type=media_type, headers=headers)
+
+    if watch_dir is not None:
+        add_live_routes(app, WatchFolder(watch_dir))
 
     def queue_full(message: str) -> JSONResponse:
         return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "30"})

@@ -29,6 +29,8 @@ def serve_command(
     max_pending: int = typer.Option(8, "--max-pending", min=1, help="uploads waiting to be scored at most"),
     keep_uploads_hours: float = typer.Option(24.0, "--keep-uploads-hours", min=0.001,
                                              help="uploads and their results are deleted this long after upload"),
+    watch_dir: Optional[Path] = typer.Option(None, "--watch-dir", help="a `vadkit watch --out` folder: a live page "
+                                             "per stream (frame, scrolling scores, open and recent events)"),
 ) -> None:
     """Start the web viewer: scored videos with their score timeline, evaluation runs, uploads to score."""
     try:
@@ -40,6 +42,8 @@ def serve_command(
              f"pip install fastapi uvicorn python-multipart")
     if scores is not None and not scores.is_dir():
         fail(f"--scores {scores} is not a folder")
+    if watch_dir is not None and not watch_dir.is_dir():
+        fail(f"--watch-dir {watch_dir} is not a folder (expected the --out folder of `vadkit watch`)")
     model = None
     if detector is not None:
         from vadkit.inference import resolve_model
@@ -53,9 +57,12 @@ def serve_command(
                    f"and upload files", err=True)
     hosts = [*(allow_host or []), *([] if host in ("0.0.0.0", "::", "") else [host])]
     app = create_app(runs, scores=scores, detector=model, max_upload_bytes=int(max_upload_mb * 1e6),
-                     allowed_hosts=hosts, max_pending=max_pending, keep_uploads_hours=keep_uploads_hours)
-    typer.echo(f"vadkit viewer on http://{host}:{port}/ reading {runs}" + (f" and {scores}" if scores else ""))
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+                     allowed_hosts=hosts, max_pending=max_pending, keep_uploads_hours=keep_uploads_hours,
+                     watch_dir=watch_dir)
+    read = [str(p) for p in (runs, scores, watch_dir) if p is not None]
+    typer.echo(f"vadkit viewer on http://{host}:{port}/ reading {' and '.join(read)}")
+    # live pages hold an event stream open: on Ctrl-C, wait for them 2 s at most
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 def is_loopback(host: str) -> bool:

@@ -1,8 +1,9 @@
-// vadkit viewer: lists on the left, detail on the right; routes are #/video/<id> and #/run/<id>.
+// vadkit viewer: lists on the left, detail on the right; routes are #/video/<id>, #/run/<id> and #/live/<stream>.
+import { LiveView } from './live.js';
 import { Timeline } from './timeline.js';
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const state = { info: null, timeline: null, polling: null, announced: new Set() };
+const state = { info: null, timeline: null, live: null, polling: null, liveListing: null, announced: new Set() };
 
 /** An id like "runs/uploads/clip" as a URL path, each segment encoded. */
 const encodePath = (id) => id.split('/').map(encodeURIComponent).join('/');
@@ -45,6 +46,20 @@ function fillList(list, items, kind, describe) {
   }
 }
 
+/** The live streams of `vadkit serve --watch-dir`, refreshed every 5 s (a new stream appears by itself). */
+async function loadLiveList() {
+  clearTimeout(state.liveListing);
+  if (!state.info?.live) return;
+  $('#live-section').hidden = false;
+  const streams = await api('/api/live').catch(() => null);
+  if (streams) {
+    fillList($('#live-list'), streams, 'live', (s) =>
+      `${s.state} · ${s.open_event ? 'EVENT OPEN · ' : ''}${s.events ?? 0} event${s.events === 1 ? '' : 's'}`);
+    markCurrent();
+  }
+  state.liveListing = setTimeout(loadLiveList, 5000);
+}
+
 function markCurrent() {
   for (const link of document.querySelectorAll('#sidebar a[data-id]')) {
     link.classList.toggle('current', location.hash === link.getAttribute('href'));
@@ -55,8 +70,10 @@ function markCurrent() {
 async function route() {
   state.timeline?.destroy();
   state.timeline = null;
+  state.live?.destroy();
+  state.live = null;
   markCurrent();
-  const match = location.hash.match(/^#\/(video|run)\/(.+)$/);
+  const match = location.hash.match(/^#\/(video|run|live)\/(.+)$/);
   const detail = $('#detail');
   if (!match) {
     const hint = 'Pick a scored video or an evaluation run on the left.';
@@ -66,6 +83,7 @@ async function route() {
   const [, kind, id] = match;
   try {
     if (kind === 'video') showVideo(await api(`/api/videos/${encodePath(id)}`));
+    else if (kind === 'live') showLive(await api(`/api/live/${encodeURIComponent(id)}`));
     else showRun(await api(`/api/runs/${encodePath(id)}`));
   } catch (err) {
     detail.replaceChildren(el('p', { className: 'error', textContent: `Cannot open ${id}: ${err.message}` }));
@@ -106,6 +124,14 @@ function showVideo(result) {
     readout.textContent = `${secs(t)} s · frame ${Math.floor(t * (result.fps || 25))} · score ${fmt(timeline?.scoreAt(t), 3)}`;
   });
   state.timeline = timeline;
+}
+
+function showLive(page) {
+  const view = $('#live-view').content.cloneNode(true);
+  const live = new LiveView(view, page);
+  $('#detail').replaceChildren(view);
+  live.draw();
+  state.live = live;
 }
 
 function showRun(run) {
@@ -214,6 +240,7 @@ async function start() {
   await loadLists().catch((err) => {
     $('#video-list').replaceChildren(el('li', { className: 'error', textContent: err.message }));
   });
+  await loadLiveList();
   await pollJobs();
   await route();
   document.body.dataset.ready = 'true';

@@ -1,7 +1,7 @@
 // A score timeline under a <video>: smoothed and raw scores, threshold line, events shaded, and a cursor.
 // Both ways: clicking the timeline seeks the video; playing moves the cursor (timeupdate + requestAnimationFrame).
 
-const COLORS = {
+export const COLORS = {
   background: '#ffffff', grid: '#e5e7eb', raw: '#9ca3af', smoothed: '#1d4ed8',
   threshold: '#dc2626', event: 'rgba(220, 38, 38, 0.22)', label: '#4b5563', labelBack: 'rgba(255, 255, 255, 0.8)',
 };
@@ -9,7 +9,7 @@ const MARGIN = 0.08; // of the score span, added above and below the data and th
 const LABEL_FONT = '10px system-ui, sans-serif';
 
 /** A score as a number; null, undefined and anything non-numeric become NaN (a gap), not 0. */
-const toScore = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
+export const toScore = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
 
 export class Timeline {
   /**
@@ -176,7 +176,7 @@ export class Timeline {
 }
 
 /** A polyline; a point whose y is not finite (a null/NaN score) breaks it into separate runs (a gap). */
-function line(ctx, points) {
+export function line(ctx, points) {
   ctx.beginPath();
   let run = 0;
   points.forEach(([px, py], i) => {
@@ -199,7 +199,7 @@ function line(ctx, points) {
  * ratio), and the decimals that step needs (0.01 -> 2, 0.005 -> 3, 2 -> 0), so 0.04 / 0.05 / 0.06 read as such, not
  * as 0 / 0 / 0.
  */
-function niceTicks(lo, hi, count) {
+export function niceTicks(lo, hi, count) {
   const span = hi - lo;
   if (!(span > 0) || !Number.isFinite(span)) return { values: [], decimals: 0 };
   const power = 10 ** Math.floor(Math.log10(span / count));
