@@ -96,3 +96,52 @@ def test_the_threshold_realises_the_false_alarm_rate_on_held_out_training_clips(
     fresh = [item(write_video(root / f"h{i}.mp4", scene(100 + i), fps=25), f"h{i}") for i in range(3)]
     alarms = np.concatenate([detector.score(v).abnormal() for v in fresh])
     assert alarms.mean() <= 0.1  # new normal clips of the same scene: few alarms (requested 0.01)
+
+
+def test_explain_gives_each_frames_top_object_and_names_its_highest_attribute(fitted):
+    detector, root = fitted
+    path = write_video(root / "fast_explain.mp4", scene(80, fast=True), fps=25)
+    probe = item(path, "fast_explain")
+    objects = detector.explain(probe)
+    assert len(objects) == FRAMES and objects.size == (SIZE, SIZE)
+    frame = int(np.nanargmax(objects.attributes["velocity"] + objects.attributes["appearance"]))  # the top frame
+    x1, y1, x2, y2 = objects.box(frame)
+    assert y1 > SIZE / 2 - 8  # the box of the frame's top object is the fast square (lower half)
+    every = detector.object_attributes(probe)  # the same object as the per-object listing's best of that frame
+    mine = every["frame"] == frame
+    assert np.allclose(every["xyxy"][mine][np.argmax(every["score"][mine])], (x1, y1, x2, y2))
+    scores = objects.scores(frame)
+    top = max(scores, key=scores.get)
+    assert objects.reason(frame).startswith(f"{top} {scores[top]:.1f}x the 99.9th percentile of held-out training")
+    assert objects.box(frame, (2 * SIZE, 2 * SIZE)) == [round(2 * v, 1) for v in (x1, y1, x2, y2)]
+
+
+def test_vadkit_score_draws_and_names_the_abnormal_object(fitted, tmp_path):
+    import json
+
+    import cv2
+
+    from vadkit.inference import score_video
+    from vadkit.io import open_video
+
+    detector, root = fitted
+    path = write_video(root / "fast_score.mp4", scene(81, fast=True), fps=25)
+    result = score_video(path, detector, tmp_path / "out", smoothing_sigma=0, min_event_frames=1)
+    saved = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert len(saved["objects"]["boxes"]) == FRAMES and set(saved["objects"]["attributes"]) == {"velocity",
+                                                                                               "appearance"}
+    assert result["events"], "the fast square raised no event"
+    event = max(result["events"], key=lambda e: e["peak_score"])
+    top = max(event["attributes"], key=event["attributes"].get)
+    assert event["reason"].startswith(f"{top} ")
+    assert event["start_frame"] <= event["object_frame"] <= event["end_frame"]
+    assert saved["objects"]["boxes"][event["object_frame"]] == event["box"]
+    assert f"yellow box: {top} " in (tmp_path / "out" / "report.html").read_text()
+    with open_video(tmp_path / "out" / "annotated.mp4") as video:  # the box is drawn on the event's frames
+        frame = next(f for i, f in enumerate(video.frames()) if i == event["object_frame"])
+    x1, y1, x2, y2 = (int(round(v)) for v in event["box"])
+    edge = frame[max(0, y1 - 1):y1 + 3, x1:x2 + 1].reshape(-1, 3).astype(int)
+    yellow = (edge[:, 0] > 180) & (edge[:, 1] > 150) & (edge[:, 2] < 120)
+    assert yellow.mean() > 0.5, "no yellow box edge where the event's object is"
+    thumb = cv2.imread(str(tmp_path / "out" / event["thumbnail"]))
+    assert thumb is not None

@@ -7,9 +7,10 @@
 - ``state``: an attention autoencoder on object cubes with perturbed scoring (:mod:`vadkit.detectors.state`).
 """
 
-from vadkit.detectors.base import (DETECTORS, Detector, FrameScores, ModelFileError, NotFittedError, VideoItem,
-                                   build_detector, collapse_crops, list_detectors, load_detector, read_model_file,
-                                   register_detector)
+from vadkit.detectors.base import (DETECTORS, Detector, FrameObjects, FrameScores, ModelFileError, NotFittedError,
+                                   VideoItem, build_detector, collapse_crops, list_detectors, load_detector,
+                                   read_model_file, register_detector)
 
-__all__ = ["DETECTORS", "Detector", "FrameScores", "ModelFileError", "NotFittedError", "VideoItem", "build_detector",
-           "collapse_crops", "list_detectors", "load_detector", "read_model_file", "register_detector"]
+__all__ = ["DETECTORS", "Detector", "FrameObjects", "FrameScores", "ModelFileError", "NotFittedError", "VideoItem",
+           "build_detector", "collapse_crops", "list_detectors", "load_detector", "read_model_file",
+           "register_detector"]

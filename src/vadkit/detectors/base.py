@@ -9,7 +9,9 @@ A detector is built from typed keyword arguments (the ``detector_args`` of a con
 - ``score(item: VideoItem) -> FrameScores`` gives one score per frame, higher = more abnormal, with the frames that
   have no score marked and the detector's threshold attached. ``evaluate``, ``vadkit score``, the viewer and
   anything later use that threshold as it is;
-- ``save(path)`` writes one model file; ``Detector.load(path)`` rebuilds the right subclass from it.
+- ``save(path)`` writes one model file; ``Detector.load(path)`` rebuilds the right subclass from it;
+- ``explain(item) -> FrameObjects | None`` (optional; object detectors): where in each frame the score comes from
+  (the most abnormal object's box) and why (its attribute scores); ``vadkit score`` draws and names it.
 
 Scoring before fitting raises :class:`NotFittedError`.
 
@@ -150,6 +152,61 @@ class FrameScores:
         return out
 
 
+@dataclass(frozen=True)
+class FrameObjects:
+    """The most abnormal object of each frame: where a frame's score comes from, and why.
+
+    Attributes:
+        boxes: ``(num_frames, 4)`` float32 ``x1, y1, x2, y2`` in the pixels of a ``size`` frame; NaN rows: no object.
+        attributes: attribute name -> ``(num_frames,)`` that object's calibrated score (NaN: no object).
+        unit: what an attribute score of 1.0 means (e.g. "the 99.9th percentile of held-out training objects").
+        size: ``(width, height)`` of the frames the boxes refer to.
+    """
+
+    boxes: np.ndarray
+    attributes: dict
+    unit: str
+    size: tuple
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        if self.boxes.shape != (n, 4) or any(np.shape(v) != (n,) for v in self.attributes.values()):
+            raise ValueError(f"frame objects: expected boxes (N, 4) and attributes (N,), got {self.boxes.shape} and "
+                             f"{ {k: np.shape(v) for k, v in self.attributes.items()} }")
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def box(self, frame: int, size: tuple | None = None) -> list[float] | None:
+        """The frame's object box (scaled to a ``size`` frame when given), or None."""
+        box = self.boxes[frame]
+        if not np.isfinite(box).all():
+            return None
+        if size is not None:
+            box = box * np.array([size[0] / self.size[0], size[1] / self.size[1]] * 2)
+        return [round(float(v), 1) for v in box]
+
+    def scores(self, frame: int) -> dict[str, float]:
+        return {k: round(float(v[frame]), 4) for k, v in self.attributes.items() if np.isfinite(v[frame])}
+
+    def reason(self, frame: int) -> str | None:
+        """Which attribute made the frame's object abnormal, e.g. "velocity 4.1x the 99.9th percentile of held-out
+        training objects (appearance 0.8x)"."""
+        scores = self.scores(frame)
+        if not scores:
+            return None
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+        (name, value), rest = ranked[0], ranked[1:]
+        others = ", ".join(f"{n} {v:.1f}x" for n, v in rest)
+        return f"{name} {value:.1f}x {self.unit}" + (f" ({others})" if others else "")
+
+    def to_json(self, size: tuple | None = None) -> dict:
+        """Per frame: the box (or None) and each attribute's score (or None), for ``result.json``."""
+        return {"boxes": [self.box(i, size) for i in range(len(self))], "unit": self.unit,
+                "attributes": {k: [round(float(x), 4) if np.isfinite(x) else None for x in v]
+                               for k, v in self.attributes.items()}}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The base class
 # ---------------------------------------------------------------------------------------------------------------
@@ -206,6 +263,10 @@ class Detector(ABC):
             raise RuntimeError(f"{self.name} gave {values.shape} scores for video {item.id} with {item.num_frames} "
                                f"frames")
         return FrameScores.of(values, self.threshold_, scored=_scored_frames(values, self.name, item.id))
+
+    def explain(self, item: VideoItem) -> FrameObjects | None:
+        """Where each frame's score comes from (object detectors override it); None: the detector cannot say."""
+        return None
 
     @abstractmethod
     def _fit(self, train: list[VideoItem], progress: bool) -> None:

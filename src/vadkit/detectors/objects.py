@@ -18,8 +18,9 @@ box heights per frame) and **appearance** (I3D ``Mixed_4f`` pooled over the box)
 4. threshold = the ``1 - false_alarm_rate`` quantile of the held-out training frame scores; then the densities are
    refitted on all training objects.
 
-``object_attributes(item)`` returns, per object, its frame, box, and calibrated velocity and appearance scores (what
-made a frame abnormal).
+``object_attributes(item)`` returns, per object, its frame, box, and calibrated velocity and appearance scores;
+``explain(item)`` the most abnormal object of each frame (its box and attribute scores: what made the frame's score),
+which ``vadkit score`` draws on the annotated video and the event thumbnails and names in the report.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from vadkit.detectors.base import Detector, VideoItem, number_arg, progress_bar, register_detector, torch_threads
+from vadkit.detectors.base import (Detector, FrameObjects, VideoItem, number_arg, progress_bar, register_detector,
+                                   torch_threads)
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
 from vadkit.io.files import atomic_path, safe_name
@@ -140,6 +142,7 @@ class ObjectsDetector(Detector):
         self.gmm_: dict | None = None
         self.bank_: np.ndarray | None = None
         self.calibration_: dict = {}  # attribute -> {"low", "high"}; "empty": score of a frame without objects
+        self._last = None  # (video key, (objects, calibrated scores)) of the last scored video
 
     # -- per-video objects and attributes -------------------------------------------------------------------------
     @property
@@ -176,9 +179,10 @@ class ObjectsDetector(Detector):
         with open_video_frames(item.path, item.num_frames, item.id) as video:
             source, boxes = self._boxes(item, video)
             file = self._cache_file(item, source)
+            size = np.array([video.width, video.height], np.int64)  # the frame the boxes refer to
             if file.is_file():
                 with np.load(file, allow_pickle=False) as cached:
-                    return {key: cached[key] for key in cached.files}
+                    return {**{key: cached[key] for key in cached.files}, "size": size}
             flow = flow_for_video(video, self.cache_root / "flow", self.flow_settings)
             if self._appearance is None:
                 self._appearance = I3DAppearance()
@@ -207,7 +211,7 @@ class ObjectsDetector(Detector):
                  "appearance": np.concatenate(embedding) if embedding else np.zeros((0, I3DAppearance.dim), np.float32)}
         with atomic_path(file, suffix=".npz") as tmp:
             np.savez(tmp, **found)
-        return found
+        return {**found, "size": size}
 
     # -- densities and calibration --------------------------------------------------------------------------------
     def _raw(self, gmm: dict, bank: np.ndarray, objs: dict) -> dict[str, np.ndarray]:
@@ -234,6 +238,7 @@ class ObjectsDetector(Detector):
 
     def _fit(self, train: list[VideoItem], progress: bool) -> None:
         a = self.args
+        self._last = None
         with torch_threads(a["threads"]):
             per_video = []
             with progress_bar("object attributes", progress) as bar:
@@ -278,10 +283,42 @@ class ObjectsDetector(Detector):
         return {"frame": objs["frame"], "xyxy": objs["xyxy"], **calibrated,
                 "score": sum(calibrated[n] for n in ATTRIBUTES) if len(objs["frame"]) else np.zeros(0)}
 
-    def _score(self, item: VideoItem) -> np.ndarray:
+    def _scored_objects(self, item: VideoItem) -> tuple[dict, dict[str, np.ndarray]]:
+        """A video's objects and their calibrated attribute scores (the last video's kept: `vadkit score` asks for
+        the scores, then for the explanation)."""
+        key = (item.id, str(item.path), item.num_frames, os.path.getmtime(item.path) if item.path else None)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
         with torch_threads(self.args["threads"]):
             objs = self.objects(item)
-        return self._frame_scores(objs, self._calibrated(self._raw(self.gmm_, self.bank_, objs)), item.num_frames)
+        found = objs, self._calibrated(self._raw(self.gmm_, self.bank_, objs))
+        self._last = (key, found)
+        return found
+
+    def _score(self, item: VideoItem) -> np.ndarray:
+        objs, calibrated = self._scored_objects(item)
+        return self._frame_scores(objs, calibrated, item.num_frames)
+
+    def explain(self, item: VideoItem) -> FrameObjects:
+        """Each frame's most abnormal object (the one its score is the max over): box and calibrated attribute
+        scores, in multiples of the ``calibration_quantile`` of held-out training objects."""
+        self._check_fitted()
+        objs, calibrated = self._scored_objects(item)
+        n = item.num_frames
+        boxes = np.full((n, 4), np.nan, np.float32)
+        attributes = {name: np.full(n, np.nan) for name in ATTRIBUTES}
+        if len(objs["frame"]):
+            total = sum(calibrated[name] for name in ATTRIBUTES)
+            order = np.lexsort((total, objs["frame"]))  # by frame, then score: each frame's last is its top object
+            frames = objs["frame"][order]
+            last = np.r_[frames[1:] != frames[:-1], True]
+            top, at = order[last], frames[last].astype(np.int64)
+            boxes[at] = objs["xyxy"][top]
+            for name in ATTRIBUTES:
+                attributes[name][at] = calibrated[name][top]
+        quantile = 100 * self.args["calibration_quantile"]
+        return FrameObjects(boxes=boxes, attributes=attributes, size=tuple(int(v) for v in objs["size"]),
+                            unit=f"the {quantile:g}th percentile of held-out training objects")
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -289,6 +326,7 @@ class ObjectsDetector(Detector):
                 "bank": torch.from_numpy(self.bank_.astype(np.float16)), "calibration": self.calibration_}
 
     def load_state(self, state: dict) -> None:
+        self._last = None
         self.gmm_ = {k: v.numpy() for k, v in state["gmm"].items()}
         self.bank_ = state["bank"].numpy().astype(np.float32)
         self.calibration_ = dict(state["calibration"])

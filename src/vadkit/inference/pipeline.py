@@ -31,7 +31,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from vadkit.detectors import Detector, FrameScores, VideoItem, collapse_crops
+from vadkit.detectors import Detector, FrameObjects, FrameScores, VideoItem, collapse_crops
 from vadkit.inference.bundle import LoadedModel, resolve_model
 from vadkit.io import VideoReadError, open_video
 from vadkit.io.files import atomic_write_bytes, atomic_write_json
@@ -60,8 +60,10 @@ def _clean(values: np.ndarray) -> list[float | None]:
     return [float(f"{v:.6g}") if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).tolist()]
 
 
-def frame_scores(model: LoadedModel, video, name: str, progress=None, batch_size: int = 4) -> FrameScores:
-    """The frame scores of an opened video (one streaming decode for feature detectors)."""
+def frame_scores(model: LoadedModel, video, name: str, progress=None, batch_size: int = 4
+                 ) -> tuple[FrameScores, FrameObjects | None]:
+    """The frame scores of an opened video (one streaming decode for feature detectors), and, from detectors that
+    can say, each frame's most abnormal object."""
     detector = model.ready(batch_size).detector
     task = progress.add_task(f"scoring {name}", total=video.num_frames, info="") if progress is not None else None
     if detector.inputs == "features":
@@ -78,9 +80,29 @@ def frame_scores(model: LoadedModel, video, name: str, progress=None, batch_size
     else:
         item = VideoItem(id=name, num_frames=video.num_frames, path=Path(video.path), fps=video.fps)
     scores = detector.score(item)
+    objects = detector.explain(item)
     if progress is not None:
         progress.update(task, completed=video.num_frames)
-    return scores
+    return scores, objects
+
+
+def explain_events(events: list[Event], objects: FrameObjects | None, scores: np.ndarray,
+                   size: tuple[int, int]) -> list[dict]:
+    """The events as ``result.json`` holds them; with frame objects, each names its object: the frame inside the
+    event where the raw score (an object's) is highest, that object's box (in ``size`` pixels), its attribute
+    scores and the reason in words."""
+    out = []
+    for e in events:
+        entry = e.to_dict()
+        if objects is not None:
+            inside = np.arange(e.start_frame, e.end_frame + 1)
+            has_box = np.isfinite(objects.boxes[inside]).all(axis=1) & np.isfinite(scores[inside])
+            if has_box.any():
+                frame = int(inside[has_box][np.argmax(scores[inside][has_box])])
+                entry.update(object_frame=frame, box=objects.box(frame, size), attributes=objects.scores(frame),
+                             reason=objects.reason(frame))
+        out.append(entry)
+    return out
 
 
 def scores_csv(scores: np.ndarray, smoothed: np.ndarray, threshold: float, fps: float) -> bytes:
@@ -106,21 +128,32 @@ def jpeg(frame: np.ndarray, height: int = 180, quality: int = 85) -> bytes:
 
 
 def _render(video, out_dir: Path, smoothed: np.ndarray, threshold: float, events: list[Event], name: str,
-            write_annotated: bool, progress=None) -> dict[str, bytes]:
-    """Second streaming pass: the annotated mp4 (optional) and the event thumbnails. Returns the thumbnails."""
+            write_annotated: bool, progress=None, objects: FrameObjects | None = None,
+            explained: list[dict] | None = None) -> dict[str, bytes]:
+    """Second streaming pass: the annotated mp4 (optional) and the event thumbnails (at the peak frame, or, for an
+    event explained by an object, at that object's frame with its box drawn). Returns the thumbnails."""
     from vadkit.io import write_video
-    from vadkit.report.annotate import FrameAnnotator
+    from vadkit.report.annotate import FrameAnnotator, draw_object
 
-    peaks = {e.peak_frame: e.thumbnail for e in events}
+    explained = explained or [{} for _ in events]
+    peaks = {x.get("object_frame", e.peak_frame): (e.thumbnail, x) for e, x in zip(events, explained)}
+
+    def thumbnail(frame: np.ndarray, index: int) -> None:
+        path, entry = peaks[index]
+        if entry.get("box"):
+            frame = draw_object(frame.copy(), entry["box"], short_reason(entry))
+        thumbs[path] = jpeg(frame)
+
     thumbs: dict[str, bytes] = {}
     if not write_annotated:
         if peaks:  # one pass up to the last peak (a seek per event would decode the video's start every time)
             for index, frame in enumerate(video.frames(0, max(peaks) + 1)):
                 if index in peaks:
-                    thumbs[peaks[index]] = jpeg(cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB) if frame.ndim == 2 else frame)
+                    thumbnail(cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB) if frame.ndim == 2 else frame, index)
         return thumbs
     abnormal = event_mask(events, video.num_frames)
-    annotator = FrameAnnotator(smoothed, threshold, abnormal, video.fps, video.width, video.height)
+    annotator = FrameAnnotator(smoothed, threshold, abnormal, video.fps, video.width, video.height,
+                               objects=objects)
     task = progress.add_task(f"writing {name}/annotated.mp4", total=video.num_frames, info="") if progress is not None else None
 
     def frames():
@@ -128,13 +161,22 @@ def _render(video, out_dir: Path, smoothed: np.ndarray, threshold: float, events
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
             if index in peaks:
-                thumbs[peaks[index]] = jpeg(frame)
+                thumbnail(frame, index)
             yield annotator(index, frame)
             if progress is not None:
                 progress.advance(task)
 
     write_video(out_dir / "annotated.mp4", frames(), fps=video.fps)
     return thumbs
+
+
+def short_reason(entry: dict) -> str:
+    """"velocity 4.1x" for a box label (the attribute with the highest score)."""
+    scores = entry.get("attributes") or {}
+    if not scores:
+        return ""
+    name = max(scores, key=scores.get)
+    return f"{name} {scores[name]:.1f}x"
 
 
 def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | Path, *, name: str | None = None,
@@ -206,26 +248,28 @@ def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_s
     warnings_ += _length_warnings(video, model.detector)
     try:
         try:
-            scores = frame_scores(model, video, name, progress, batch_size)
+            scores, objects = frame_scores(model, video, name, progress, batch_size)
         except VideoReadError as err:
             if not err.frames_read:
                 raise
             # a file that breaks part-way: score what could be decoded, and say so
             warnings_.append(f"{err}; scored the first {err.frames_read} of {video.num_frames} frames")
             video = video.truncated(err.frames_read)
-            scores = frame_scores(model, video, name, progress, batch_size)
+            scores, objects = frame_scores(model, video, name, progress, batch_size)
         thr = float(threshold) if threshold is not None else scores.threshold
         scores = scores.values
         smoothed = gaussian_smooth(scores, smoothing_sigma)
         events = find_events(smoothed, thr, video.fps, min_frames=min_event_frames, merge_gap=merge_gap)
         for i, e in enumerate(events):
             e.thumbnail = f"thumbs/event-{i}.jpg"
+        event_dicts = explain_events(events, objects, scores, (video.width, video.height))
         atomic_write_bytes(out_dir / "scores.csv", scores_csv(scores, smoothed, thr, video.fps))
         from vadkit.report.plots import plot_scores
 
         plot_scores(scores, smoothed, thr, events, video.fps, out_dir / "plot.png",
                     title=f"{name}: {model.detector.name} ({len(events)} event{'s' if len(events) != 1 else ''})")
-        thumbs = _render(video, out_dir, smoothed, thr, events, name, write_annotated, progress)
+        thumbs = _render(video, out_dir, smoothed, thr, events, name, write_annotated, progress,
+                         objects=objects, explained=event_dicts)
     finally:
         video.close()
     for rel, data in thumbs.items():
@@ -238,9 +282,11 @@ def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_s
         "num_frames": video.num_frames, "fps": float(video.fps), "width": video.width, "height": video.height,
         "duration_s": video.num_frames / video.fps, "model": model.info(), "threshold": thr,
         "smoothing_sigma": smoothing_sigma, "min_event_frames": min_event_frames, "merge_gap": merge_gap,
-        "scores": _clean(scores), "smoothed": _clean(smoothed), "events": [e.to_dict() for e in events],
+        "scores": _clean(scores), "smoothed": _clean(smoothed), "events": event_dicts,
         "files": files, "protocol": model.protocol, "warnings": warnings_,
     }
+    if objects is not None:  # per frame: the most abnormal object's box and attribute scores
+        result["objects"] = objects.to_json((video.width, video.height))
     from vadkit.report.html import render_report
 
     seconds = time.perf_counter() - start  # the report shows it: measured before the report itself (milliseconds)

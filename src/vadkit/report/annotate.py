@@ -1,4 +1,5 @@
-"""Annotated video frames: the input frame with a score panel below it and a red border on abnormal frames.
+"""Annotated video frames: the input frame with a score panel below it and a red border on abnormal frames (and, for
+object detectors, the box of the frame's most abnormal object, labelled with the attribute that made it so).
 
 The panel (the frame's width, about an eighth of its height, at least 48 px) has two rows:
 
@@ -89,10 +90,12 @@ class FrameAnnotator:
         abnormal: ``(N,)`` bool, frames inside an event (they get the red border).
         fps: frames per second (for the time shown).
         width, height: size of the input frames.
+        objects: optional :class:`vadkit.detectors.FrameObjects`; on abnormal frames its box is drawn.
     """
 
     def __init__(self, smoothed: np.ndarray, threshold: float, abnormal: np.ndarray, fps: float,
-                 width: int, height: int) -> None:
+                 width: int, height: int, objects=None) -> None:
+        self.objects = objects
         self.smoothed = np.asarray(smoothed, dtype=np.float64)
         self.abnormal = np.asarray(abnormal, dtype=bool)
         if self.abnormal.shape != self.smoothed.shape:
@@ -121,6 +124,11 @@ class FrameAnnotator:
         out[:self.height] = frame if frame.ndim == 3 else frame[..., None]
         if self.abnormal[index]:
             cv2.rectangle(out, (0, 0), (self.width - 1, self.height - 1), RED, 2 * self.border)
+            box = self.objects.box(index, (self.width, self.height)) if self.objects is not None else None
+            if box is not None:
+                scores = self.objects.scores(index)
+                top = max(scores, key=scores.get) if scores else ""
+                draw_object(out[:self.height], box, f"{top} {scores[top]:.1f}x" if top else "")
         panel = out[self.height:]
         panel[:] = PANEL_BG
         self._draw_bar(panel[2:2 + self.bar], index)
@@ -151,6 +159,24 @@ class FrameAnnotator:
         cv2.putText(bar, label, (4, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3 if scale >= 0.45 else 2,
                     cv2.LINE_AA)
         cv2.putText(bar, label, (4, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, WHITE, 1, cv2.LINE_AA)
+
+
+def draw_object(frame: np.ndarray, box, label: str = "") -> np.ndarray:
+    """Draw an object's box ``x1, y1, x2, y2`` (pixels) and a label above it on an RGB frame, in place."""
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, x2 = max(0, min(x1, w - 1)), max(0, min(x2, w - 1))
+    y1, y2 = max(0, min(y1, h - 1)), max(0, min(y2, h - 1))
+    thickness = max(1, round(min(w, h) / 160))
+    cv2.rectangle(frame, (x1, y1), (x2, y2), YELLOW, thickness + 1)
+    if label:
+        scale = max(0.35, min(w, h) / 600)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        ty = y1 - 4 if y1 - th - 6 >= 0 else min(h - 2, y2 + th + 4)
+        tx = max(0, min(x1, w - tw - 2))
+        cv2.rectangle(frame, (tx, ty - th - 2), (tx + tw + 2, ty + 3), DARK, -1)
+        cv2.putText(frame, label, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, YELLOW, 1, cv2.LINE_AA)
+    return frame
 
 
 def annotate_frames(frames: Iterable[np.ndarray], smoothed: np.ndarray, threshold: float, abnormal: np.ndarray,

@@ -15,7 +15,7 @@ padding:0 1rem}
 h1{font-size:1.4rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9rem}td,th{padding:.3rem .6rem;border-bottom:1px solid #eee;text-align:left;
 vertical-align:middle}th{background:#f6f6f6}.num{text-align:right;font-variant-numeric:tabular-nums}
-.muted{color:#777;font-size:.85rem}.plot{max-width:100%;border:1px solid #eee}.thumb{height:90px;border-radius:3px}
+.muted{color:#777;font-size:.85rem}.plot{max-width:100%;border:1px solid #eee}.thumb{height:90px;border-radius:3px}.reason{font-size:.85rem;max-width:28rem}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:.7rem;font-size:.85rem;color:#fff}
 .bad{background:#c62828}.good{background:#2e7d32}
 """
@@ -60,11 +60,19 @@ def _summary(result: Mapping[str, Any]) -> str:
     return f"<table>{_rows(pairs)}</table>"
 
 
+def _reason(event: Mapping[str, Any]) -> str:
+    """What made the event abnormal, for object detectors: the boxed object's frame and its reason."""
+    if not event.get("reason"):
+        return ""
+    return (f'<div class="reason">frame {_e(event.get("object_frame"))}, yellow box: '
+            f'{_e(event["reason"])}</div>')
+
+
 def _events_table(events: list[Mapping[str, Any]], thumbnails: Mapping[str, bytes]) -> str:
     if not events:
         return "<p>No anomaly event: the smoothed score never stayed above the threshold long enough.</p>"
     head = ("<tr><th>#</th><th>frames</th><th>time (s)</th><th>duration (s)</th><th>peak score</th>"
-            "<th>peak frame</th><th>thumbnail (peak frame)</th></tr>")
+            "<th>peak frame</th><th>thumbnail (peak frame, or the boxed object's)</th></tr>")
     body = []
     for i, e in enumerate(events):
         image = thumbnails.get(e.get("thumbnail", ""))
@@ -74,7 +82,7 @@ def _events_table(events: list[Mapping[str, Any]], thumbnails: Mapping[str, byte
             f"<tr><td>{i}</td><td class=num>{e['start_frame']}–{e['end_frame']}</td>"
             f"<td class=num>{e['start_s']:.2f}–{e['end_s']:.2f}</td>"
             f"<td class=num>{e['end_s'] - e['start_s']:.2f}</td><td class=num>{e['peak_score']:.4g}</td>"
-            f"<td class=num>{e['peak_frame']}</td><td>{thumb}</td></tr>")
+            f"<td class=num>{e['peak_frame']}</td><td>{thumb}{_reason(e)}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 

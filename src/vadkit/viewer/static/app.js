@@ -107,7 +107,7 @@ function showVideo(result) {
   const events = $('#events', view);
   for (const [i, e] of (result.events || []).entries()) {
     const text = `${secs(e.start_s)}–${secs(e.end_s)} s (frames ${e.start_frame}–${e.end_frame}), ` +
-      `peak ${fmt(e.peak_score, 3)}`;
+      `peak ${fmt(e.peak_score, 3)}` + (e.reason ? ` · boxed object at frame ${e.object_frame}: ${e.reason}` : '');
     const item = el('li', { className: 'event', tabIndex: 0, textContent: text });
     item.dataset.index = i;
     if (e.thumbnail_url) item.prepend(el('img', { src: e.thumbnail_url, alt: `event ${i + 1}`, loading: 'lazy' }));
