@@ -276,7 +276,8 @@ def _register_optional_commands() -> None:
     app.command("score", help="Score videos: per-frame scores, events, plot, annotated mp4, HTML report.")(score_command)
     app.command("watch", help="Watch live streams (RTSP/HTTP/V4L2/files): events as JSON lines, clips, scores.")(
         watch_command)
-    app.command("fit-normal", help="Fit a one-class k-NN detector on your own normal footage.")(fit_normal_command)
+    app.command("fit-normal",
+                help="Fit a one-class detector (k-NN, or objects) on your own normal footage.")(fit_normal_command)
     app.command("serve", help="Web viewer: scored videos with their timelines, evaluation runs, uploads.")(serve_command)
 
 

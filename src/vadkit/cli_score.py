@@ -157,13 +157,18 @@ def fit_normal_command(
     features: Optional[Path] = typer.Option(None, "--features", help="feature store to reuse (default RUN_DIR/features)"),
     batch_size: int = typer.Option(4, "--batch-size", help="snippets per I3D forward pass"),
     as_json: bool = typer.Option(False, "--json", help="print the calibration as JSON"),
+    method: str = typer.Option("knn", "--method", help="knn (I3D snippet features, 1-NN) or objects (object "
+                               "velocity and appearance on motion boxes: a box and a reason for every event)"),
+    box_thresholds: str = typer.Option("ped2", "--box-thresholds", help="with --method objects: motion-box "
+                                       "thresholds by dataset (ped2, avenue, shanghaitech)"),
 ) -> None:
-    """Fit a one-class k-NN detector on normal footage only; the run folder works with `vadkit score --model`."""
+    """Fit a one-class detector on normal footage only; the run folder works with `vadkit score --model`."""
     from vadkit.engine.oneclass import fit_normal
 
     try:
         run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
-                         features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset)
+                         features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset,
+                         method=method, box_thresholds=box_thresholds)
     except USER_ERRORS as err:
         fail(str(err))
         return
@@ -172,6 +177,11 @@ def fit_normal_command(
         sys.stdout.write(json.dumps({**calibration, "run_dir": str(run.path)}) + "\n")
     else:
         achieved = calibration.get("achieved_far")
-        console.print(f"k-NN fitted on {calibration['bank_snippets']} snippets; threshold {calibration['threshold']} "
-                      f"(false-alarm rate {far} requested, {achieved} on {calibration['held_out_snippets']} held-out "
-                      f"snippets) → {run.path}", highlight=False)
+        if method == "objects":
+            console.print(f"objects fitted on {calibration['training_objects']} training objects; threshold "
+                          f"{calibration['threshold']:.4g} (false-alarm rate {far} requested, {achieved:.4g} on "
+                          f"held-out training frames, each video left out once) → {run.path}", highlight=False)
+        else:
+            console.print(f"k-NN fitted on {calibration['bank_snippets']} snippets; threshold "
+                          f"{calibration['threshold']} (false-alarm rate {far} requested, {achieved} on "
+                          f"{calibration['held_out_snippets']} held-out snippets) → {run.path}", highlight=False)

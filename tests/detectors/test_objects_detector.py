@@ -145,3 +145,36 @@ def test_vadkit_score_draws_and_names_the_abnormal_object(fitted, tmp_path):
     assert yellow.mean() > 0.5, "no yellow box edge where the event's object is"
     thumb = cv2.imread(str(tmp_path / "out" / event["thumbnail"]))
     assert thumb is not None
+
+
+def test_fit_normal_objects_makes_a_model_vadkit_score_uses(fitted, tmp_path):
+    """`vadkit fit-normal VIDEOS --method objects` on a user's footage, then `vadkit score --model RUN`."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vadkit.cli import app
+
+    _, root = fitted
+    footage = tmp_path / "normal"
+    footage.mkdir()
+    for i in range(3):
+        write_video(footage / f"cam{i}.mp4", scene(200 + i), fps=25)
+    runner = CliRunner()
+    fitted_run = runner.invoke(app, ["fit-normal", str(footage), "--out", str(tmp_path / "run"), "--method", "objects",
+                                     "--json"])
+    assert fitted_run.exit_code == 0, fitted_run.output
+    calibration = json.loads(fitted_run.output.strip().splitlines()[-1])
+    assert calibration["training_objects"] > 0 and 0 < calibration["achieved_far"] <= 0.1
+    card = json.loads((tmp_path / "run" / "protocol.json").read_text())
+    assert card["method"].startswith("objects: motion boxes") and card["split"].startswith("one-class, fit-normal")
+    probe = write_video(tmp_path / "probe.mp4", scene(210, fast=True), fps=25)
+    scored = runner.invoke(app, ["score", str(probe), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "out"),
+                                 "--no-video", "--json"])
+    assert scored.exit_code == 0, scored.output
+    result = json.loads((tmp_path / "out" / "probe" / "result.json").read_text())
+    assert result["model"]["name"] == "objects" and len(result["objects"]["boxes"]) == FRAMES
+    assert all(e.get("reason") for e in result["events"])
+    one = runner.invoke(app, ["fit-normal", str(footage / "cam0.mp4"), "--out", str(tmp_path / "run1"),
+                              "--method", "objects"])
+    assert one.exit_code == 1 and "at least two normal videos" in one.output

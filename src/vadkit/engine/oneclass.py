@@ -1,5 +1,9 @@
 """``vadkit fit-normal``: a training like any other on a one-class split of a user's own footage.
 
+Two methods: ``knn`` (the default: a 1-NN on I3D snippet features) and ``objects`` (the object-attribute detector
+on vadkit's motion boxes: velocity and appearance densities, boxes and reasons for every event; no precomputed
+boxes, no training beyond fitting densities).
+
 Every given video is normal training footage. The run folder is the same as ``vadkit train`` writes
 (``config.yaml`` with ``data.split: fit-normal``, ``split.json``, ``protocol.json``, ``model.pt`` holding the
 detector, its calibrated threshold, extraction settings and card), plus ``calibration.json`` / ``calibration.png``.
@@ -25,12 +29,19 @@ from vadkit.engine.train import protocol_card, save_model, store_item
 from vadkit.io.inputs import common_root, find_videos, unique_names
 
 FIT_NORMAL_SELECTION = "none (fixed k); threshold = the (1 - FAR) quantile of held-out normal snippet scores"
+OBJECTS_SELECTION = ("none (fixed arguments); attributes calibrated and threshold = the (1 - FAR) quantile of frame "
+                     "scores, both leaving one training video out")
+METHODS = ("knn", "objects")
 
 
 def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, metric: str = "cosine",
                center: bool = False, holdout: float = 0.2, seed: int = 0, settings=None,
-               features_dir=None, batch_size: int = 4, progress: bool = True, dataset: str = "user footage") -> RunDir:
-    """Fit a :class:`~vadkit.detectors.knn.KNNDetector` on normal videos and write a run folder.
+               features_dir=None, batch_size: int = 4, progress: bool = True, dataset: str = "user footage",
+               method: str = "knn", box_thresholds: str = "ped2") -> RunDir:
+    """Fit a one-class detector on normal videos and write a run folder: ``method="knn"`` a
+    :class:`~vadkit.detectors.knn.KNNDetector` (the arguments below), ``method="objects"`` the object-attribute
+    detector on motion boxes (``box_thresholds``: the motion-box thresholds, by dataset name; ``false_alarm_rate``,
+    ``seed`` and ``dataset`` apply too).
 
     Args:
         inputs: video files, frame folders or folders of them (see :func:`vadkit.io.inputs.find_videos`).
@@ -41,6 +52,11 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
             are not extracted again.
         dataset: what the footage is, for the protocol card.
     """
+    if method not in METHODS:
+        raise ValueError(f"unknown fit-normal method {method!r}; expected one of {', '.join(METHODS)}")
+    if method == "objects":
+        return fit_normal_objects(inputs, out_dir, false_alarm_rate=false_alarm_rate, seed=seed,
+                                  box_thresholds=box_thresholds, progress=progress, dataset=dataset)
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
     from vadkit.features.store import FeatureStore
     from vadkit.report.plots import plot_calibration
@@ -79,6 +95,51 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
                                         "false_alarm_rate": false_alarm_rate})
     plot_calibration(detector.calibration_["held_out_scores"], detector.threshold_, false_alarm_rate,
                      run.path / "calibration.png", title=f"k-NN calibration: {trained_on}"[:120])
+    return run
+
+
+def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed: int = 0,
+                       box_thresholds: str = "ped2", progress: bool = True, dataset: str = "user footage") -> RunDir:
+    """Fit the object-attribute detector on normal videos (motion boxes; boxes, flow and attributes cached in the
+    run folder) and write a run folder that `vadkit score --model` takes."""
+    from vadkit.detectors import build_detector
+    from vadkit.io import open_video
+
+    run = RunDir(out_dir)
+    args = dict(boxes="motion", thresholds=box_thresholds, false_alarm_rate=false_alarm_rate,
+                cache_dir=str(Path(run.path).resolve() / "objects-cache"))
+    detector = build_detector("objects", **args, seed=seed)  # the arguments are checked before minutes of work
+    videos = [p.resolve() for p in find_videos(inputs)]
+    if len(videos) < 2:
+        raise ValueError(f"the objects method needs at least two normal videos (it calibrates by leaving one video "
+                         f"out); found {len(videos)} in {', '.join(map(str, inputs))}")
+    names = unique_names(videos)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.clear()
+    items = []
+    for name, path in zip(names, videos):
+        with open_video(path) as video:
+            items.append(store_item(name, video.num_frames, path, video.fps, label=0))
+    frames = sum(item.num_frames for item in items)
+    shown = ", ".join(names[:5]) + (f" … ({len(names)} videos)" if len(names) > 5 else "")
+    trained_on = f"{len(names)} normal video{'s' if len(names) != 1 else ''}, {frames} frames: {shown}"
+    config = RunConfig(detector="objects", detector_args=args,
+                       data=DataConfig(dataset="folder", root=str(common_root(videos)), split="fit-normal"),
+                       seed=seed, output=str(run.path.parent), name=run.path.name)
+    split = {"kind": f"one-class, fit-normal ({len(names)} normal videos; each held out once for calibration)",
+             "rule": "every given video is normal training footage", "train": names,
+             "paths": {n: str(p) for n, p in zip(names, videos)}, "test": []}
+    run.write_config(config.to_dict())
+    run.write_json("split.json", split)
+    detector.fit(items, progress=progress)
+    card = protocol_card(config, detector, split, None, OBJECTS_SELECTION).replace(
+        dataset=dataset, method=f"objects: motion boxes ({box_thresholds} thresholds), velocity + appearance")
+    save_model(detector, run, card, config.data.crops, trained_on)
+    c = detector.calibration_
+    run.write_json("calibration.json", {"threshold": detector.threshold_, "false_alarm_rate": false_alarm_rate,
+                                        "achieved_far": c["held_out_far"], "held_out_unit": "frames",
+                                        "training_objects": c["training_objects"],
+                                        "attributes": {n: c[n] for n in ("velocity", "appearance")}})
     return run
 
 
