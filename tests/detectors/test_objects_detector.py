@@ -112,7 +112,7 @@ def test_explain_gives_each_frames_top_object_and_names_its_highest_attribute(fi
     assert np.allclose(every["xyxy"][mine][np.argmax(every["score"][mine])], (x1, y1, x2, y2))
     scores = objects.scores(frame)
     top = max(scores, key=scores.get)
-    assert objects.reason(frame).startswith(f"{top} {scores[top]:.1f}x the 99.9th percentile of held-out training")
+    assert objects.reason(frame).startswith(f"{top} {scores[top]:.1f} times the 99.9th percentile of held-out training")
     assert objects.box(frame, (2 * SIZE, 2 * SIZE)) == [round(2 * v, 1) for v in (x1, y1, x2, y2)]
 
 
@@ -178,3 +178,30 @@ def test_fit_normal_objects_makes_a_model_vadkit_score_uses(fitted, tmp_path):
     one = runner.invoke(app, ["fit-normal", str(footage / "cam0.mp4"), "--out", str(tmp_path / "run1"),
                               "--method", "objects"])
     assert one.exit_code == 1 and "at least two normal videos" in one.output
+
+
+def test_calibration_rules_map_held_out_training_scores_to_one_scale():
+    from vadkit.detectors.objects import calibration_points
+
+    held_out = np.random.default_rng(0).gamma(2.0, 3.0, size=5000)
+    z = calibration_points(held_out, "zscore", 0.999)
+    calibrated = (held_out - z["low"]) / (z["high"] - z["low"])
+    assert abs(calibrated.mean()) < 1e-9 and abs(calibrated.std() - 1) < 1e-9
+    r = calibration_points(held_out, "range", 0.99)
+    assert r["low"] == held_out.min() and r["high"] == np.quantile(held_out, 0.99)
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        build_detector("objects", calibration="percentile")
+
+
+def test_balanced_calibration_lets_each_attribute_cause_its_share_of_the_top_scores():
+    from vadkit.detectors.objects import BALANCED_CANDIDATES, alarm_imbalance, balanced_calibration
+
+    rng = np.random.default_rng(1)
+    held_out = {"velocity": np.exp(rng.normal(0, 2.0, 20000)) - 60.0,  # heavy-tailed, like a mixture's NLL
+                "appearance": rng.normal(8.0, 1.5, 20000)}
+    points, tried = balanced_calibration(held_out)
+    imbalances = [t["imbalance"] for t in tried[:-1]]
+    assert len(imbalances) == len(BALANCED_CANDIDATES)
+    calibrated = {n: (x - points[n]["low"]) / (points[n]["high"] - points[n]["low"]) for n, x in held_out.items()}
+    assert alarm_imbalance(calibrated) == pytest.approx(min(imbalances), abs=1e-4)
+    assert tried[-1]["chosen"] == "{}-{:g}".format(*BALANCED_CANDIDATES[imbalances.index(min(imbalances))])

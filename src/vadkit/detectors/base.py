@@ -159,7 +159,8 @@ class FrameObjects:
     Attributes:
         boxes: ``(num_frames, 4)`` float32 ``x1, y1, x2, y2`` in the pixels of a ``size`` frame; NaN rows: no object.
         attributes: attribute name -> ``(num_frames,)`` that object's calibrated score (NaN: no object).
-        unit: what an attribute score of 1.0 means (e.g. "the 99.9th percentile of held-out training objects").
+        unit: the unit of an attribute score, after its number (e.g. "times the 99.9th percentile of held-out
+            training objects").
         size: ``(width, height)`` of the frames the boxes refer to.
     """
 
@@ -190,15 +191,15 @@ class FrameObjects:
         return {k: round(float(v[frame]), 4) for k, v in self.attributes.items() if np.isfinite(v[frame])}
 
     def reason(self, frame: int) -> str | None:
-        """Which attribute made the frame's object abnormal, e.g. "velocity 4.1x the 99.9th percentile of held-out
-        training objects (appearance 0.8x)"."""
+        """Which attribute made the frame's object abnormal, e.g. "velocity 4.1 times the 99.9th percentile of
+        held-out training objects (appearance 0.8)"."""
         scores = self.scores(frame)
         if not scores:
             return None
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])
         (name, value), rest = ranked[0], ranked[1:]
-        others = ", ".join(f"{n} {v:.1f}x" for n, v in rest)
-        return f"{name} {value:.1f}x {self.unit}" + (f" ({others})" if others else "")
+        others = ", ".join(f"{n} {v:.1f}" for n, v in rest)
+        return f"{name} {value:.1f} {self.unit}" + (f" ({others})" if others else "")
 
     def to_json(self, size: tuple | None = None) -> dict:
         """Per frame: the box (or None) and each attribute's score (or None), for ``result.json``."""

@@ -11,8 +11,11 @@ box heights per frame) and **appearance** (I3D ``Mixed_4f`` pooled over the box)
 1. velocity density: a Gaussian mixture (``components``, full covariance); raw score = negative log-likelihood;
    appearance density: distance to the ``k`` nearest training objects (L2); raw score = mean distance;
 2. calibration on training data only, leave one video out: each training video's objects are scored by densities
-   fitted without that video; an attribute's calibrated score is ``(raw - min) / (q - min)`` with ``min`` and ``q``
-   (the ``calibration_quantile``) of those held-out training scores, so both attributes speak on one scale;
+   fitted without that video; an attribute's calibrated score is ``(raw - low) / (high - low)`` with, of those
+   held-out training scores, ``low`` = the minimum and ``high`` = the ``calibration_quantile`` (``calibration:
+   range``, AI-VAD's official code) or ``low`` = the mean and ``high`` = the mean plus one standard deviation
+   (``calibration: zscore``), or the rule chosen on those held-out scores so that each attribute causes an equal
+   share of the highest ones (``calibration: balanced``), so both attributes speak on one scale;
 3. object score = the sum of its calibrated attribute scores; frame score = the max over its objects (frames
    without objects get the lowest training object score), smoothed with a Gaussian of ``sigma`` frames;
 4. threshold = the ``1 - false_alarm_rate`` quantile of the held-out training frame scores; then the densities are
@@ -43,6 +46,7 @@ from vadkit.io.files import atomic_path, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
 BOX_SOURCES = ("vec", "motion")
+CALIBRATIONS = ("range", "median", "zscore", "balanced")
 DEFAULT_CACHE = "~/.cache/vadkit/objects"
 CACHE_VERSION = 1
 
@@ -50,6 +54,63 @@ CACHE_VERSION = 1
 # ---------------------------------------------------------------------------------------------------------------
 # Densities kept as plain arrays (a model file holds tensors and plain data only)
 # ---------------------------------------------------------------------------------------------------------------
+def calibration_points(held_out: np.ndarray, rule: str, quantile: float) -> dict:
+    """The raw scores an attribute's calibrated score maps to 0 (``low``) and 1 (``high``), from held-out training
+    scores: ``range`` the minimum and the ``quantile``; ``median`` the median and the ``quantile``; ``zscore`` the
+    mean and the mean plus one standard deviation."""
+    if rule == "zscore":
+        mean, std = float(held_out.mean()), float(held_out.std())
+        return {"low": mean, "high": mean + max(std, 1e-12)}
+    low = float(held_out.min()) if rule == "range" else float(np.median(held_out))
+    return {"low": low, "high": max(float(np.quantile(held_out, quantile)), low + 1e-12)}
+
+
+def calibration_unit(rule: str, quantile: float) -> str:
+    """How a calibrated score reads after its number, for a rule (``range``, ``median``, ``zscore`` or a balanced
+    choice such as ``median-0.99``)."""
+    name, _, chosen = rule.partition("-")
+    quantile = float(chosen) if chosen else quantile
+    if name == "zscore":
+        return "standard deviations above the mean of held-out training objects"
+    if name == "median":
+        return (f"times the distance from the median to the {100 * quantile:g}th percentile of held-out training "
+                f"objects")
+    return f"times the {100 * quantile:g}th percentile of held-out training objects"
+
+
+# the candidates of ``calibration: balanced`` (rule, quantile), in order of preference on a tie
+BALANCED_CANDIDATES = (("range", 0.999), ("range", 0.99), ("median", 0.999), ("median", 0.99), ("zscore", 0.0))
+BALANCE_TAIL = 0.01  # the held-out training objects whose share of alarms each attribute should carry equally
+
+
+def alarm_imbalance(calibrated: dict[str, np.ndarray], tail: float = BALANCE_TAIL) -> float:
+    """How unevenly the attributes cause the top ``tail`` of objects by summed score: the largest gap between an
+    attribute's share of those objects (where it is the largest term) and an equal share."""
+    names = list(calibrated)
+    stacked = np.stack([calibrated[n] for n in names])  # (attributes, objects)
+    total = stacked.sum(axis=0)
+    top = total >= np.quantile(total, 1.0 - tail)
+    shares = np.bincount(np.argmax(stacked[:, top], axis=0), minlength=len(names)) / max(1, int(top.sum()))
+    return float(np.abs(shares - 1.0 / len(names)).max())
+
+
+def balanced_calibration(held_out: dict[str, np.ndarray]) -> tuple[dict, list]:
+    """``calibration: balanced``: of :data:`BALANCED_CANDIDATES`, the rule under which the held-out training objects
+    with the highest summed scores (the top :data:`BALANCE_TAIL`: the ones that become false alarms) are made
+    abnormal by each attribute equally often, so that no attribute is drowned by another's scale. Chosen on
+    held-out training scores alone. Returns the points per attribute (with ``rule``) and every candidate's
+    imbalance."""
+    tried = []
+    for rule, quantile in BALANCED_CANDIDATES:
+        points = {n: calibration_points(x, rule, quantile) for n, x in held_out.items()}
+        calibrated = {n: (x - points[n]["low"]) / (points[n]["high"] - points[n]["low"]) for n, x in held_out.items()}
+        tried.append({"rule": rule, "quantile": quantile, "imbalance": round(alarm_imbalance(calibrated), 4),
+                      "points": points})
+    best = min(tried, key=lambda t: t["imbalance"])  # the first of equals: min keeps the earliest
+    return best["points"], [{k: t[k] for k in ("rule", "quantile", "imbalance")} for t in tried] + \
+        [{"chosen": f"{best['rule']}-{best['quantile']:g}"}]
+
+
 def fit_gmm(x: np.ndarray, components: int, seed: int) -> dict:
     """A full-covariance Gaussian mixture of ``x (n, d)`` as arrays: ``weights (K,)``, ``means (K, d)``,
     ``precisions_cholesky (K, d, d)``."""
@@ -100,7 +161,11 @@ class ObjectsDetector(Detector):
         components: Gaussian mixture components of the velocity density.
         k: nearest training objects averaged for the appearance density.
         max_bank: most training objects kept for the appearance density (seeded subsample beyond it).
-        calibration_quantile: the held-out training score an attribute's calibrated score maps to 1.
+        calibration: ``range`` (held-out training minimum -> 0, ``calibration_quantile`` -> 1), ``median``
+            (median -> 0, ``calibration_quantile`` -> 1), ``zscore`` (mean -> 0, one standard deviation above it
+            -> 1) or ``balanced`` (the one of those that splits the top 1 % of held-out training objects evenly
+            between the attributes: :func:`balanced_calibration`).
+        calibration_quantile: with ``range``, the held-out training score an attribute's calibrated score maps to 1.
         sigma: Gaussian smoothing of frame scores, frames (AI-VAD: 3).
         false_alarm_rate: share of held-out training frames allowed above the threshold.
         cache_dir: boxes, flow and attributes per video.
@@ -116,14 +181,17 @@ class ObjectsDetector(Detector):
                  thresholds: str = "ped2", flow_method: str = "dis", flow_preset: str = "medium",
                  velocity_bins: int = 8, components: int = 5, k: int = 1, max_bank: int = 40_000,
                  calibration_quantile: float = 0.999, sigma: float = 3.0, false_alarm_rate: float = 0.01,
-                 cache_dir: str | None = None, seed: int = 0, threads: int | None = None) -> None:
+                 cache_dir: str | None = None, seed: int = 0, threads: int | None = None,
+                 calibration: str = "range") -> None:
         super().__init__(boxes=boxes, boxes_dir=boxes_dir, box_file=box_file, thresholds=thresholds,
                          flow_method=flow_method, flow_preset=flow_preset, velocity_bins=velocity_bins,
                          components=components, k=k, max_bank=max_bank,
                          calibration_quantile=number_arg(calibration_quantile, "calibration_quantile"),
                          sigma=number_arg(sigma, "sigma"), false_alarm_rate=number_arg(false_alarm_rate,
                                                                                         "false_alarm_rate"),
-                         cache_dir=cache_dir, seed=seed, threads=threads)
+                         cache_dir=cache_dir, seed=seed, threads=threads, calibration=calibration)
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
         if boxes not in BOX_SOURCES:
             raise ValueError(f"boxes must be one of {BOX_SOURCES}, got {boxes!r}")
         if boxes == "vec" and not boxes_dir:
@@ -257,10 +325,16 @@ class ObjectsDetector(Detector):
                 bank = self._bank(np.concatenate([o["appearance"] for o in rest]), rng)
                 held_raw.append(self._raw(gmm, bank, per_video[v]))
             self.calibration_ = {}
-            for name in ATTRIBUTES:
-                pooled = np.concatenate([r[name] for r in held_raw])
-                self.calibration_[name] = {"low": float(pooled.min()),
-                                           "high": float(np.quantile(pooled, a["calibration_quantile"]))}
+            pooled = {name: np.concatenate([r[name] for r in held_raw]) for name in ATTRIBUTES}
+            rule = a.get("calibration", "range")
+            if rule == "balanced":
+                points, self.calibration_["candidates"] = balanced_calibration(pooled)
+                self.calibration_.update(points)
+                rule = self.calibration_["candidates"][-1]["chosen"]
+            else:
+                self.calibration_.update({name: calibration_points(pooled[name], rule, a["calibration_quantile"])
+                                          for name in ATTRIBUTES})
+            self.calibration_["rule"] = rule
             object_scores = np.concatenate([sum(self._calibrated(r)[n] for n in ATTRIBUTES) for r in held_raw])
             self.calibration_["empty"] = float(object_scores.min())
             frame_scores = np.concatenate([self._frame_scores(o, self._calibrated(r), item.num_frames)
@@ -316,9 +390,9 @@ class ObjectsDetector(Detector):
             boxes[at] = objs["xyxy"][top]
             for name in ATTRIBUTES:
                 attributes[name][at] = calibrated[name][top]
-        quantile = 100 * self.args["calibration_quantile"]
-        return FrameObjects(boxes=boxes, attributes=attributes, size=tuple(int(v) for v in objs["size"]),
-                            unit=f"the {quantile:g}th percentile of held-out training objects")
+        unit = calibration_unit(self.calibration_.get("rule", self.args.get("calibration", "range")),
+                                self.args["calibration_quantile"])
+        return FrameObjects(boxes=boxes, attributes=attributes, size=tuple(int(v) for v in objs["size"]), unit=unit)
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def state(self) -> dict:

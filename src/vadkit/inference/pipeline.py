@@ -171,12 +171,12 @@ def _render(video, out_dir: Path, smoothed: np.ndarray, threshold: float, events
 
 
 def short_reason(entry: dict) -> str:
-    """"velocity 4.1x" for a box label (the attribute with the highest score)."""
+    """"velocity 4.1" for a box label (the attribute with the highest score)."""
     scores = entry.get("attributes") or {}
     if not scores:
         return ""
     name = max(scores, key=scores.get)
-    return f"{name} {scores[name]:.1f}x"
+    return f"{name} {scores[name]:.1f}"
 
 
 def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | Path, *, name: str | None = None,

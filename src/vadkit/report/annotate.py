@@ -128,7 +128,7 @@ class FrameAnnotator:
             if box is not None:
                 scores = self.objects.scores(index)
                 top = max(scores, key=scores.get) if scores else ""
-                draw_object(out[:self.height], box, f"{top} {scores[top]:.1f}x" if top else "")
+                draw_object(out[:self.height], box, f"{top} {scores[top]:.1f}" if top else "")
         panel = out[self.height:]
         panel[:] = PANEL_BG
         self._draw_bar(panel[2:2 + self.bar], index)
