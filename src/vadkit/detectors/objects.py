@@ -108,7 +108,7 @@ def balanced_calibration(held_out: dict[str, np.ndarray]) -> tuple[dict, list]:
                       "points": points})
     best = min(tried, key=lambda t: t["imbalance"])  # the first of equals: min keeps the earliest
     return best["points"], [{k: t[k] for k in ("rule", "quantile", "imbalance")} for t in tried] + \
-        [{"chosen": f"{best['rule']}-{best['quantile']:g}"}]
+        [{"chosen": best["rule"] if best["rule"] == "zscore" else f"{best['rule']}-{best['quantile']:g}"}]
 
 
 def fit_gmm(x: np.ndarray, components: int, seed: int) -> dict:
