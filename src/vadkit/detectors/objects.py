@@ -47,6 +47,7 @@ from vadkit.io.files import atomic_path, safe_name
 ATTRIBUTES = ("velocity", "appearance")
 BOX_SOURCES = ("vec", "motion")
 CALIBRATIONS = ("range", "median", "zscore", "balanced")
+APPEARANCES = ("i3d", "hog")
 DEFAULT_CACHE = "~/.cache/vadkit/objects"
 CACHE_VERSION = 1
 
@@ -170,6 +171,7 @@ class ObjectsDetector(Detector):
         false_alarm_rate: share of held-out training frames allowed above the threshold.
         cache_dir: boxes, flow and attributes per video.
         seed, threads: the mixture's seed and the bank subsample; torch CPU threads.
+        appearance: ``i3d`` (I3D ``Mixed_4f`` pooled over the box) or ``hog`` (the HOG descriptor of the box's crop).
     """
 
     name = "objects"
@@ -182,14 +184,17 @@ class ObjectsDetector(Detector):
                  velocity_bins: int = 8, components: int = 5, k: int = 1, max_bank: int = 40_000,
                  calibration_quantile: float = 0.999, sigma: float = 3.0, false_alarm_rate: float = 0.01,
                  cache_dir: str | None = None, seed: int = 0, threads: int | None = None,
-                 calibration: str = "range") -> None:
+                 calibration: str = "range", appearance: str = "i3d") -> None:
         super().__init__(boxes=boxes, boxes_dir=boxes_dir, box_file=box_file, thresholds=thresholds,
                          flow_method=flow_method, flow_preset=flow_preset, velocity_bins=velocity_bins,
                          components=components, k=k, max_bank=max_bank,
                          calibration_quantile=number_arg(calibration_quantile, "calibration_quantile"),
                          sigma=number_arg(sigma, "sigma"), false_alarm_rate=number_arg(false_alarm_rate,
                                                                                         "false_alarm_rate"),
-                         cache_dir=cache_dir, seed=seed, threads=threads, calibration=calibration)
+                         cache_dir=cache_dir, seed=seed, threads=threads, calibration=calibration,
+                         appearance=appearance)
+        if appearance not in APPEARANCES:
+            raise ValueError(f"appearance must be one of {APPEARANCES}, got {appearance!r}")
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
         if boxes not in BOX_SOURCES:
@@ -233,13 +238,15 @@ class ObjectsDetector(Detector):
         record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), frames=item.num_frames,
                       boxes=source, box_file=a["box_file"] if source == "vec" else a["thresholds"],
                       flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
+        if a.get("appearance", "i3d") != "i3d":  # (i3d caches keep their key)
+            record["appearance"] = a["appearance"]
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_root / "attributes" / f"{safe_name(item.id)}-{key}.npz"
 
     def objects(self, item: VideoItem) -> dict[str, np.ndarray]:
         """Every object of a video: ``frame (n,)``, ``xyxy (n, 4)``, ``velocity (n, bins + 1)``,
         ``appearance (n, 832)`` (cached)."""
-        from vadkit.features.attributes import I3DAppearance, velocity_features
+        from vadkit.features.attributes import HOG_DIM, I3DAppearance, hog_appearance, velocity_features
         from vadkit.io import open_video_frames
 
         if item.path is None:
@@ -252,31 +259,40 @@ class ObjectsDetector(Detector):
                 with np.load(file, allow_pickle=False) as cached:
                     return {**{key: cached[key] for key in cached.files}, "size": size}
             flow = flow_for_video(video, self.cache_root / "flow", self.flow_settings)
-            if self._appearance is None:
-                self._appearance = I3DAppearance()
-            appearance = self._appearance
-            length = appearance.settings.snippet_len
             frames, xyxy, velocity, embedding = [], [], [], []
 
-            def add(t: int, map_, offset: int) -> None:
+            def add(t: int, embed) -> None:
                 if len(boxes[t]):
                     frames.append(np.full(len(boxes[t]), t, np.int32))
                     xyxy.append(boxes[t])
                     velocity.append(velocity_features(flow[t], boxes[t], self.args["velocity_bins"]))
-                    embedding.append(appearance.pool(map_, offset, length, boxes[t], video.width, video.height))
+                    embedding.append(embed(boxes[t]))
 
-            end, last = 0, None
-            for start, map_ in appearance.snippet_maps(video):
-                for t in range(max(start, end), min(start + length, item.num_frames)):
-                    add(t, map_, t - start)
-                end, last = max(end, min(start + length, item.num_frames)), map_
-            for t in range(end, item.num_frames):  # frames after the last full snippet: its last time step
-                add(t, last, length - 1)
+            if self.args.get("appearance", "i3d") == "hog":
+                dim = HOG_DIM
+                for t, frame in enumerate(video.frames()):
+                    add(t, lambda b, frame=frame: hog_appearance(frame, b))
+            else:
+                if self._appearance is None:
+                    self._appearance = I3DAppearance()
+                appearance, dim = self._appearance, I3DAppearance.dim
+                length = appearance.settings.snippet_len
+
+                def pooled(map_, offset):
+                    return lambda b: appearance.pool(map_, offset, length, b, video.width, video.height)
+
+                end, last = 0, None
+                for start, map_ in appearance.snippet_maps(video):
+                    for t in range(max(start, end), min(start + length, item.num_frames)):
+                        add(t, pooled(map_, t - start))
+                    end, last = max(end, min(start + length, item.num_frames)), map_
+                for t in range(end, item.num_frames):  # frames after the last full snippet: its last time step
+                    add(t, pooled(last, length - 1))
         bins = self.args["velocity_bins"] + 1
         found = {"frame": np.concatenate(frames) if frames else np.zeros(0, np.int32),
                  "xyxy": np.concatenate(xyxy).astype(np.float32) if xyxy else np.zeros((0, 4), np.float32),
                  "velocity": np.concatenate(velocity) if velocity else np.zeros((0, bins), np.float32),
-                 "appearance": np.concatenate(embedding) if embedding else np.zeros((0, I3DAppearance.dim), np.float32)}
+                 "appearance": np.concatenate(embedding) if embedding else np.zeros((0, dim), np.float32)}
         with atomic_path(file, suffix=".npz") as tmp:
             np.savez(tmp, **found)
         return {**found, "size": size}
