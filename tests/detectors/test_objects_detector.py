@@ -206,3 +206,22 @@ def test_balanced_calibration_lets_each_attribute_cause_its_share_of_the_top_sco
     assert alarm_imbalance(calibrated) == pytest.approx(min(imbalances), abs=1e-4)
     rule, quantile = BALANCED_CANDIDATES[imbalances.index(min(imbalances))]
     assert tried[-1]["chosen"] == (rule if rule == "zscore" else f"{rule}-{quantile:g}")
+
+
+def test_hog_appearance_describes_the_box_crop_and_finds_a_new_shape(tmp_path):
+    from vadkit.features.attributes import HOG_DIM, hog_appearance
+
+    frame = np.full((96, 96, 3), 25, np.uint8)
+    frame[10:26, 10:26] = 230  # a square
+    frame[60:66, 20:56] = 230  # a bar
+    square, bar, empty = hog_appearance(frame, np.array([[8, 8, 28, 28], [18, 58, 58, 68], [70, 70, 90, 90]]))
+    assert square.shape == (HOG_DIM,) and abs(np.linalg.norm(square) - 1) < 1e-5
+    assert np.linalg.norm(square - bar) > 0.3 and not empty.any()  # a flat crop has no gradients
+    root = tmp_path
+    train = [item(write_video(root / f"n{i}.mp4", scene(i), fps=25), f"n{i}") for i in range(3)]
+    detector = build_detector("objects", boxes="motion", cache_dir=str(root / "cache"), components=2, threads=1,
+                              appearance="hog", calibration="balanced").fit(train, progress=False)
+    odd = detector.object_attributes(item(write_video(root / "bar.mp4", scene(60, shape="bar"), fps=25), "bar"))
+    calm = detector.object_attributes(item(write_video(root / "calm.mp4", scene(61), fps=25), "calm"))
+    assert np.median(odd["appearance"]) > np.median(calm["appearance"])
+    assert detector.calibration_["rule"] in ("range-0.999", "range-0.99", "median-0.999", "median-0.99", "zscore")

@@ -4,7 +4,8 @@ and interpretable video anomaly detection"): no gradient training, densities of 
 Per video (cached under ``cache_dir``): boxes per frame (``vec``: a benchmark's precomputed per-split box files;
 ``motion``: vadkit's motion boxes), dense flow (OpenCV DIS), and for every box two attributes
 (:mod:`vadkit.features.attributes`): **velocity** (orientation histogram of the flow in the box plus mean speed, in
-box heights per frame) and **appearance** (I3D ``Mixed_4f`` pooled over the box).
+box heights per frame) and **appearance** (``appearance: i3d``: I3D ``Mixed_4f`` pooled over the box; ``hog``: the HOG
+descriptor of the box's own crop).
 
 ``fit`` (normal training videos only):
 
@@ -245,7 +246,7 @@ class ObjectsDetector(Detector):
 
     def objects(self, item: VideoItem) -> dict[str, np.ndarray]:
         """Every object of a video: ``frame (n,)``, ``xyxy (n, 4)``, ``velocity (n, bins + 1)``,
-        ``appearance (n, 832)`` (cached)."""
+        ``appearance (n, 832)`` (``i3d``; ``hog``: ``(n, 756)``) (cached)."""
         from vadkit.features.attributes import HOG_DIM, I3DAppearance, hog_appearance, velocity_features
         from vadkit.io import open_video_frames
 
