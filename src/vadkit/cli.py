@@ -10,7 +10,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from vadkit.cli_output import USER_ERRORS, console, err_console, fail  # noqa: F401
+from vadkit.cli_output import (RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console,  # noqa: F401
+                               err_console, fail)
 from vadkit.io.files import json_safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -91,12 +92,9 @@ def extract_command(
     batch_size: int = typer.Option(4, "--batch-size", help="snippets per forward pass"),
     backend: str = typer.Option("auto", "--backend", help="auto (fastest installed runtime that passes the parity "
                                 "check here), torch, onnxruntime or openvino"),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="run on Ray (pip install "
-                                      "'vadkit[ray]'): alone, a local cluster; auto, the one `ray start` runs here; "
-                                      "host:port, that cluster's head"),
-    threads: int = typer.Option(1, "--threads", help="with --ray: torch threads of each worker"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="with --ray: workers to start (default: the "
-                                          "cluster's CPUs / --threads)"),
+    ray: Optional[str] = RAY_OPTION,
+    threads: int = THREADS_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
 ) -> None:
     """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos."""
     from vadkit.features.backends import describe

@@ -19,3 +19,15 @@ def fail(message: str, code: int = 1) -> None:
     """Print one clear line (no traceback) and exit."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def ray_options() -> tuple:
+    """The ``--ray [ADDRESS]``, ``--threads`` and ``--workers`` options of `extract` and `score` (their defaults)."""
+    return (typer.Option(None, "--ray", metavar="[ADDRESS]", help="run on Ray (pip install 'vadkit\\[ray]'): alone, a "
+                         "local cluster; auto, the one `ray start` runs here; host:port, that cluster's head"),
+            typer.Option(1, "--threads", help="with --ray: torch threads of each worker"),
+            typer.Option(None, "--workers", help="with --ray: workers to start (default: the cluster's CPUs / "
+                         "--threads)"))
+
+
+RAY_OPTION, THREADS_OPTION, WORKERS_OPTION = ray_options()

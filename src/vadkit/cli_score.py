@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from vadkit.cli_output import USER_ERRORS, console, err_console, fail
+from vadkit.cli_output import RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console, err_console, fail
 
 
 def score_command(
@@ -31,12 +31,9 @@ def score_command(
     backend: str = typer.Option("auto", "--backend", help="auto (fastest installed runtime that passes the parity "
                                 "check here), torch, onnxruntime or openvino"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON line per video (no progress bar)"),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="run on Ray (pip install "
-                                      "'vadkit[ray]'): alone, a local cluster; auto, the one `ray start` runs here; "
-                                      "host:port, that cluster's head"),
-    threads: int = typer.Option(1, "--threads", help="with --ray: torch threads of each worker"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="with --ray: workers to start (default: the "
-                                          "cluster's CPUs / --threads)"),
+    ray: Optional[str] = RAY_OPTION,
+    threads: int = THREADS_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
 ) -> None:
     """Score videos: per-frame scores (CSV, JSON), anomaly events, a plot, an annotated mp4 and an HTML report."""
     from vadkit.inference import resolve_model, score_videos

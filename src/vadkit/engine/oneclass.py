@@ -75,17 +75,11 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
     store = FeatureStore(store_root)
     items = [store_item(n, store.videos[n]["num_frames"], p, store.videos[n]["fps"], store, label=0)
              for n, p in zip(names, videos)]
-    frames = sum(item.num_frames for item in items)
-    shown = ", ".join(names[:5]) + (f" … ({len(names)} videos)" if len(names) > 5 else "")
-    trained_on = f"{len(names)} normal video{'s' if len(names) != 1 else ''}, {frames} frames: {shown}"
+    trained_on = describe_footage(names, items)
     config = RunConfig(detector="knn", detector_args=args,
                        data=DataConfig(dataset="folder", root=str(common_root(videos)), features=str(store_root),
                                        split="fit-normal"), seed=seed, output=str(run.path.parent), name=run.path.name)
-    split = {"kind": f"one-class, fit-normal ({len(names)} normal videos; holdout {holdout} for calibration)",
-             "rule": "every given video is normal training footage", "train": names,
-             "paths": {n: str(p) for n, p in zip(names, videos)}, "test": []}
-    run.write_config(config.to_dict())
-    run.write_json("split.json", split)
+    split = write_one_class_split(run, config, names, videos, f"holdout {holdout} for calibration")
     detector.fit(items, progress=progress)
     card = protocol_card(config, detector, split, store, FIT_NORMAL_SELECTION).replace(
         dataset=dataset, method=f"knn: k={k}, {metric}{', centred' if center else ''}")
@@ -96,6 +90,24 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
     plot_calibration(detector.calibration_["held_out_scores"], detector.threshold_, false_alarm_rate,
                      run.path / "calibration.png", title=f"k-NN calibration: {trained_on}"[:120])
     return run
+
+
+def describe_footage(names: Sequence[str], items: Sequence) -> str:
+    """The model file's line on its training data: "3 normal videos, 540 frames: cam0, cam1, cam2"."""
+    frames = sum(item.num_frames for item in items)
+    shown = ", ".join(names[:5]) + (f" … ({len(names)} videos)" if len(names) > 5 else "")
+    return f"{len(names)} normal video{'s' if len(names) != 1 else ''}, {frames} frames: {shown}"
+
+
+def write_one_class_split(run: RunDir, config: RunConfig, names: Sequence[str], videos: Sequence[Path],
+                          calibration: str) -> dict:
+    """Write the run's config and its one-class split (every given video is normal training footage)."""
+    split = {"kind": f"one-class, fit-normal ({len(names)} normal videos; {calibration})",
+             "rule": "every given video is normal training footage", "train": list(names),
+             "paths": {n: str(p) for n, p in zip(names, videos)}, "test": []}
+    run.write_config(config.to_dict())
+    run.write_json("split.json", split)
+    return split
 
 
 def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed: int = 0,
@@ -120,17 +132,11 @@ def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed:
     for name, path in zip(names, videos):
         with open_video(path) as video:
             items.append(store_item(name, video.num_frames, path, video.fps, label=0))
-    frames = sum(item.num_frames for item in items)
-    shown = ", ".join(names[:5]) + (f" … ({len(names)} videos)" if len(names) > 5 else "")
-    trained_on = f"{len(names)} normal video{'s' if len(names) != 1 else ''}, {frames} frames: {shown}"
+    trained_on = describe_footage(names, items)
     config = RunConfig(detector="objects", detector_args=args,
                        data=DataConfig(dataset="folder", root=str(common_root(videos)), split="fit-normal"),
                        seed=seed, output=str(run.path.parent), name=run.path.name)
-    split = {"kind": f"one-class, fit-normal ({len(names)} normal videos; each held out once for calibration)",
-             "rule": "every given video is normal training footage", "train": names,
-             "paths": {n: str(p) for n, p in zip(names, videos)}, "test": []}
-    run.write_config(config.to_dict())
-    run.write_json("split.json", split)
+    split = write_one_class_split(run, config, names, videos, "each held out once for calibration")
     detector.fit(items, progress=progress)
     card = protocol_card(config, detector, split, None, OBJECTS_SELECTION).replace(
         dataset=dataset, method=f"objects: motion boxes ({box_thresholds} thresholds), velocity + appearance")

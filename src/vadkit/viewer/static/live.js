@@ -1,7 +1,7 @@
 // A live page for one `vadkit watch` stream: the newest frame, the last minute of scores scrolling from right to
 // left (smoothed and raw, the threshold, events shaded, gaps marked), the open event and the recent closed ones.
 // Fed by the server's event stream (/api/live/<stream>/events); the browser's EventSource reconnects by itself.
-import { COLORS, line, niceTicks, toScore } from './timeline.js';
+import { COLORS, clearCanvas, drawScores, line, niceTicks, toScore } from './timeline.js';
 
 const WINDOW_S = 60; // seconds of scores on screen
 const KEEP_FACTOR = 1.5; // rows kept beyond the window, so a resize or a late row still has data
@@ -118,16 +118,9 @@ export class LiveView {
 
   /** The last WINDOW_S seconds up to the newest scored frame, newest at the right edge. */
   draw() {
-    const ratio = window.devicePixelRatio || 1;
-    const width = this.box.clientWidth;
-    const height = this.box.clientHeight;
-    if (!width || !height) return;
-    this.canvas.width = Math.round(width * ratio);
-    this.canvas.height = Math.round(height * ratio);
-    const ctx = this.canvas.getContext('2d');
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.fillStyle = COLORS.background;
-    ctx.fillRect(0, 0, width, height);
+    const surface = clearCanvas(this.canvas, this.box);
+    if (!surface) return;
+    const { ctx, width, height } = surface;
 
     const span = WINDOW_S * this.fps();
     const last = this.lastFrame();
@@ -167,18 +160,8 @@ export class LiveView {
       });
       return out;
     };
-    ctx.strokeStyle = COLORS.raw;
-    line(ctx, points(1));
-    ctx.strokeStyle = COLORS.smoothed;
-    ctx.lineWidth = 2;
-    line(ctx, points(2));
-    if (Number.isFinite(threshold)) {
-      ctx.strokeStyle = COLORS.threshold;
-      ctx.lineWidth = 1;
-      ctx.setLineDash([5, 4]);
-      line(ctx, [[0, y(threshold)], [width, y(threshold)]]);
-      ctx.setLineDash([]);
-    }
+    drawScores(ctx, points(1), points(2), y(threshold), width);
+    ctx.lineWidth = 1;
     ctx.strokeStyle = '#111827'; // gaps: a dotted vertical line where the stream was lost
     ctx.setLineDash([2, 3]);
     for (const g of this.gaps) if (g >= first) line(ctx, [[x(g + 0.5), 0], [x(g + 0.5), height]]);

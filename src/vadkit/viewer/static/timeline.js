@@ -99,16 +99,9 @@ export class Timeline {
   }
 
   draw() {
-    const ratio = window.devicePixelRatio || 1;
-    const width = this.container.clientWidth;
-    const height = this.container.clientHeight;
-    if (!width || !height) return;
-    this.canvas.width = Math.round(width * ratio);
-    this.canvas.height = Math.round(height * ratio);
-    const ctx = this.canvas.getContext('2d');
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.fillStyle = COLORS.background;
-    ctx.fillRect(0, 0, width, height);
+    const surface = clearCanvas(this.canvas, this.container);
+    if (!surface) return;
+    const { ctx, width, height } = surface;
 
     const duration = this.duration();
     const [lo, hi] = this.range;
@@ -132,21 +125,7 @@ export class Timeline {
     for (const v of shown) line(ctx, [[0, Math.round(y(v)) + 0.5], [width, Math.round(y(v)) + 0.5]]);
 
     const points = (values) => values.map((v, i) => [x((i + 0.5) / this.fps), y(v)]);
-    ctx.strokeStyle = COLORS.raw;
-    ctx.lineWidth = 1;
-    line(ctx, points(this.scores));
-    ctx.strokeStyle = COLORS.smoothed;
-    ctx.lineWidth = 2;
-    line(ctx, points(this.smoothed));
-
-    const threshold = toScore(this.result.threshold);
-    if (Number.isFinite(threshold)) {
-      ctx.strokeStyle = COLORS.threshold;
-      ctx.lineWidth = 1;
-      ctx.setLineDash([5, 4]);
-      line(ctx, [[0, y(threshold)], [width, y(threshold)]]);
-      ctx.setLineDash([]);
-    }
+    drawScores(ctx, points(this.scores), points(this.smoothed), y(toScore(this.result.threshold)), width);
 
     // tick labels last, on a light backing, at the left edge
     ctx.font = LABEL_FONT;
@@ -172,6 +151,41 @@ export class Timeline {
     this.destroyed = true;
     for (const [target, type, fn] of this.handlers) target.removeEventListener(type, fn);
     this.resizer.disconnect();
+  }
+}
+
+/**
+ * Size a canvas to its container at the screen's pixel ratio and clear it; null while the container has no size.
+ * Drawing then uses CSS pixels: `{ ctx, width, height }`.
+ */
+export function clearCanvas(canvas, container) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = container.clientWidth;
+  const height = container.clientHeight;
+  if (!width || !height) return null;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.fillStyle = COLORS.background;
+  ctx.fillRect(0, 0, width, height);
+  return { ctx, width, height };
+}
+
+/** The raw scores (thin grey), the smoothed ones (thick blue) and the threshold (dashed red, at height `thresholdY`). */
+export function drawScores(ctx, raw, smoothed, thresholdY, width) {
+  ctx.strokeStyle = COLORS.raw;
+  ctx.lineWidth = 1;
+  line(ctx, raw);
+  ctx.strokeStyle = COLORS.smoothed;
+  ctx.lineWidth = 2;
+  line(ctx, smoothed);
+  if (Number.isFinite(thresholdY)) {
+    ctx.strokeStyle = COLORS.threshold;
+    ctx.lineWidth = 1;
+    ctx.setLineDash([5, 4]);
+    line(ctx, [[0, thresholdY], [width, thresholdY]]);
+    ctx.setLineDash([]);
   }
 }
 
