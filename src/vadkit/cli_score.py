@@ -158,6 +158,9 @@ def fit_normal_command(
                                "velocity and appearance on motion boxes: a box and a reason for every event)"),
     box_thresholds: str = typer.Option("ped2", "--box-thresholds", help="with --method objects: motion-box "
                                        "thresholds by dataset (ped2, avenue, shanghaitech)"),
+    box_detector: Optional[Path] = typer.Option(None, "--box-detector", help="with --method objects: an ONNX "
+                                                "object detector (boxes and scores after NMS) whose boxes come "
+                                                "before the motion boxes"),
 ) -> None:
     """Fit a one-class detector on normal footage only; the run folder works with `vadkit score --model`."""
     from vadkit.engine.oneclass import fit_normal
@@ -165,7 +168,7 @@ def fit_normal_command(
     try:
         run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
                          features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset,
-                         method=method, box_thresholds=box_thresholds)
+                         method=method, box_thresholds=box_thresholds, box_detector=box_detector)
     except USER_ERRORS as err:
         fail(str(err))
         return

@@ -229,3 +229,30 @@ def test_hog_appearance_describes_the_box_crop_and_finds_a_new_shape(tmp_path):
 
     assert np.median(lower(odd)) > 2 * np.median(lower(calm))
     assert detector.calibration_["rule"] in ("range-0.999", "range-0.99", "median-0.999", "median-0.99", "zscore")
+
+
+def test_a_users_onnx_detector_gives_the_boxes(tmp_path):
+    """boxes='onnx': a real ONNX model run by onnxruntime (here one that always reports the same two boxes, one of
+    them below the score threshold) supplies the object boxes; motion boxes cover what it misses."""
+    pytest.importorskip("onnxruntime", reason="the ONNX box source needs onnxruntime (pip install 'vadkit[onnx]')")
+    import torch
+
+    class Fixed(torch.nn.Module):
+        def forward(self, image):  # (1, 3, H, W) -> boxes (2, 4), scores (2,)
+            zero = image.mean() * 0
+            return torch.tensor([[10.0, 60.0, 40.0, 90.0], [50.0, 5.0, 70.0, 40.0]]) + zero, \
+                torch.tensor([0.9, 0.3]) + zero
+
+    model = tmp_path / "fixed.onnx"
+    torch.onnx.export(Fixed().eval(), (torch.zeros(1, 3, SIZE, SIZE),), str(model), input_names=["image"],
+                      output_names=["boxes", "scores"], dynamo=True)
+    with pytest.raises(ValueError, match="detector_file"):
+        build_detector("objects", boxes="onnx")
+    train = [item(write_video(tmp_path / f"n{i}.mp4", scene(i), fps=25), f"n{i}") for i in range(3)]
+    detector = build_detector("objects", boxes="onnx", detector_file=str(model), cache_dir=str(tmp_path / "cache"),
+                              components=2, threads=1, appearance="hog").fit(train, progress=False)
+    objs = detector.object_attributes(item(write_video(tmp_path / "probe.mp4", scene(90), fps=25), "probe"))
+    first = objs["xyxy"][objs["frame"] == 5]
+    assert [10.0, 60.0, 40.0, 90.0] in first.tolist()  # the detection above the score threshold, in every frame
+    assert [50.0, 5.0, 70.0, 40.0] not in first.tolist()  # the one below it is dropped
+    assert (objs["frame"] == 5).sum() >= 1 and detector.score(item(tmp_path / "probe.mp4", "probe")).values.size

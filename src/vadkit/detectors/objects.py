@@ -2,10 +2,10 @@
 and interpretable video anomaly detection"): no gradient training, densities of per-object attributes.
 
 Per video (cached under ``cache_dir``): boxes per frame (``vec``: a benchmark's precomputed per-split box files;
-``motion``: vadkit's motion boxes), dense flow (OpenCV DIS), and for every box two attributes
-(:mod:`vadkit.features.attributes`): **velocity** (orientation histogram of the flow in the box plus mean speed, in
-box heights per frame) and **appearance** (``appearance: i3d``: I3D ``Mixed_4f`` pooled over the box; ``hog``: the HOG
-descriptor of the box's own crop).
+``motion``: vadkit's motion boxes; ``onnx``: a user's ONNX detector with motion boxes), dense flow (OpenCV DIS),
+and for every box two attributes (:mod:`vadkit.features.attributes`): **velocity** (orientation histogram of the flow
+in the box plus mean speed, in box heights per frame) and **appearance** (``appearance: i3d``: I3D ``Mixed_4f`` pooled
+over the box; ``hog``: the HOG descriptor of the box's own crop).
 
 ``fit`` (normal training videos only):
 
@@ -46,7 +46,7 @@ from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
 from vadkit.io.files import atomic_path, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
-BOX_SOURCES = ("vec", "motion")
+BOX_SOURCES = ("vec", "motion", "onnx")
 CALIBRATIONS = ("range", "median", "zscore", "balanced")
 APPEARANCES = ("i3d", "hog")
 DEFAULT_CACHE = "~/.cache/vadkit/objects"
@@ -154,8 +154,11 @@ class ObjectsDetector(Detector):
     """Object attributes (velocity, appearance) with training densities; frame score = max over objects.
 
     Args:
-        boxes: ``vec`` (per-split box files in ``boxes_dir``; videos outside them fall back to motion boxes) or
-            ``motion``.
+        boxes: ``vec`` (per-split box files in ``boxes_dir``; videos outside them fall back to motion boxes),
+            ``motion``, or ``onnx`` (a user's ONNX detector, ``detector_file``, plus motion boxes where it finds
+            nothing, as VEC combines its detector with motion).
+        detector_file, detector_options: with ``onnx``: the model and :class:`~vadkit.features.objects.OnnxDetector`'s
+            options (input size, normalisation, classes, ...).
         boxes_dir, box_file: the per-split box files (``{split}`` in the name), as STATE reads them.
         thresholds: motion-box thresholds (dataset name).
         flow_method, flow_preset: OpenCV flow.
@@ -185,7 +188,8 @@ class ObjectsDetector(Detector):
                  velocity_bins: int = 8, components: int = 5, k: int = 1, max_bank: int = 40_000,
                  calibration_quantile: float = 0.999, sigma: float = 3.0, false_alarm_rate: float = 0.01,
                  cache_dir: str | None = None, seed: int = 0, threads: int | None = None,
-                 calibration: str = "range", appearance: str = "i3d") -> None:
+                 calibration: str = "range", appearance: str = "i3d", detector_file: str | None = None,
+                 detector_options: dict | None = None) -> None:
         super().__init__(boxes=boxes, boxes_dir=boxes_dir, box_file=box_file, thresholds=thresholds,
                          flow_method=flow_method, flow_preset=flow_preset, velocity_bins=velocity_bins,
                          components=components, k=k, max_bank=max_bank,
@@ -193,7 +197,8 @@ class ObjectsDetector(Detector):
                          sigma=number_arg(sigma, "sigma"), false_alarm_rate=number_arg(false_alarm_rate,
                                                                                         "false_alarm_rate"),
                          cache_dir=cache_dir, seed=seed, threads=threads, calibration=calibration,
-                         appearance=appearance)
+                         appearance=appearance, detector_file=detector_file,
+                         detector_options=dict(detector_options or {}))
         if appearance not in APPEARANCES:
             raise ValueError(f"appearance must be one of {APPEARANCES}, got {appearance!r}")
         if calibration not in CALIBRATIONS:
@@ -202,6 +207,9 @@ class ObjectsDetector(Detector):
             raise ValueError(f"boxes must be one of {BOX_SOURCES}, got {boxes!r}")
         if boxes == "vec" and not boxes_dir:
             raise ValueError("boxes='vec' needs boxes_dir, the folder of the per-split box files")
+        if boxes == "onnx" and not detector_file:
+            raise ValueError("boxes='onnx' needs detector_file, an ONNX object detector that outputs boxes and scores "
+                             "after NMS (see vadkit.features.objects.OnnxDetector)")
         box_thresholds(thresholds)
         for key in ("velocity_bins", "components", "k", "max_bank"):
             if self.args[key] < 1:
@@ -212,6 +220,7 @@ class ObjectsDetector(Detector):
         self.flow_settings = FlowSettings(method=flow_method, preset=flow_preset)
         self._vec = SplitBoxFiles(boxes_dir or ".", box_file)
         self._appearance = None
+        self._onnx = None
         self._warned = False
         self.gmm_: dict | None = None
         self.bank_: np.ndarray | None = None
@@ -232,12 +241,20 @@ class ObjectsDetector(Detector):
             if not self._warned:
                 warnings.warn(f"video {item.id}: no precomputed boxes for it; using motion boxes", stacklevel=3)
                 self._warned = True
+        if a["boxes"] == "onnx":  # the user's detector's boxes, and motion boxes where it found nothing (as VEC)
+            if self._onnx is None:
+                from vadkit.features.objects import OnnxDetector
+
+                self._onnx = OnnxDetector(os.path.expanduser(a["detector_file"]), **a.get("detector_options", {}))
+            return "onnx", extract_boxes(video, a["thresholds"], detector=self._onnx,
+                                         cache_dir=self.cache_root / "boxes")
         return "motion", extract_boxes(video, a["thresholds"], cache_dir=self.cache_root / "boxes")
 
     def _cache_file(self, item: VideoItem, source: str) -> Path:
         a = self.args
         record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), frames=item.num_frames,
-                      boxes=source, box_file=a["box_file"] if source == "vec" else a["thresholds"],
+                      boxes=source, box_file=(a["box_file"] if source == "vec" else
+                                              self._onnx.identity if source == "onnx" else a["thresholds"]),
                       flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
         if a.get("appearance", "i3d") != "i3d":  # (i3d caches keep their key)
             record["appearance"] = a["appearance"]

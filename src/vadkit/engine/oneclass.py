@@ -37,11 +37,11 @@ METHODS = ("knn", "objects")
 def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, metric: str = "cosine",
                center: bool = False, holdout: float = 0.2, seed: int = 0, settings=None,
                features_dir=None, batch_size: int = 4, progress: bool = True, dataset: str = "user footage",
-               method: str = "knn", box_thresholds: str = "ped2") -> RunDir:
+               method: str = "knn", box_thresholds: str = "ped2", box_detector: str | Path | None = None) -> RunDir:
     """Fit a one-class detector on normal videos and write a run folder: ``method="knn"`` a
     :class:`~vadkit.detectors.knn.KNNDetector` (the arguments below), ``method="objects"`` the object-attribute
     detector on motion boxes (``box_thresholds``: the motion-box thresholds, by dataset name; ``false_alarm_rate``,
-    ``seed`` and ``dataset`` apply too).
+    ``seed`` and ``dataset`` apply too; ``box_detector``: an ONNX object detector whose boxes come first).
 
     Args:
         inputs: video files, frame folders or folders of them (see :func:`vadkit.io.inputs.find_videos`).
@@ -56,7 +56,8 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
         raise ValueError(f"unknown fit-normal method {method!r}; expected one of {', '.join(METHODS)}")
     if method == "objects":
         return fit_normal_objects(inputs, out_dir, false_alarm_rate=false_alarm_rate, seed=seed,
-                                  box_thresholds=box_thresholds, progress=progress, dataset=dataset)
+                                  box_thresholds=box_thresholds, box_detector=box_detector, progress=progress,
+                                  dataset=dataset)
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
     from vadkit.features.store import FeatureStore
     from vadkit.report.plots import plot_calibration
@@ -111,15 +112,20 @@ def write_one_class_split(run: RunDir, config: RunConfig, names: Sequence[str], 
 
 
 def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed: int = 0,
-                       box_thresholds: str = "ped2", progress: bool = True, dataset: str = "user footage") -> RunDir:
-    """Fit the object-attribute detector on normal videos (motion boxes; boxes, flow and attributes cached in the
-    run folder) and write a run folder that `vadkit score --model` takes."""
+                       box_thresholds: str = "ped2", box_detector: str | Path | None = None, progress: bool = True,
+                       dataset: str = "user footage") -> RunDir:
+    """Fit the object-attribute detector on normal videos (motion boxes, after the boxes of ``box_detector``, an ONNX
+    detector, when given; boxes, flow and attributes cached in the run folder) and write a run folder that
+    `vadkit score --model` takes."""
     from vadkit.detectors import build_detector
     from vadkit.io import open_video
 
     run = RunDir(out_dir)
-    args = dict(boxes="motion", thresholds=box_thresholds, false_alarm_rate=false_alarm_rate,
-                cache_dir=str(Path(run.path).resolve() / "objects-cache"))
+    boxes = dict(boxes="motion")
+    if box_detector:
+        boxes = dict(boxes="onnx", detector_file=str(Path(box_detector).resolve()))
+    args = dict(**boxes, thresholds=box_thresholds, false_alarm_rate=false_alarm_rate, calibration="balanced",
+                appearance="hog", cache_dir=str(Path(run.path).resolve() / "objects-cache"))
     detector = build_detector("objects", **args, seed=seed)  # the arguments are checked before minutes of work
     videos = [p.resolve() for p in find_videos(inputs)]
     if len(videos) < 2:
@@ -139,7 +145,8 @@ def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed:
     split = write_one_class_split(run, config, names, videos, "each held out once for calibration")
     detector.fit(items, progress=progress)
     card = protocol_card(config, detector, split, None, OBJECTS_SELECTION).replace(
-        dataset=dataset, method=f"objects: motion boxes ({box_thresholds} thresholds), velocity + appearance")
+        dataset=dataset, method=f"objects: {'ONNX detector + ' if box_detector else ''}motion boxes "
+                                f"({box_thresholds} thresholds), velocity + HOG appearance")
     save_model(detector, run, card, config.data.crops, trained_on)
     c = detector.calibration_
     run.write_json("calibration.json", {"threshold": detector.threshold_, "false_alarm_rate": false_alarm_rate,

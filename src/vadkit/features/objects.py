@@ -546,8 +546,8 @@ def _import_onnxruntime():
     try:
         import onnxruntime
     except ImportError as err:
-        raise ImportError("OnnxDetector needs the onnxruntime package, which vadkit does not install: "
-                          "pip install onnxruntime") from err
+        raise ImportError("OnnxDetector needs the onnxruntime package: pip install 'vadkit[onnx]' (or pip install "
+                          "onnxruntime)") from err
     return onnxruntime
 
 
