@@ -34,6 +34,8 @@ def score_command(
     ray: Optional[str] = RAY_OPTION,
     threads: int = THREADS_OPTION,
     workers: Optional[int] = WORKERS_OPTION,
+    rescore: bool = typer.Option(False, "--rescore", help="with --ray: score again the videos an earlier run already "
+                                 "scored with the same model and options (by default a rerun skips them)"),
 ) -> None:
     """Score videos: per-frame scores (CSV, JSON), anomaly events, a plot, an annotated mp4 and an HTML report."""
     from vadkit.inference import resolve_model, score_videos
@@ -47,7 +49,7 @@ def score_command(
 
             results = score_videos_ray(videos, model, out, address=None if ray == LOCAL else ray, threads=threads,
                                        num_workers=workers, progress=not as_json, errors=errors, backend=backend,
-                                       **options)
+                                       rescore=rescore, **options)
         else:
             loaded = resolve_model(model, backend=backend)
             _say_backend(loaded, batch_size)

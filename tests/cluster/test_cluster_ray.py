@@ -236,3 +236,15 @@ def test_score_on_ray_writes_the_local_folders(tmp_path, ray_address, one_thread
         assert sorted(p.name for p in (tmp_path / "ray" / r["name"]).rglob("*")) == \
             sorted(p.name for p in (tmp_path / "local" / r["name"]).rglob("*"))
     assert not (tmp_path / "ray" / "broken").exists() and not (tmp_path / "local" / "broken").exists()
+
+    # a rerun skips what is finished (same videos, model and options): nothing is rewritten
+    stamps = {r["name"]: (tmp_path / "ray" / r["name"] / "result.json").stat().st_mtime_ns for r in results}
+    again = score_videos_ray(paths[:2], "ped2-knn", tmp_path / "ray", address=ray_address, threads=1, progress=False,
+                             backend=BACKEND, **options)
+    assert [r["scores"] for r in again] == [r["scores"] for r in results]
+    assert {n: (tmp_path / "ray" / n / "result.json").stat().st_mtime_ns for n in stamps} == stamps
+    # other options (or rescore=True) score again
+    score_videos_ray(paths[:1], "ped2-knn", tmp_path / "ray", address=ray_address, threads=1, progress=False,
+                     backend=BACKEND, **{**options, "smoothing_sigma": 1.0})
+    assert (tmp_path / "ray" / "walk" / "result.json").stat().st_mtime_ns != stamps["walk"]
+    assert json.loads((tmp_path / "ray" / "walk" / "result.json").read_text())["smoothing_sigma"] == 1.0

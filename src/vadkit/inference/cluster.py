@@ -487,10 +487,44 @@ def _not_listed(videos: list[tuple[str, Path]], store_root) -> list[tuple[str, P
 # ---------------------------------------------------------------------------------------------------------------
 # Scoring
 # ---------------------------------------------------------------------------------------------------------------
+# what score_video does by default, for comparing an earlier result's options with a rerun's
+_SCORE_DEFAULTS = {"smoothing_sigma": 3.0, "min_event_frames": 8, "merge_gap": 5, "threshold": None,
+                   "write_annotated": True}
+
+
+def finished_result(out_dir: Path, video: str | os.PathLike, source: str, options: dict,
+                    model_threshold: float | None = None) -> dict | None:
+    """The ``result.json`` in ``out_dir`` when it scored ``video`` with the model ``source`` and the same options,
+    after the model was last written; else None (so the video is scored again)."""
+    from vadkit.io.inputs import printable
+
+    file = out_dir / "result.json"
+    try:
+        result = json.loads(file.read_text())
+        written = file.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    wanted = {**_SCORE_DEFAULTS, **{k: v for k, v in options.items() if k in _SCORE_DEFAULTS}}
+    if (result.get("video") != printable(str(Path(video).resolve()))
+            or (result.get("model") or {}).get("source") != source
+            or any(result.get(k) != wanted[k] for k in ("smoothing_sigma", "min_event_frames", "merge_gap"))
+            or result.get("threshold") != (float(wanted["threshold"]) if wanted["threshold"] is not None
+                                            else model_threshold)
+            or ("video" in (result.get("files") or {})) != bool(wanted["write_annotated"])):
+        return None
+    model_path = Path(source)
+    if model_path.exists():  # a run folder or model file refitted since: score again
+        newest = max([model_path.stat().st_mtime] + [p.stat().st_mtime for p in model_path.glob("*.pt")])
+        if newest > written:
+            return None
+    return result
+
+
 def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: str | os.PathLike,
                      address: str | None = None, threads: int = 1, num_workers: int | None = None,
                      progress: bool = True, errors: list | None = None, backend: str | None = None,
-                     retries: int = 2, on_video: Callable[[str, dict], None] | None = None, **options) -> list[dict]:
+                     retries: int = 2, on_video: Callable[[str, dict], None] | None = None, rescore: bool = False,
+                     **options) -> list[dict]:
     """Score every video of ``inputs`` into ``out_root/<name>/`` on a Ray cluster: the same folders, names and
     files as :func:`vadkit.inference.pipeline.score_videos`.
 
@@ -505,8 +539,12 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
         options: passed to :func:`score_video` (``smoothing_sigma``, ``threshold``, ``write_annotated``,
             ``batch_size`` ...; not ``progress``).
 
+        rescore: score every video again; by default a rerun skips the videos whose folder already holds a
+            ``result.json`` of the same video, model and options written after the model (a job interrupted by a
+            killed driver resumes where it stopped).
+
     Returns:
-        the ``result.json`` of each video scored, in input order.
+        the ``result.json`` of each video scored (or skipped as finished), in input order.
     """
     from vadkit.inference.bundle import LoadedModel, resolve_model
     from vadkit.inference.pipeline import _prepare_folder
@@ -515,7 +553,7 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
     require_ray(address)  # before anything else: without Ray, say how to install it
     source = model.source if isinstance(model, LoadedModel) else str(model)
     try:
-        resolve_model(source)  # fails here, at once, on a name or path that is no model
+        model_threshold = resolve_model(source).detector.threshold_  # fails at once on a name or path that is no model
     except FileNotFoundError:
         if isinstance(model, LoadedModel):
             raise ValueError(f"scoring on Ray needs a model the workers can load by name or path; {source!r} is "
@@ -531,10 +569,18 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
     if not videos:
         return []
     items = list(zip(videos, names))
+    for video, name in list(items):
+        done = None if rescore else finished_result(out_root / name, video, source, options, model_threshold)
+        if done is not None:
+            results[name] = done
+    todo = [(video, name) for video, name in items if name not in results]
+    if not todo:
+        return [results[name] for _, name in items]
 
     with ray_cluster(address) as ray, progress_bar("{task.description}", progress) as bar:
-        workers = max(1, min(num_workers or _default_workers(ray, threads), len(items)))
-        task = bar.add_task("videos", total=len(items), info="starting Ray workers")
+        workers = max(1, min(num_workers or _default_workers(ray, threads), len(todo)))
+        task = bar.add_task("videos", total=len(items), completed=len(items) - len(todo),
+                            info="starting Ray workers")
         state: dict[str, Any] = {"frames": 0}
 
         def on_ready(answer: dict) -> None:
@@ -578,7 +624,7 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
 
         init = (source, backend, batch_size, threads)
         staged = (lambda answer: init[:1] + (answer["backend"],) + init[2:]) if backend in (None, "auto") else None
-        _run_on_workers(ray, _ScoreWorker, init, workers, threads, retries, items, submit, on_ready, on_result,
+        _run_on_workers(ray, _ScoreWorker, init, workers, threads, retries, todo, submit, on_ready, on_result,
                         on_failure, on_wait, rest_args=staged)
         on_wait()
     if errors is not None:
