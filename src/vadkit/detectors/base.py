@@ -190,16 +190,23 @@ class FrameObjects:
     def scores(self, frame: int) -> dict[str, float]:
         return {k: round(float(v[frame]), 4) for k, v in self.attributes.items() if np.isfinite(v[frame])}
 
+    def _ranked(self, frame: int) -> list[tuple[str, float]]:
+        return sorted(self.scores(frame).items(), key=lambda kv: -kv[1])
+
     def reason(self, frame: int) -> str | None:
         """Which attribute made the frame's object abnormal, e.g. "velocity 4.1 times the 99.9th percentile of
         held-out training objects (appearance 0.8)"."""
-        scores = self.scores(frame)
-        if not scores:
+        ranked = self._ranked(frame)
+        if not ranked:
             return None
-        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
         (name, value), rest = ranked[0], ranked[1:]
         others = ", ".join(f"{n} {v:.1f}" for n, v in rest)
         return f"{name} {value:.1f} {self.unit}" + (f" ({others})" if others else "")
+
+    def label(self, frame: int) -> str:
+        """The reason in short, for a box label: "velocity 4.1" ("" when the frame has no object)."""
+        ranked = self._ranked(frame)
+        return f"{ranked[0][0]} {ranked[0][1]:.1f}" if ranked else ""
 
     def to_json(self, size: tuple | None = None) -> dict:
         """Per frame: the box (or None) and each attribute's score (or None), for ``result.json``."""

@@ -409,7 +409,7 @@ class ObjectsDetector(Detector):
 
     def explain(self, item: VideoItem) -> FrameObjects:
         """Each frame's most abnormal object (the one its score is the max over): box and calibrated attribute
-        scores, in multiples of the ``calibration_quantile`` of held-out training objects."""
+        scores, in the unit of the fitted calibration rule (:func:`calibration_unit`)."""
         self._check_fitted()
         objs, calibrated = self._scored_objects(item)
         n = item.num_frames

@@ -141,7 +141,7 @@ def _render(video, out_dir: Path, smoothed: np.ndarray, threshold: float, events
     def thumbnail(frame: np.ndarray, index: int) -> None:
         path, entry = peaks[index]
         if entry.get("box"):
-            frame = draw_object(frame.copy(), entry["box"], short_reason(entry))
+            frame = draw_object(frame.copy(), entry["box"], objects.label(index))
         thumbs[path] = jpeg(frame)
 
     thumbs: dict[str, bytes] = {}
@@ -168,15 +168,6 @@ def _render(video, out_dir: Path, smoothed: np.ndarray, threshold: float, events
 
     write_video(out_dir / "annotated.mp4", frames(), fps=video.fps)
     return thumbs
-
-
-def short_reason(entry: dict) -> str:
-    """"velocity 4.1" for a box label (the attribute with the highest score)."""
-    scores = entry.get("attributes") or {}
-    if not scores:
-        return ""
-    name = max(scores, key=scores.get)
-    return f"{name} {scores[name]:.1f}"
 
 
 def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | Path, *, name: str | None = None,

@@ -118,11 +118,9 @@ class _Watchdog:
         while not self._stop.wait(0.25):
             if self.silent_for() <= self.timeout + self.GRACE:
                 continue
-            with self._lock:
-                container, self._container = self._container, None
-                if container is not None:
-                    self.fired = True
+            container = self.take()
             if container is not None:
+                self.fired = True  # before the close, which is what makes the blocked read fail
                 try:
                     container.close()
                 except Exception:  # noqa: BLE001 - closing a broken container

@@ -126,9 +126,7 @@ class FrameAnnotator:
             cv2.rectangle(out, (0, 0), (self.width - 1, self.height - 1), RED, 2 * self.border)
             box = self.objects.box(index, (self.width, self.height)) if self.objects is not None else None
             if box is not None:
-                scores = self.objects.scores(index)
-                top = max(scores, key=scores.get) if scores else ""
-                draw_object(out[:self.height], box, f"{top} {scores[top]:.1f}" if top else "")
+                draw_object(out[:self.height], box, self.objects.label(index))
         panel = out[self.height:]
         panel[:] = PANEL_BG
         self._draw_bar(panel[2:2 + self.bar], index)

@@ -15,7 +15,8 @@ padding:0 1rem}
 h1{font-size:1.4rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9rem}td,th{padding:.3rem .6rem;border-bottom:1px solid #eee;text-align:left;
 vertical-align:middle}th{background:#f6f6f6}.num{text-align:right;font-variant-numeric:tabular-nums}
-.muted{color:#777;font-size:.85rem}.plot{max-width:100%;border:1px solid #eee}.thumb{height:90px;border-radius:3px}.reason{font-size:.85rem;max-width:28rem}
+.muted{color:#777;font-size:.85rem}.plot{max-width:100%;border:1px solid #eee}.thumb{height:90px;border-radius:3px}
+.reason{font-size:.85rem;max-width:28rem}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:.7rem;font-size:.85rem;color:#fff}
 .bad{background:#c62828}.good{background:#2e7d32}
 """

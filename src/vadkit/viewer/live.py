@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, AsyncIterator, Optional
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
+from vadkit.io.files import json_safe
 from vadkit.viewer.catalog import UnsafePathError, file_url
 
 LIVE_KEY = "live"  # the catalog root of the watch folder
@@ -111,7 +111,7 @@ class WatchFolder:
         rows = []
         for line in text.splitlines():
             try:
-                rows.append(_finite(json.loads(line)))
+                rows.append(json_safe(json.loads(line)))
             except ValueError:
                 continue  # never expected (chunks are written atomically): skip, do not break the page
         return rows
@@ -254,18 +254,8 @@ def _read_json(path: Path) -> Optional[dict]:
         value = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return _finite(value) if isinstance(value, dict) else None
+    return json_safe(value) if isinstance(value, dict) else None
 
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (a browser's JSON.parse refuses them)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _mtime(path: Path) -> Optional[int]:

@@ -1,4 +1,5 @@
-"""Helpers of the streaming benchmarks: 25 fps test streams made from the demo clip, resident memory."""
+"""Helpers of the streaming benchmarks (imported by bench/stream_*.py; not a benchmark, so it prints nothing): 25 fps
+test streams made from the demo clip, resident memory."""
 
 from __future__ import annotations
 
