@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vadkit.detectors import VideoItem, build_detector
+from vadkit.detectors import VideoItem, build_detector, load_detector
 from vadkit.features.attributes import velocity_features
 from vadkit.io import write_video
 
@@ -256,3 +256,63 @@ def test_a_users_onnx_detector_gives_the_boxes(tmp_path):
     assert [10.0, 60.0, 40.0, 90.0] in first.tolist()  # the detection above the score threshold, in every frame
     assert [50.0, 5.0, 70.0, 40.0] not in first.tolist()  # the one below it is dropped
     assert (objs["frame"] == 5).sum() >= 1 and detector.score(item(tmp_path / "probe.mp4", "probe")).values.size
+
+
+def test_scene_scale_measures_speed_in_the_height_objects_have_where_they_stand():
+    """``velocity_scale: scene``: a line of height by foot row fitted on training boxes; a fragment of an object (a
+    short box) moving as fast as whole objects at its row is as fast as they are, where box heights call it faster."""
+    from vadkit.detectors.objects import fit_perspective, perspective_heights
+
+    rng = np.random.default_rng(0)
+    foot = rng.uniform(60, 220, 400)
+    height = 0.25 * foot + 5  # perspective: objects lower in the frame are taller
+    tops = foot - height
+    boxes = np.stack([np.full(400, 10.0), tops, np.full(400, 20.0), foot], axis=1).astype(np.float32)
+    fragments = boxes[:40].copy()
+    fragments[:, 1] = fragments[:, 3] - 6  # 40 leg-sized fragments must not bend the line
+    fitted_line = fit_perspective(np.concatenate([boxes, fragments]), [(240, 240)] * 2)
+    assert fitted_line["slope"] == pytest.approx(0.25, abs=0.02) and fitted_line["intercept"] == pytest.approx(5, abs=3)
+    assert perspective_heights(fitted_line, np.array([100.0, 200.0])) == pytest.approx([30, 55], abs=2)
+
+    detector = build_detector("objects", velocity_scale="scene")
+    detector.calibration_ = {"perspective": fitted_line}
+    flow = np.zeros((240, 240, 2), np.float32)
+    flow[150:200, 0:40] = (4.0, 0.0)  # everything at rows 150-200 moves 4 px per frame
+    whole, fragment = np.array([[0, 150, 20, 200], [20, 190, 40, 200]], np.float32)  # 50 px and a 10 px fragment
+    box_scale = velocity_features(flow, np.stack([whole, fragment]))
+    assert box_scale[1, -1] == pytest.approx(5 * box_scale[0, -1])  # in box heights the fragment is 5x as fast
+    objs = {"velocity": box_scale, "xyxy": np.stack([whole, fragment]), "size": np.array([240, 240])}
+    scene_scale = detector._velocity(objs)
+    assert scene_scale[1, -1] == pytest.approx(scene_scale[0, -1])  # in the scene's heights, as fast as each other
+    with pytest.raises(ValueError, match="velocity_scale must be one of"):
+        build_detector("objects", velocity_scale="pixels")
+    with pytest.raises(ValueError, match="one camera view"):
+        fit_perspective(boxes, [(240, 240), (320, 240)])
+
+
+def test_scene_scaled_detector_finds_the_fast_square_and_keeps_its_perspective(fitted, tmp_path):
+    detector, root = fitted
+    train = [item(root / f"n{i}.mp4", f"n{i}") for i in range(4)]
+    scene_detector = build_detector("objects", **{**detector.args, "velocity_scale": "scene"}).fit(train, progress=False)
+    probe = item(write_video(tmp_path / "fast.mp4", scene(99, fast=True), fps=25), "fast")
+    objects = scene_detector.object_attributes(probe)
+    top = objects["velocity"].argmax()
+    assert objects["xyxy"][top][1] > SIZE / 2  # the fast square is the lower one
+    scene_detector.save(tmp_path / "scene.pt")
+    loaded = load_detector(tmp_path / "scene.pt")
+    assert loaded.calibration_["perspective"] == scene_detector.calibration_["perspective"]
+    np.testing.assert_allclose(loaded.score(probe).values, scene_detector.score(probe).values)
+
+
+def test_moving_pixels_keep_a_loose_boxs_speed_from_being_diluted_by_still_background():
+    flow = np.zeros((40, 40, 2), np.float32)
+    flow[10:20, 10:20] = (3.0, 0.0)
+    flow[0:40, 30:40] = (0.05, 0.02)  # DIS's noise on the still background
+    tight, loose = np.array([[10, 10, 20, 20], [0, 0, 40, 40]], np.float32)
+    box = velocity_features(flow, np.stack([tight, loose]), bins=4)
+    moving = velocity_features(flow, np.stack([tight, loose]), bins=4, pixels="moving")
+    assert box[1, -1] < box[0, -1] / 4  # the loose box's mean speed is diluted (per box height too)
+    assert moving[0, -1] * 10 == pytest.approx(3.0) and moving[1, -1] * 40 == pytest.approx(3.0)  # px per frame
+    assert velocity_features(np.zeros((8, 8, 2), np.float32), tight[None] / 4, pixels="moving").sum() == 0
+    with pytest.raises(ValueError, match="'box' or 'moving'"):
+        velocity_features(flow, tight[None], pixels="all")

@@ -15,6 +15,8 @@ import pytest
 from vadkit.features.objects import (
     BoxThresholds,
     OnnxDetector,
+    background_boxes,
+    median_background,
     BoxFileError,
     UnsafePickleError,
     box_thresholds,
@@ -75,6 +77,32 @@ def test_motion_box_encloses_the_moving_square():
     # the union of the square's three positions is x 26..57, y 40..59; VEC adds 2 px around it
     assert x1 <= 26 and x2 >= 57 and y1 <= 40 and y2 >= 59
     assert x1 >= 26 - 5 and x2 <= 58 + 5 and y1 >= 40 - 5 and y2 <= 60 + 5
+
+
+def test_background_box_is_the_square_itself_where_motion_boxes_span_its_path(tmp_path):
+    """``regions: background``: what differs from the video's median frame is the object where it is now; frame
+    differences box the three positions it takes in the 3-frame context."""
+    frames = square_frames(num_frames=12)
+    folder = write_folder(tmp_path / "video", frames)
+    from vadkit.io import open_video
+
+    with open_video(folder) as video:
+        background = median_background(video)
+    assert np.abs(background[:, 110:].astype(int) - cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)[:, 110:]).max() < 12
+    boxes = background_boxes(frames[2], background)  # the square at x 32..51, y 40..59
+    assert boxes.shape == (1, 4)
+    x1, y1, x2, y2 = boxes[0]
+    assert 32 - 4 <= x1 <= 32 and 51 <= x2 <= 52 + 4 and 40 - 4 <= y1 <= 40 and 59 <= y2 <= 60 + 4
+    motion = motion_boxes(frames[1:4])[0]
+    assert motion[2] - motion[0] > (x2 - x1) + 8  # motion spans x 26..57
+    assert len(background_boxes(frames[2], background, exclude=boxes)) == 0  # erased as motion boxes erase
+    cached = extract_boxes(folder, "ped2", cache_dir=tmp_path / "cache", regions="background")
+    assert [len(b) for b in cached] == [1] * 12 and np.array_equal(cached[2], boxes)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    extract_boxes(folder, "ped2", cache_dir=tmp_path / "cache")  # motion regions: an entry of their own
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    with pytest.raises(ValueError, match="regions must be one of"):
+        extract_boxes(folder, "ped2", regions="edges")
 
 
 def test_static_frames_have_no_motion_boxes():

@@ -46,9 +46,11 @@ from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
 from vadkit.io.files import atomic_path, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
-BOX_SOURCES = ("vec", "motion", "onnx")
+BOX_SOURCES = ("vec", "motion", "onnx", "background")
 CALIBRATIONS = ("range", "median", "zscore", "balanced")
 APPEARANCES = ("i3d", "hog")
+VELOCITY_SCALES = ("box", "scene")
+VELOCITY_PIXELS = ("box", "moving")
 DEFAULT_CACHE = "~/.cache/vadkit/objects"
 CACHE_VERSION = 1
 
@@ -149,14 +151,62 @@ def knn_distance(queries: np.ndarray, bank: np.ndarray, k: int, chunk: int = 204
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
+def pixel_heights(xyxy: np.ndarray, frame_height: int) -> np.ndarray:
+    """``(n,)`` heights in whole pixels of boxes as :func:`~vadkit.features.attributes.velocity_features` divides
+    by them (floor of the top, ceiling of the bottom, inside the frame, at least 1)."""
+    top = np.clip(np.floor(xyxy[:, 1]), 0, frame_height - 1)
+    bottom = np.clip(np.ceil(xyxy[:, 3]), top + 1, frame_height)
+    return (bottom - top).astype(np.float64)
+
+
+PERSPECTIVE_BINS = 10  # quantile bins of the boxes' foot rows for the height-by-row line
+
+
+def fit_perspective(xyxy: np.ndarray, sizes: list[tuple[int, int]]) -> dict:
+    """How tall an object is where it stands, from training boxes: a line ``height = slope * foot_row + intercept``
+    through the median box height of each of :data:`PERSPECTIVE_BINS` quantile bins of the foot row (``y2``),
+    weighted by their counts, so that fragments and merged boxes (the tails) do not bend it; heights below are
+    floored at half the smallest bin median. Plain numbers, saved with the model."""
+    if len({s for s in sizes}) > 1:
+        raise ValueError(f"velocity_scale 'scene' needs one camera view: the training videos have frame sizes "
+                         f"{sorted(set(sizes))} (width, height)")
+    if len(xyxy) < 2 * PERSPECTIVE_BINS:
+        raise ValueError(f"velocity_scale 'scene' needs at least {2 * PERSPECTIVE_BINS} training boxes to fit how "
+                         f"tall objects are by row, found {len(xyxy)}")
+    height = int(sizes[0][1])
+    foot, tall = xyxy[:, 3].astype(np.float64), pixel_heights(xyxy, height)
+    edges = np.unique(np.quantile(foot, np.linspace(0, 1, PERSPECTIVE_BINS + 1)))
+    which = np.clip(np.searchsorted(edges, foot, side="right") - 1, 0, len(edges) - 2)
+    rows, medians, counts = [], [], []
+    for b in range(len(edges) - 1):
+        inside = which == b
+        if inside.any():
+            rows.append(float(np.median(foot[inside])))
+            medians.append(float(np.median(tall[inside])))
+            counts.append(int(inside.sum()))
+    if len(rows) < 2 or np.ptp(rows) == 0:
+        slope, intercept = 0.0, float(np.median(tall))
+    else:
+        slope, intercept = np.polyfit(rows, medians, 1, w=np.sqrt(counts))
+    return {"slope": float(slope), "intercept": float(intercept), "floor": max(1.0, 0.5 * float(min(medians))),
+            "bins": len(rows), "frame_height": height}
+
+
+def perspective_heights(perspective: dict, foot_rows: np.ndarray) -> np.ndarray:
+    """``(n,)`` expected object heights (pixels) at foot rows, from :func:`fit_perspective`."""
+    rows = np.asarray(foot_rows, np.float64)
+    return np.maximum(perspective["slope"] * rows + perspective["intercept"], perspective["floor"])
+
+
 @register_detector("objects")
 class ObjectsDetector(Detector):
     """Object attributes (velocity, appearance) with training densities; frame score = max over objects.
 
     Args:
         boxes: ``vec`` (per-split box files in ``boxes_dir``; videos outside them fall back to motion boxes),
-            ``motion``, or ``onnx`` (a user's ONNX detector, ``detector_file``, plus motion boxes where it finds
-            nothing, as VEC combines its detector with motion).
+            ``motion``, ``background`` (what differs from the video's median frame: whole objects of a still
+            camera, :func:`~vadkit.features.objects.background_boxes`), or ``onnx`` (a user's ONNX detector,
+            ``detector_file``, plus motion boxes where it finds nothing, as VEC combines its detector with motion).
         detector_file, detector_options: with ``onnx``: the model and :class:`~vadkit.features.objects.OnnxDetector`'s
             options (input size, normalisation, classes, ...).
         boxes_dir, box_file: the per-split box files (``{split}`` in the name), as STATE reads them.
@@ -176,6 +226,11 @@ class ObjectsDetector(Detector):
         cache_dir: boxes, flow and attributes per video.
         seed, threads: the mixture's seed and the bank subsample; torch CPU threads.
         appearance: ``i3d`` (I3D ``Mixed_4f`` pooled over the box) or ``hog`` (the HOG descriptor of the box's crop).
+        velocity_scale: what speed is measured in: ``box`` (the object's own box heights per frame) or ``scene``
+            (the height a training object standing at the box's foot has: :func:`fit_perspective`, fitted on the
+            training boxes, so that a fragment of an object is not fast for being short).
+        velocity_pixels: the box's pixels the velocity is taken over: ``box`` (all) or ``moving`` (those whose flow
+            is above DIS's noise: :func:`~vadkit.features.attributes.velocity_features`).
     """
 
     name = "objects"
@@ -189,7 +244,8 @@ class ObjectsDetector(Detector):
                  calibration_quantile: float = 0.999, sigma: float = 3.0, false_alarm_rate: float = 0.01,
                  cache_dir: str | None = None, seed: int = 0, threads: int | None = None,
                  calibration: str = "range", appearance: str = "i3d", detector_file: str | None = None,
-                 detector_options: dict | None = None) -> None:
+                 detector_options: dict | None = None, velocity_scale: str = "box",
+                 velocity_pixels: str = "box") -> None:
         super().__init__(boxes=boxes, boxes_dir=boxes_dir, box_file=box_file, thresholds=thresholds,
                          flow_method=flow_method, flow_preset=flow_preset, velocity_bins=velocity_bins,
                          components=components, k=k, max_bank=max_bank,
@@ -198,7 +254,12 @@ class ObjectsDetector(Detector):
                                                                                         "false_alarm_rate"),
                          cache_dir=cache_dir, seed=seed, threads=threads, calibration=calibration,
                          appearance=appearance, detector_file=detector_file,
-                         detector_options=dict(detector_options or {}))
+                         detector_options=dict(detector_options or {}), velocity_scale=velocity_scale,
+                         velocity_pixels=velocity_pixels)
+        if velocity_pixels not in VELOCITY_PIXELS:
+            raise ValueError(f"velocity_pixels must be one of {VELOCITY_PIXELS}, got {velocity_pixels!r}")
+        if velocity_scale not in VELOCITY_SCALES:
+            raise ValueError(f"velocity_scale must be one of {VELOCITY_SCALES}, got {velocity_scale!r}")
         if appearance not in APPEARANCES:
             raise ValueError(f"appearance must be one of {APPEARANCES}, got {appearance!r}")
         if calibration not in CALIBRATIONS:
@@ -248,6 +309,9 @@ class ObjectsDetector(Detector):
                 self._onnx = OnnxDetector(os.path.expanduser(a["detector_file"]), **a.get("detector_options", {}))
             return "onnx", extract_boxes(video, a["thresholds"], detector=self._onnx,
                                          cache_dir=self.cache_root / "boxes")
+        if a["boxes"] == "background":  # what differs from the video's median frame
+            return "background", extract_boxes(video, a["thresholds"], cache_dir=self.cache_root / "boxes",
+                                               regions="background")
         return "motion", extract_boxes(video, a["thresholds"], cache_dir=self.cache_root / "boxes")
 
     def _cache_file(self, item: VideoItem, source: str) -> Path:
@@ -258,6 +322,8 @@ class ObjectsDetector(Detector):
                       flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
         if a.get("appearance", "i3d") != "i3d":  # (i3d caches keep their key)
             record["appearance"] = a["appearance"]
+        if a.get("velocity_pixels", "box") != "box":  # (whole-box caches keep their key)
+            record["velocity_pixels"] = a["velocity_pixels"]
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_root / "attributes" / f"{safe_name(item.id)}-{key}.npz"
 
@@ -283,7 +349,8 @@ class ObjectsDetector(Detector):
                 if len(boxes[t]):
                     frames.append(np.full(len(boxes[t]), t, np.int32))
                     xyxy.append(boxes[t])
-                    velocity.append(velocity_features(flow[t], boxes[t], self.args["velocity_bins"]))
+                    velocity.append(velocity_features(flow[t], boxes[t], self.args["velocity_bins"],
+                                                       self.args.get("velocity_pixels", "box")))
                     embedding.append(embed(boxes[t]))
 
             if self.args.get("appearance", "i3d") == "hog":
@@ -319,8 +386,16 @@ class ObjectsDetector(Detector):
     def _raw(self, gmm: dict, bank: np.ndarray, objs: dict) -> dict[str, np.ndarray]:
         if len(objs["frame"]) == 0:
             return {name: np.zeros(0) for name in ATTRIBUTES}
-        return {"velocity": gmm_nll(gmm, objs["velocity"]),
+        return {"velocity": gmm_nll(gmm, self._velocity(objs)),
                 "appearance": knn_distance(objs["appearance"], bank, self.args["k"])}
+
+    def _velocity(self, objs: dict) -> np.ndarray:
+        """The objects' velocity descriptors in the unit ``velocity_scale`` asks for (the cache holds box heights)."""
+        if self.args.get("velocity_scale", "box") == "box":
+            return objs["velocity"]
+        heights = pixel_heights(objs["xyxy"], int(objs["size"][1]))
+        expected = perspective_heights(self.calibration_["perspective"], objs["xyxy"][:, 3])
+        return objs["velocity"] * (heights / expected)[:, None]  # (n, bins + 1): box heights -> scene heights
 
     def _calibrated(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {name: (raw[name] - self.calibration_[name]["low"])
@@ -352,13 +427,16 @@ class ObjectsDetector(Detector):
                 raise ValueError(f"the object detector needs objects in at least two training videos (it calibrates "
                                  f"by leaving one video out); found {[len(v['frame']) for v in per_video]} objects")
             rng = np.random.default_rng(a["seed"])
+            self.calibration_ = {}
+            if a.get("velocity_scale", "box") == "scene":
+                self.calibration_["perspective"] = fit_perspective(
+                    np.concatenate([o["xyxy"] for o in per_video]), [tuple(o["size"]) for o in per_video])
             held_raw = []
             for v in range(len(per_video)):  # leave one video out: its objects scored by the others' densities
                 rest = [o for j, o in enumerate(per_video) if j != v and len(o["frame"])]
-                gmm = fit_gmm(np.concatenate([o["velocity"] for o in rest]), a["components"], a["seed"])
+                gmm = fit_gmm(np.concatenate([self._velocity(o) for o in rest]), a["components"], a["seed"])
                 bank = self._bank(np.concatenate([o["appearance"] for o in rest]), rng)
                 held_raw.append(self._raw(gmm, bank, per_video[v]))
-            self.calibration_ = {}
             pooled = {name: np.concatenate([r[name] for r in held_raw]) for name in ATTRIBUTES}
             rule = a.get("calibration", "range")
             if rule == "balanced":
@@ -376,7 +454,7 @@ class ObjectsDetector(Detector):
             self.threshold_ = float(np.quantile(frame_scores, 1.0 - a["false_alarm_rate"]))
             self.calibration_["held_out_far"] = float((frame_scores > self.threshold_).mean())
             everything = [o for o in per_video if len(o["frame"])]
-            self.gmm_ = fit_gmm(np.concatenate([o["velocity"] for o in everything]), a["components"], a["seed"])
+            self.gmm_ = fit_gmm(np.concatenate([self._velocity(o) for o in everything]), a["components"], a["seed"])
             self.bank_ = self._bank(np.concatenate([o["appearance"] for o in everything]), rng)
             self.calibration_["training_objects"] = int(sum(len(o["frame"]) for o in per_video))
 

@@ -31,20 +31,31 @@ def _pixel_box(box: np.ndarray, width: int, height: int) -> tuple[int, int, int,
     return x1, y1, x2, y2
 
 
-def velocity_features(flow: np.ndarray, boxes: np.ndarray, bins: int = 8) -> np.ndarray:
+MOVING = 0.3  # pixels per frame: flow below this is DIS's noise on a still background
+
+
+def velocity_features(flow: np.ndarray, boxes: np.ndarray, bins: int = 8, pixels: str = "box") -> np.ndarray:
     """``(n, bins + 1)`` float32 velocity descriptors of ``boxes`` in one frame's flow.
 
     Args:
         flow: ``(H, W, 2)`` flow (pixels per frame) from this frame to the next (or from the previous one).
         boxes: ``(n, 4)`` ``[x1, y1, x2, y2]`` in pixels.
         bins: orientation bins over ``[-pi, pi)``.
+        pixels: which pixels of the box the histogram and the mean speed are taken over: ``box`` (all of them) or
+            ``moving`` (those whose flow is at least :data:`MOVING`, so that a loose box around a fast object, or
+            one spanning the frames of its motion, does not dilute its speed with still background; none: zeros).
     """
+    if pixels not in ("box", "moving"):
+        raise ValueError(f"pixels must be 'box' or 'moving', got {pixels!r}")
     height, width = flow.shape[:2]
     out = np.zeros((len(boxes), bins + 1), np.float32)
     for i, box in enumerate(boxes):
         x1, y1, x2, y2 = _pixel_box(box, width, height)
         patch = np.asarray(flow[y1:y2, x1:x2], np.float32).reshape(-1, 2)  # (P, 2)
         magnitude = np.hypot(patch[:, 0], patch[:, 1])  # (P,)
+        if pixels == "moving":
+            moving = magnitude >= MOVING
+            patch, magnitude = patch[moving], magnitude[moving]  # (P', 2), (P',)
         angle = np.arctan2(patch[:, 1], patch[:, 0])  # (P,) in [-pi, pi]
         which = np.minimum(((angle + np.pi) / (2 * np.pi) * bins).astype(np.int64), bins - 1)
         out[i, :bins] = np.bincount(which, weights=magnitude, minlength=bins) / max(len(magnitude), 1)
