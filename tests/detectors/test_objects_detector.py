@@ -316,3 +316,30 @@ def test_moving_pixels_keep_a_loose_boxs_speed_from_being_diluted_by_still_backg
     assert velocity_features(np.zeros((8, 8, 2), np.float32), tight[None] / 4, pixels="moving").sum() == 0
     with pytest.raises(ValueError, match="'box' or 'moving'"):
         velocity_features(flow, tight[None], pixels="all")
+
+
+def test_fit_normal_objects_with_opencvs_people_detector(fitted, tmp_path):
+    """`--box-detector hog`: OpenCV's built-in HOG people detector first (it finds no person in squares), motion
+    boxes for the rest; every N-th frame with ``detect_every``."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vadkit.cli import app
+
+    footage = tmp_path / "normal"
+    footage.mkdir()
+    for i in range(2):
+        write_video(footage / f"cam{i}.mp4", scene(300 + i), fps=25)
+    result = CliRunner().invoke(app, ["fit-normal", str(footage), "--out", str(tmp_path / "run"), "--method",
+                                      "objects", "--box-detector", "hog", "--json"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "run" / "protocol.json").read_text())
+    assert card["method"].startswith("objects: OpenCV HOG people detector + motion boxes")
+    assert json.loads(result.output.strip().splitlines()[-1])["training_objects"] > 0
+    detector = build_detector("objects", boxes="hog", detector_options={"upscale": 1.0}, detect_every=5,
+                              cache_dir=str(tmp_path / "cache"))
+    objs = detector.objects(item(footage / "cam0.mp4", "cam0"))
+    assert len(objs["frame"]) > 0 and detector._onnx.identity.startswith("opencv-hog-people")
+    with pytest.raises(ValueError, match="detect_every must be >= 1"):
+        build_detector("objects", boxes="hog", detect_every=0)

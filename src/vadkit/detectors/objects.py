@@ -46,7 +46,7 @@ from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
 from vadkit.io.files import atomic_path, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
-BOX_SOURCES = ("vec", "motion", "onnx", "background")
+BOX_SOURCES = ("vec", "motion", "onnx", "hog", "background")
 CALIBRATIONS = ("range", "median", "zscore", "balanced")
 APPEARANCES = ("i3d", "hog")
 VELOCITY_SCALES = ("box", "scene")
@@ -206,9 +206,13 @@ class ObjectsDetector(Detector):
         boxes: ``vec`` (per-split box files in ``boxes_dir``; videos outside them fall back to motion boxes),
             ``motion``, ``background`` (what differs from the video's median frame: whole objects of a still
             camera, :func:`~vadkit.features.objects.background_boxes`), or ``onnx`` (a user's ONNX detector,
-            ``detector_file``, plus motion boxes where it finds nothing, as VEC combines its detector with motion).
+            ``detector_file``, plus motion boxes where it finds nothing, as VEC combines its detector with motion),
+            or ``hog`` (OpenCV's built-in HOG people detector, :class:`~vadkit.features.objects.HogPeopleDetector`,
+            plus motion boxes).
         detector_file, detector_options: with ``onnx``: the model and :class:`~vadkit.features.objects.OnnxDetector`'s
-            options (input size, normalisation, classes, ...).
+            options (input size, normalisation, classes, ...); with ``hog``: the options of
+            :class:`~vadkit.features.objects.HogPeopleDetector` (``upscale``, ``hit_threshold``, ...).
+        detect_every: with ``onnx`` or ``hog``: run the detector on every N-th frame, keeping its boxes between.
         boxes_dir, box_file: the per-split box files (``{split}`` in the name), as STATE reads them.
         thresholds: motion-box thresholds (dataset name).
         flow_method, flow_preset: OpenCV flow.
@@ -245,7 +249,7 @@ class ObjectsDetector(Detector):
                  cache_dir: str | None = None, seed: int = 0, threads: int | None = None,
                  calibration: str = "range", appearance: str = "i3d", detector_file: str | None = None,
                  detector_options: dict | None = None, velocity_scale: str = "box",
-                 velocity_pixels: str = "box") -> None:
+                 velocity_pixels: str = "box", detect_every: int = 1) -> None:
         super().__init__(boxes=boxes, boxes_dir=boxes_dir, box_file=box_file, thresholds=thresholds,
                          flow_method=flow_method, flow_preset=flow_preset, velocity_bins=velocity_bins,
                          components=components, k=k, max_bank=max_bank,
@@ -255,7 +259,7 @@ class ObjectsDetector(Detector):
                          cache_dir=cache_dir, seed=seed, threads=threads, calibration=calibration,
                          appearance=appearance, detector_file=detector_file,
                          detector_options=dict(detector_options or {}), velocity_scale=velocity_scale,
-                         velocity_pixels=velocity_pixels)
+                         velocity_pixels=velocity_pixels, detect_every=detect_every)
         if velocity_pixels not in VELOCITY_PIXELS:
             raise ValueError(f"velocity_pixels must be one of {VELOCITY_PIXELS}, got {velocity_pixels!r}")
         if velocity_scale not in VELOCITY_SCALES:
@@ -272,7 +276,7 @@ class ObjectsDetector(Detector):
             raise ValueError("boxes='onnx' needs detector_file, an ONNX object detector that outputs boxes and scores "
                              "after NMS (see vadkit.features.objects.OnnxDetector)")
         box_thresholds(thresholds)
-        for key in ("velocity_bins", "components", "k", "max_bank"):
+        for key in ("velocity_bins", "components", "k", "max_bank", "detect_every"):
             if self.args[key] < 1:
                 raise ValueError(f"{key} must be >= 1, got {self.args[key]}")
         if not 0.5 < self.args["calibration_quantile"] <= 1.0 or not 0.0 < self.args["false_alarm_rate"] < 1.0:
@@ -302,13 +306,16 @@ class ObjectsDetector(Detector):
             if not self._warned:
                 warnings.warn(f"video {item.id}: no precomputed boxes for it; using motion boxes", stacklevel=3)
                 self._warned = True
-        if a["boxes"] == "onnx":  # the user's detector's boxes, and motion boxes where it found nothing (as VEC)
+        if a["boxes"] in ("onnx", "hog"):  # a detector's boxes, and motion boxes where it found nothing (as VEC)
             if self._onnx is None:
-                from vadkit.features.objects import OnnxDetector
+                from vadkit.features.objects import HogPeopleDetector, OnnxDetector
 
-                self._onnx = OnnxDetector(os.path.expanduser(a["detector_file"]), **a.get("detector_options", {}))
-            return "onnx", extract_boxes(video, a["thresholds"], detector=self._onnx,
-                                         cache_dir=self.cache_root / "boxes")
+                options = a.get("detector_options", {})
+                self._onnx = (OnnxDetector(os.path.expanduser(a["detector_file"]), **options) if a["boxes"] == "onnx"
+                              else HogPeopleDetector(**options))
+            return a["boxes"], extract_boxes(video, a["thresholds"], detector=self._onnx,
+                                             cache_dir=self.cache_root / "boxes",
+                                             detect_every=a.get("detect_every", 1))
         if a["boxes"] == "background":  # what differs from the video's median frame
             return "background", extract_boxes(video, a["thresholds"], cache_dir=self.cache_root / "boxes",
                                                regions="background")
@@ -318,12 +325,14 @@ class ObjectsDetector(Detector):
         a = self.args
         record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), frames=item.num_frames,
                       boxes=source, box_file=(a["box_file"] if source == "vec" else
-                                              self._onnx.identity if source == "onnx" else a["thresholds"]),
+                                              self._onnx.identity if source in ("onnx", "hog") else a["thresholds"]),
                       flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
         if a.get("appearance", "i3d") != "i3d":  # (i3d caches keep their key)
             record["appearance"] = a["appearance"]
         if a.get("velocity_pixels", "box") != "box":  # (whole-box caches keep their key)
             record["velocity_pixels"] = a["velocity_pixels"]
+        if a.get("detect_every", 1) != 1 and source in ("onnx", "hog"):
+            record["detect_every"] = a["detect_every"]
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_root / "attributes" / f"{safe_name(item.id)}-{key}.npz"
 

@@ -111,18 +111,23 @@ def write_one_class_split(run: RunDir, config: RunConfig, names: Sequence[str], 
     return split
 
 
+BOX_DETECTOR_NAMES = {"onnx": "ONNX detector + ", "hog": "OpenCV HOG people detector + "}
+
+
 def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed: int = 0,
                        box_thresholds: str = "ped2", box_detector: str | Path | None = None, progress: bool = True,
                        dataset: str = "user footage") -> RunDir:
     """Fit the object-attribute detector on normal videos (motion boxes, after the boxes of ``box_detector``, an ONNX
-    detector, when given; boxes, flow and attributes cached in the run folder) and write a run folder that
+    detector or ``"hog"`` for OpenCV's built-in people detector, when given; boxes, flow and attributes cached in the run folder) and write a run folder that
     `vadkit score --model` takes."""
     from vadkit.detectors import build_detector
     from vadkit.io import open_video
 
     run = RunDir(out_dir)
     boxes = dict(boxes="motion")
-    if box_detector:
+    if box_detector and str(box_detector) == "hog" and not Path(box_detector).is_file():
+        boxes = dict(boxes="hog")  # OpenCV's built-in HOG people detector
+    elif box_detector:
         boxes = dict(boxes="onnx", detector_file=str(Path(box_detector).resolve()))
     args = dict(**boxes, thresholds=box_thresholds, false_alarm_rate=false_alarm_rate, calibration="balanced",
                 appearance="hog", cache_dir=str(Path(run.path).resolve() / "objects-cache"))
@@ -145,7 +150,7 @@ def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed:
     split = write_one_class_split(run, config, names, videos, "each held out once for calibration")
     detector.fit(items, progress=progress)
     card = protocol_card(config, detector, split, None, OBJECTS_SELECTION).replace(
-        dataset=dataset, method=f"objects: {'ONNX detector + ' if box_detector else ''}motion boxes "
+        dataset=dataset, method=f"objects: {BOX_DETECTOR_NAMES.get(boxes['boxes'], '')}motion boxes "
                                 f"({box_thresholds} thresholds), velocity + HOG appearance")
     save_model(detector, run, card, config.data.crops, trained_on)
     c = detector.calibration_
