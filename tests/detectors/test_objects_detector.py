@@ -293,7 +293,8 @@ def test_scene_scale_measures_speed_in_the_height_objects_have_where_they_stand(
 def test_scene_scaled_detector_finds_the_fast_square_and_keeps_its_perspective(fitted, tmp_path):
     detector, root = fitted
     train = [item(root / f"n{i}.mp4", f"n{i}") for i in range(4)]
-    scene_detector = build_detector("objects", **{**detector.args, "velocity_scale": "scene"}).fit(train, progress=False)
+    scene_detector = build_detector("objects", **{**detector.args, "velocity_scale": "scene"})
+    scene_detector.fit(train, progress=False)
     probe = item(write_video(tmp_path / "fast.mp4", scene(99, fast=True), fps=25), "fast")
     objects = scene_detector.object_attributes(probe)
     top = objects["velocity"].argmax()

@@ -118,8 +118,8 @@ def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed:
                        box_thresholds: str = "ped2", box_detector: str | Path | None = None, progress: bool = True,
                        dataset: str = "user footage") -> RunDir:
     """Fit the object-attribute detector on normal videos (motion boxes, after the boxes of ``box_detector``, an ONNX
-    detector or ``"hog"`` for OpenCV's built-in people detector, when given; boxes, flow and attributes cached in the run folder) and write a run folder that
-    `vadkit score --model` takes."""
+    detector or ``"hog"`` for OpenCV's built-in people detector, when given; boxes, flow and attributes cached in
+    the run folder) and write a run folder that `vadkit score --model` takes."""
     from vadkit.detectors import build_detector
     from vadkit.io import open_video
 

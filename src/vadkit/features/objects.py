@@ -338,7 +338,8 @@ def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxT
     cache_file = None
     if cache_dir is not None:
         name = safe_name(source.path.stem or source.path.name)
-        cache_file = Path(cache_dir) / f"{name}-{_cache_key(source, th, detector, appearance, regions, detect_every)}.npz"
+        key = _cache_key(source, th, detector, appearance, regions, detect_every)
+        cache_file = Path(cache_dir) / f"{name}-{key}.npz"
         if cache_file.exists():
             cached = load_boxes(cache_file)
             if len(cached) == source.num_frames:
