@@ -438,8 +438,8 @@ class ObjectsDetector(Detector):
             rng = np.random.default_rng(a["seed"])
             self.calibration_ = {}
             if a.get("velocity_scale", "box") == "scene":
-                self.calibration_["perspective"] = fit_perspective(
-                    np.concatenate([o["xyxy"] for o in per_video]), [tuple(o["size"]) for o in per_video])
+                sizes = [tuple(int(v) for v in o["size"]) for o in per_video]  # (width, height) per video
+                self.calibration_["perspective"] = fit_perspective(np.concatenate([o["xyxy"] for o in per_video]), sizes)
             held_raw = []
             for v in range(len(per_video)):  # leave one video out: its objects scored by the others' densities
                 rest = [o for j, o in enumerate(per_video) if j != v and len(o["frame"])]
