@@ -439,7 +439,8 @@ class ObjectsDetector(Detector):
             self.calibration_ = {}
             if a.get("velocity_scale", "box") == "scene":
                 sizes = [tuple(int(v) for v in o["size"]) for o in per_video]  # (width, height) per video
-                self.calibration_["perspective"] = fit_perspective(np.concatenate([o["xyxy"] for o in per_video]), sizes)
+                boxes = np.concatenate([o["xyxy"] for o in per_video])  # (objects, 4)
+                self.calibration_["perspective"] = fit_perspective(boxes, sizes)
             held_raw = []
             for v in range(len(per_video)):  # leave one video out: its objects scored by the others' densities
                 rest = [o for j, o in enumerate(per_video) if j != v and len(o["frame"])]
