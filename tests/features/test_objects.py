@@ -343,6 +343,13 @@ def test_hog_people_detector_finds_ped2_pedestrians_when_enlarged(shared_data):
     assert (iou.max(axis=1) >= 0.3).sum() >= 1  # at least one person VEC's detector also found
 
 
+def test_hog_people_detector_on_a_frame_smaller_than_its_window_finds_nothing():
+    from vadkit.features.objects import HogPeopleDetector
+
+    boxes, scores = HogPeopleDetector(upscale=1.0)(np.zeros((96, 96, 3), np.uint8))  # the window is 64x128
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+
+
 def test_hog_people_detector_says_which_opencv_it_needs(monkeypatch):
     from vadkit.features.objects import HogPeopleDetector
 

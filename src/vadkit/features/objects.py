@@ -712,6 +712,9 @@ class HogPeopleDetector:
         grey = _grey(frame)
         if self.upscale != 1:
             grey = cv2.resize(grey, None, fx=self.upscale, fy=self.upscale, interpolation=cv2.INTER_LINEAR)
+        window_w, window_h = self.hog.winSize
+        if grey.shape[0] < window_h or grey.shape[1] < window_w:  # no window fits (OpenCV crashes on it)
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         rects, weights = self.hog.detectMultiScale(grey, hitThreshold=self.hit_threshold,
                                                    winStride=(self.stride, self.stride), scale=self.scale)
         if len(rects) == 0:
