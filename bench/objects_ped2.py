@@ -3,6 +3,10 @@ through `vadkit train`, print one JSON line.
 
     python bench/objects_ped2.py [--boxes vec|motion] [--set key=value ...]
 
+``--boxes vec`` runs ``configs/objects_ped2.yaml`` (VEC's precomputed boxes); ``--boxes motion`` runs
+``configs/objects_ped2_motion.yaml``: no precomputed boxes, the config's own box source (since v5 the regions that
+differ from each video's median frame; v1-v4 frame differences).
+
 Keys: ``micro_auc``, ``macro_auc``, ``ap``, ``eer``, ``far_requested``, ``far_test_normal`` (share of the test
 clips' normal frames at or above the threshold), ``held_out_far`` (the same on held-out training clips),
 ``fit_s``, ``score_frames_per_s`` (test scoring, end to end from the caches the fit left: flow and boxes of the
