@@ -17,7 +17,10 @@ clips. One JSON line.
 Objects are cut with a mask (the pixels of the box that differ from the clip's median frame), so the paste moves the
 object, not its background; the typical speed is the median over the clip's boxes of the 90th percentile flow
 magnitude inside them (the detector's own boxes and flow). Uses the detector's own box source, so it is meant for
-``boxes: motion`` or ``onnx`` (precomputed box files do not know the pasted objects).
+``boxes: motion``, ``background``, ``hog`` or ``onnx`` (precomputed box files do not know the pasted objects). The
+objects are cut with the config's box source, so the pasted clips (under ``--work``, one folder per config) depend
+on it: docs/results.md's v5 table was made when ``configs/objects_ped2_motion.yaml`` was v4 (motion boxes; commit
+ec24881), and the same command on the v5 config cuts its objects from background boxes.
 """
 
 from __future__ import annotations
@@ -138,7 +141,8 @@ def main() -> None:
     data = data_root()
     config = load_config(args.config, [f"data.root={data / 'ucsd_ped2'}"])
     if config.detector_args.get("boxes") == "vec":
-        sys.exit("precomputed box files do not know the pasted objects: use a config with boxes: motion or onnx")
+        sys.exit(f"{args.config}: precomputed box files (boxes: vec) do not know the pasted objects; use a config "
+                 f"whose boxes are motion, background, hog or onnx")
     train = make_items(split_records(config)[0])
     probe = build_detector("objects", **config.detector_args)
 
@@ -158,7 +162,7 @@ def main() -> None:
         speed = typical_speed(flow, boxes)
         forms = [(item, np.zeros(item.num_frames, np.int64))]
         for kind, factor, flip in (("fast", FAST, False), ("strange", 1.0, True)):
-            folder = args.work / kind / Path(item.path).name
+            folder = args.work / args.config.stem / kind / Path(item.path).name  # a config's own clips
             labels = pasted_clip(frames, sprite, factor * speed, flip, folder)
             forms.append((VideoItem(id=f"synthetic-{kind}/{Path(item.path).name}", num_frames=item.num_frames,
                                     path=folder, fps=item.fps, label=1, frame_labels=labels), labels))
@@ -168,7 +172,7 @@ def main() -> None:
     candidates = [parse_candidate(c) for c in args.candidate] or [("config", {})]
     result: dict = {"protocol": "Ped2 training clips only, 4 folds: fitted on 12 clips, scored on the other 4 as they "
                                 "are, with a fast pasted object and with an upside-down pasted object; AUC over all "
-                                "held-out frames pooled", "config": str(args.config.relative_to(REPO)),
+                                "held-out frames pooled", "config": str(args.config),
                     "clips": len(synthetic), "skipped": skipped, "fast_factor": FAST, "paste_s": round(made_s, 1)}
     for name, changes in candidates:
         began = time.perf_counter()

@@ -288,6 +288,10 @@ def test_scene_scale_measures_speed_in_the_height_objects_have_where_they_stand(
         build_detector("objects", velocity_scale="pixels")
     with pytest.raises(ValueError, match="one camera view"):
         fit_perspective(boxes, [(240, 240), (320, 240)])
+    level = fit_perspective(np.tile([[10, 80, 20, 120]], (30, 1)).astype(np.float32), [(240, 240)])
+    assert level["slope"] == 0 and level["intercept"] == 40  # every box on one row: one height
+    with pytest.raises(ValueError, match="fitted on frames 240 pixels high, this video's are 120"):
+        detector._velocity({**objs, "size": np.array([240, 120])})
 
 
 def test_scene_scaled_detector_finds_the_fast_square_and_keeps_its_perspective(fitted, tmp_path):
@@ -342,5 +346,6 @@ def test_fit_normal_objects_with_opencvs_people_detector(fitted, tmp_path):
                               cache_dir=str(tmp_path / "cache"))
     objs = detector.objects(item(footage / "cam0.mp4", "cam0"))
     assert len(objs["frame"]) > 0 and detector._onnx.identity.startswith("opencv-hog-people")
-    with pytest.raises(ValueError, match="detect_every must be >= 1"):
-        build_detector("objects", boxes="hog", detect_every=0)
+    for wrong in (0, 1.5):
+        with pytest.raises(ValueError, match="detect_every must be a whole number >= 1"):
+            build_detector("objects", boxes="hog", detect_every=wrong)

@@ -166,7 +166,10 @@ def fit_perspective(xyxy: np.ndarray, sizes: list[tuple[int, int]]) -> dict:
     """How tall an object is where it stands, from training boxes: a line ``height = slope * foot_row + intercept``
     through the median box height of each of :data:`PERSPECTIVE_BINS` quantile bins of the foot row (``y2``),
     weighted by their counts, so that fragments and merged boxes (the tails) do not bend it; heights below are
-    floored at half the smallest bin median. Plain numbers, saved with the model."""
+    floored at half the smallest bin median. Plain numbers, saved with the model.
+
+    The detector fits it once on all training boxes, before leaving videos out for the calibration: it is the
+    scene's geometry (like the frame size), two numbers from 10 medians, not a density of the objects."""
     if len({s for s in sizes}) > 1:
         raise ValueError(f"velocity_scale 'scene' needs one camera view: the training videos have frame sizes "
                          f"{sorted(set(sizes))} (width, height)")
@@ -184,6 +187,8 @@ def fit_perspective(xyxy: np.ndarray, sizes: list[tuple[int, int]]) -> dict:
             rows.append(float(np.median(foot[inside])))
             medians.append(float(np.median(tall[inside])))
             counts.append(int(inside.sum()))
+    if not rows:  # every box stands on one row: a single bin
+        rows, medians, counts = [float(np.median(foot))], [float(np.median(tall))], [len(foot)]
     if len(rows) < 2 or np.ptp(rows) == 0:
         slope, intercept = 0.0, float(np.median(tall))
     else:
@@ -205,7 +210,8 @@ class ObjectsDetector(Detector):
     Args:
         boxes: ``vec`` (per-split box files in ``boxes_dir``; videos outside them fall back to motion boxes),
             ``motion``, ``background`` (what differs from the video's median frame: whole objects of a still
-            camera, :func:`~vadkit.features.objects.background_boxes`), or ``onnx`` (a user's ONNX detector,
+            camera, :func:`~vadkit.features.objects.background_boxes`; an object still for most of the video
+            becomes background, and the video is read once for its median before its first box), or ``onnx`` (a user's ONNX detector,
             ``detector_file``, plus motion boxes where it finds nothing, as VEC combines its detector with motion),
             or ``hog`` (OpenCV's built-in HOG people detector, :class:`~vadkit.features.objects.HogPeopleDetector`,
             plus motion boxes).
@@ -277,8 +283,8 @@ class ObjectsDetector(Detector):
                              "after NMS (see vadkit.features.objects.OnnxDetector)")
         box_thresholds(thresholds)
         for key in ("velocity_bins", "components", "k", "max_bank", "detect_every"):
-            if self.args[key] < 1:
-                raise ValueError(f"{key} must be >= 1, got {self.args[key]}")
+            if self.args[key] < 1 or int(self.args[key]) != self.args[key]:
+                raise ValueError(f"{key} must be a whole number >= 1, got {self.args[key]!r}")
         if not 0.5 < self.args["calibration_quantile"] <= 1.0 or not 0.0 < self.args["false_alarm_rate"] < 1.0:
             raise ValueError(f"calibration_quantile must be in (0.5, 1] and false_alarm_rate in (0, 1), got "
                              f"{calibration_quantile} and {false_alarm_rate}")
@@ -330,7 +336,9 @@ class ObjectsDetector(Detector):
         if a.get("appearance", "i3d") != "i3d":  # (i3d caches keep their key)
             record["appearance"] = a["appearance"]
         if a.get("velocity_pixels", "box") != "box":  # (whole-box caches keep their key)
-            record["velocity_pixels"] = a["velocity_pixels"]
+            from vadkit.features.attributes import MOVING
+
+            record["velocity_pixels"] = [a["velocity_pixels"], MOVING]
         if a.get("detect_every", 1) != 1 and source in ("onnx", "hog"):
             record["detect_every"] = a["detect_every"]
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
@@ -402,8 +410,13 @@ class ObjectsDetector(Detector):
         """The objects' velocity descriptors in the unit ``velocity_scale`` asks for (the cache holds box heights)."""
         if self.args.get("velocity_scale", "box") == "box":
             return objs["velocity"]
+        perspective = self.calibration_["perspective"]
+        if int(objs["size"][1]) != perspective["frame_height"]:
+            raise ValueError(f"velocity_scale 'scene': the model's height-by-row line was fitted on frames "
+                             f"{perspective['frame_height']} pixels high, this video's are {int(objs['size'][1])}; "
+                             f"score footage of the camera view it was fitted on, at the same resolution")
         heights = pixel_heights(objs["xyxy"], int(objs["size"][1]))
-        expected = perspective_heights(self.calibration_["perspective"], objs["xyxy"][:, 3])
+        expected = perspective_heights(perspective, objs["xyxy"][:, 3])
         return objs["velocity"] * (heights / expected)[:, None]  # (n, bins + 1): box heights -> scene heights
 
     def _calibrated(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -41,7 +41,8 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
     """Fit a one-class detector on normal videos and write a run folder: ``method="knn"`` a
     :class:`~vadkit.detectors.knn.KNNDetector` (the arguments below), ``method="objects"`` the object-attribute
     detector on motion boxes (``box_thresholds``: the motion-box thresholds, by dataset name; ``false_alarm_rate``,
-    ``seed`` and ``dataset`` apply too; ``box_detector``: an ONNX object detector whose boxes come first).
+    ``seed`` and ``dataset`` apply too; ``box_detector``: an ONNX object detector, or ``"hog"`` for OpenCV's built-in
+    people detector, whose boxes come first).
 
     Args:
         inputs: video files, frame folders or folders of them (see :func:`vadkit.io.inputs.find_videos`).

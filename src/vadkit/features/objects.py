@@ -217,7 +217,8 @@ def _erase(mask: np.ndarray, exclude, th: BoxThresholds) -> np.ndarray:
 REGIONS = ("motion", "background")
 BACKGROUND_SAMPLES = 50  # frames the median background is taken over (evenly spaced)
 BACKGROUND_DIFFERENCE = 20  # grey levels from the background for a pixel to be foreground
-# (chosen on Ped2's training clips by agreement with VEC's boxes: F1 0.65 at 20 against 0.61-0.64 at 12-30)
+# (chosen on Ped2's training clips 02, 05, 09, 13 by agreement with VEC's boxes, IoU >= 0.3: with the other clips'
+# median frame, F1 0.65 at 20 against 0.59-0.64 at 12-30; with each clip's own median frame, as used, 0.674)
 
 
 def median_background(video: VideoSource) -> np.ndarray:
@@ -237,8 +238,8 @@ def _grey(frame: np.ndarray) -> np.ndarray:
 
 def background_boxes(frame: np.ndarray, background: np.ndarray, exclude=None,
                      thresholds: str | BoxThresholds = "ped2") -> Boxes:
-    """Boxes of what differs from the background (whole objects, moving or not, where frame differences give the
-    edges of moving ones): blurred ``|frame - background| >`` :data:`BACKGROUND_DIFFERENCE`, ``exclude`` erased
+    """Boxes of what differs from the background (whole objects, where frame differences give the edges of moving
+    ones; an object that stays still for most of the frames the median was taken over is part of the background): blurred ``|frame - background| >`` :data:`BACKGROUND_DIFFERENCE`, ``exclude`` erased
     (as :func:`motion_boxes`), external contours, the motion boxes' area, aspect and margin rules."""
     th = box_thresholds(thresholds)
     blurred = cv2.GaussianBlur(_grey(frame), (th.blur, th.blur), 0)
@@ -270,6 +271,9 @@ def frame_boxes(context: Sequence[np.ndarray], detections: tuple[np.ndarray, np.
         context: the frames ``(t-1, t, t+1)`` (repeat ``t`` at a video's ends).
         detections: ``(boxes, scores)`` from a detector (filtered with :func:`filter_detections`), or boxes alone
             (already score-filtered, e.g. precomputed; only the area filter applies), or ``None``.
+        thresholds: dataset name or :class:`BoxThresholds`.
+        background: the video's empty scene, grey ``(H, W)`` (:func:`median_background`), or ``None`` for
+            frame differences.
     """
     th = box_thresholds(thresholds)
     if detections is None:
@@ -316,7 +320,8 @@ def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxT
             :class:`OnnxDetector`. Its detections are filtered with ``τ_s`` and ``A_min``.
         appearance: precomputed appearance boxes, one ``(n, 4)`` array per frame (not given with ``detector``).
         cache_dir: where ``<video>-<hash>.npz`` is kept; the hash covers the video path and length, the
-            thresholds and the appearance source, so other settings never reuse a cache entry.
+            thresholds, the appearance source, ``regions`` and ``detect_every``, so other settings never reuse a
+            cache entry.
         regions: what finds the objects no detector gave: ``motion`` (frame differences, VEC) or ``background``
             (what differs from the video's median frame: :func:`background_boxes`; the video is read twice).
         detect_every: run ``detector`` on every N-th frame only and give the frames between its last detections
@@ -377,7 +382,7 @@ def _cache_key(source: VideoSource, th: BoxThresholds, detector, appearance, reg
     record = dict(version=CACHE_VERSION, video=str(Path(source.path).resolve()), frames=source.num_frames,
                   size=[source.width, source.height], thresholds=asdict(th), appearance=origin)
     if regions != "motion":  # (motion caches keep their key)
-        record["regions"] = regions
+        record["regions"] = [regions, BACKGROUND_SAMPLES, BACKGROUND_DIFFERENCE]
     if detect_every != 1:
         record["detect_every"] = int(detect_every)
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
@@ -686,7 +691,8 @@ class HogPeopleDetector:
 
     Far-field pedestrians (UCSD Ped2's are about 20x40 pixels) are smaller than its window, so the frame is enlarged
     ``upscale`` times first; the cost grows with the square of it (Ped2 training clips: 22 ms per frame at 2x, 54 at
-    3x on two cores; with ``detect_every`` in :func:`extract_boxes` it runs on every N-th frame only).
+    3x on two cores in session 6, 90 ms at 3x in session 7's run of docs/results.md; with ``detect_every`` in
+    :func:`extract_boxes` it runs on every N-th frame only).
 
     Args:
         upscale: frame enlargement before detection.
@@ -702,10 +708,12 @@ class HogPeopleDetector:
                                f"install opencv-python-headless<5")
         if upscale <= 0 or stride < 1 or scale <= 1:
             raise ValueError(f"expected upscale > 0, stride >= 1 and scale > 1, got {upscale}, {stride}, {scale}")
-        self.upscale, self.hit_threshold, self.stride, self.scale = float(upscale), float(hit_threshold), stride, scale
+        self.upscale, self.hit_threshold = float(upscale), float(hit_threshold)
+        self.stride, self.scale = int(stride), float(scale)
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        self.identity = f"opencv-hog-people:{cv2.__version__}:{self.upscale}:{self.hit_threshold}:{stride}:{scale}"
+        self.identity = (f"opencv-hog-people:{cv2.__version__}:{self.upscale}:{self.hit_threshold}:{self.stride}:"
+                         f"{self.scale}")
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``frame`` ``(H, W, 3)`` uint8 RGB (or grey) -> boxes ``(n, 4)`` in frame pixels, scores ``(n,)``."""
