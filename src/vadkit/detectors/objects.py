@@ -211,9 +211,9 @@ class ObjectsDetector(Detector):
         boxes: ``vec`` (per-split box files in ``boxes_dir``; videos outside them fall back to motion boxes),
             ``motion``, ``background`` (what differs from the video's median frame: whole objects of a still
             camera, :func:`~vadkit.features.objects.background_boxes`; an object still for most of the video
-            becomes background, and the video is read once for its median before its first box), or ``onnx`` (a user's ONNX detector,
-            ``detector_file``, plus motion boxes where it finds nothing, as VEC combines its detector with motion),
-            or ``hog`` (OpenCV's built-in HOG people detector, :class:`~vadkit.features.objects.HogPeopleDetector`,
+            becomes background, and the video is read once for its median before its first box), or ``onnx``
+            (a user's ONNX detector, ``detector_file``, plus motion boxes where it finds nothing, as VEC combines
+            its detector with motion), or ``hog`` (OpenCV's built-in HOG people detector, :class:`~vadkit.features.objects.HogPeopleDetector`,
             plus motion boxes).
         detector_file, detector_options: with ``onnx``: the model and :class:`~vadkit.features.objects.OnnxDetector`'s
             options (input size, normalisation, classes, ...); with ``hog``: the options of

@@ -239,8 +239,9 @@ def _grey(frame: np.ndarray) -> np.ndarray:
 def background_boxes(frame: np.ndarray, background: np.ndarray, exclude=None,
                      thresholds: str | BoxThresholds = "ped2") -> Boxes:
     """Boxes of what differs from the background (whole objects, where frame differences give the edges of moving
-    ones; an object that stays still for most of the frames the median was taken over is part of the background): blurred ``|frame - background| >`` :data:`BACKGROUND_DIFFERENCE`, ``exclude`` erased
-    (as :func:`motion_boxes`), external contours, the motion boxes' area, aspect and margin rules."""
+    ones; an object that stays still for most of the frames the median was taken over is part of the background):
+    blurred ``|frame - background| >`` :data:`BACKGROUND_DIFFERENCE`, ``exclude`` erased (as :func:`motion_boxes`),
+    external contours, the motion boxes' area, aspect and margin rules."""
     th = box_thresholds(thresholds)
     blurred = cv2.GaussianBlur(_grey(frame), (th.blur, th.blur), 0)
     if blurred.shape != background.shape:
