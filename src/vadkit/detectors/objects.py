@@ -213,8 +213,8 @@ class ObjectsDetector(Detector):
             camera, :func:`~vadkit.features.objects.background_boxes`; an object still for most of the video
             becomes background, and the video is read once for its median before its first box), or ``onnx``
             (a user's ONNX detector, ``detector_file``, plus motion boxes where it finds nothing, as VEC combines
-            its detector with motion), or ``hog`` (OpenCV's built-in HOG people detector, :class:`~vadkit.features.objects.HogPeopleDetector`,
-            plus motion boxes).
+            its detector with motion), or ``hog`` (OpenCV's built-in HOG people detector,
+            :class:`~vadkit.features.objects.HogPeopleDetector`, plus motion boxes).
         detector_file, detector_options: with ``onnx``: the model and :class:`~vadkit.features.objects.OnnxDetector`'s
             options (input size, normalisation, classes, ...); with ``hog``: the options of
             :class:`~vadkit.features.objects.HogPeopleDetector` (``upscale``, ``hit_threshold``, ...).
