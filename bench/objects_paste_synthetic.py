@@ -169,7 +169,7 @@ def main() -> None:
         synthetic[item.id] = forms
     made_s = time.perf_counter() - start
 
-    candidates = [parse_candidate(c) for c in args.candidate] or [("config", {})]
+    candidates = [parse_candidate(c) for c in args.candidate] or [("as_configured", {})]
     result: dict = {"protocol": "Ped2 training clips only, 4 folds: fitted on 12 clips, scored on the other 4 as they "
                                 "are, with a fast pasted object and with an upside-down pasted object; AUC over all "
                                 "held-out frames pooled", "config": str(args.config),
