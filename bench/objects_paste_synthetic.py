@@ -41,16 +41,12 @@ FAST = 3.0  # the fast object's speed, in typical object speeds
 MASK_DIFFERENCE = 20  # grey levels from the median frame for a pixel to belong to the cut object
 
 
-def grey(frame: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
-
-
 def cut_object(frames: list[np.ndarray], boxes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The most person-like object of the middle frame (the tallest box 1.5-4 times as high as wide, else the
     largest): its pixels ``(h, w, 3)``, mask ``(h, w)`` bool, and box ``[x1, y1, x2, y2]`` (ints); ``None`` without."""
     import cv2
+
+    from vadkit.io import to_gray
 
     middle = len(frames) // 2
     candidates = boxes[middle].astype(np.int64)
@@ -60,9 +56,9 @@ def cut_object(frames: list[np.ndarray], boxes: list[np.ndarray]) -> tuple[np.nd
     upright = (h >= 1.5 * w) & (h <= 4 * w)
     pick = int(np.argmax(np.where(upright, h, -1))) if upright.any() else int(np.argmax(w * h))
     x1, y1, x2, y2 = candidates[pick]
-    background = np.median(np.stack([grey(f) for f in frames[::4]]), axis=0)
+    background = np.median(np.stack([to_gray(f) for f in frames[::4]]), axis=0)
     frame = frames[middle]
-    mask = np.abs(grey(frame)[y1:y2, x1:x2].astype(np.float64) - background[y1:y2, x1:x2]) > MASK_DIFFERENCE
+    mask = np.abs(to_gray(frame)[y1:y2, x1:x2].astype(np.float64) - background[y1:y2, x1:x2]) > MASK_DIFFERENCE
     mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if mask.sum() < 20:
         return None

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from vadkit.features.extract import ExtractionSettings, iter_snippets, to_network_input
-from vadkit.io import VideoSource
+from vadkit.io import VideoSource, to_gray
 
 APPEARANCE_LAYER = "Mixed_4f"
 
@@ -77,7 +77,7 @@ def hog_appearance(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     global _HOG
     if _HOG is None:
         _HOG = cv2.HOGDescriptor(HOG_WINDOW, (16, 16), (8, 8), (8, 8), 9)
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+    grey = to_gray(frame)
     height, width = grey.shape[:2]
     out = np.zeros((len(boxes), HOG_DIM), np.float32)
     for i, box in enumerate(boxes):

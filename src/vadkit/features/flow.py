@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from vadkit.io.files import atomic_path, safe_name
-from vadkit.io import VideoSource, open_video
+from vadkit.io import VideoSource, open_video, to_gray
 
 __all__ = ["FlowSettings", "compute_flow", "flow_cache_file", "flow_for_video", "iter_flow", "pair_flow"]
 
@@ -78,22 +78,11 @@ def _flow_function(settings: FlowSettings) -> Callable[[np.ndarray, np.ndarray],
                                                      s.poly_n, s.poly_sigma, 0)
 
 
-def _to_gray(frame: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame)
-    if frame.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8, got {frame.dtype}")
-    if frame.ndim == 2:
-        return frame
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    raise ValueError(f"frames must be (H, W) or (H, W, 3), got shape {frame.shape}")
-
-
 def pair_flow(first: np.ndarray, second: np.ndarray, settings: FlowSettings = FlowSettings(),
               _fn: Callable | None = None) -> np.ndarray:
     """Flow ``first -> second`` as float32 ``(H, W, 2)`` in pixels of the input size (RGB or gray uint8 frames)."""
     fn = _fn or _flow_function(settings)
-    a, b = _to_gray(first), _to_gray(second)
+    a, b = to_gray(first), to_gray(second)
     if a.shape != b.shape:
         raise ValueError(f"frames differ in size: {a.shape} vs {b.shape}")
     height, width = a.shape

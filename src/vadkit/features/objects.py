@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from vadkit.io.files import atomic_write_bytes, safe_name
-from vadkit.io import VideoSource, open_video
+from vadkit.io import VideoSource, open_video, to_gray
 
 __all__ = [
     "DATASET_THRESHOLDS",
@@ -225,15 +225,10 @@ def median_background(video: VideoSource) -> np.ndarray:
     """A still camera's empty scene: the per-pixel median of :data:`BACKGROUND_SAMPLES` evenly spaced grey frames of
     the video itself (objects that move are absent from most of them), uint8 ``(H, W)``."""
     step = max(1, -(-video.num_frames // BACKGROUND_SAMPLES))  # ceil: at most BACKGROUND_SAMPLES frames kept
-    sampled = [_grey(f) for t, f in enumerate(video.frames()) if t % step == 0]
+    sampled = [to_gray(f) for t, f in enumerate(video.frames()) if t % step == 0]
     if not sampled:
         raise ValueError(f"{video.path}: no frames to take a background from")
     return np.median(np.stack(sampled), axis=0).astype(np.uint8)  # (H, W)
-
-
-def _grey(frame: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame)
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
 
 
 def background_boxes(frame: np.ndarray, background: np.ndarray, exclude=None,
@@ -243,7 +238,7 @@ def background_boxes(frame: np.ndarray, background: np.ndarray, exclude=None,
     blurred ``|frame - background| >`` :data:`BACKGROUND_DIFFERENCE`, ``exclude`` erased (as :func:`motion_boxes`),
     external contours, the motion boxes' area, aspect and margin rules."""
     th = box_thresholds(thresholds)
-    blurred = cv2.GaussianBlur(_grey(frame), (th.blur, th.blur), 0)
+    blurred = cv2.GaussianBlur(to_gray(frame), (th.blur, th.blur), 0)
     if blurred.shape != background.shape:
         raise ValueError(f"frame {blurred.shape} and background {background.shape} differ in size")
     mask = cv2.absdiff(blurred, cv2.GaussianBlur(background, (th.blur, th.blur), 0)) > BACKGROUND_DIFFERENCE
@@ -718,7 +713,7 @@ class HogPeopleDetector:
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``frame`` ``(H, W, 3)`` uint8 RGB (or grey) -> boxes ``(n, 4)`` in frame pixels, scores ``(n,)``."""
-        grey = _grey(frame)
+        grey = to_gray(frame)
         if self.upscale != 1:
             grey = cv2.resize(grey, None, fx=self.upscale, fy=self.upscale, interpolation=cv2.INTER_LINEAR)
         window_w, window_h = self.hog.winSize

@@ -15,11 +15,12 @@ from vadkit.io.video import (
     natural_key,
     open_video,
     open_video_frames,
+    to_gray,
     write_video,
 )
 
 __all__ = [
     "DEFAULT_FOLDER_FPS", "FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "FrameFolderSource", "OpenCVSource",
     "PyAVSource", "VideoNotFoundError", "VideoReadError", "VideoSource", "is_video_file", "list_frame_files",
-    "natural_key", "open_video", "open_video_frames", "write_video",
+    "natural_key", "open_video", "open_video_frames", "to_gray", "write_video",
 ]

@@ -428,6 +428,18 @@ def _add_stream(container, codec: str, fps: float, width: int, height: int, crf:
     return stream
 
 
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """A uint8 frame ``(H, W)`` or RGB ``(H, W, 3)`` as grey ``(H, W)``; other dtypes and shapes are refused."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {frame.dtype}")
+    if frame.ndim == 2:
+        return frame
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    raise ValueError(f"frames must be (H, W) or (H, W, 3), got shape {frame.shape}")
+
+
 def _as_rgb(frame: np.ndarray) -> np.ndarray:
     frame = np.asarray(frame)
     if frame.dtype != np.uint8:
