@@ -41,6 +41,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from vadkit.detectors.base import (Detector, FrameObjects, VideoItem, number_arg, progress_bar, register_detector,
                                    torch_threads)
+from vadkit.features.attributes import pixel_heights
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
 from vadkit.io.files import atomic_path, safe_name
@@ -149,14 +150,6 @@ def knn_distance(queries: np.ndarray, bank: np.ndarray, k: int, chunk: int = 204
         d = torch.cdist(q[None], bank_t[None])[0]  # (c, B)
         out.append(d.topk(min(k, bank_t.shape[0]), dim=1, largest=False).values.mean(dim=1))
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
-
-
-def pixel_heights(xyxy: np.ndarray, frame_height: int) -> np.ndarray:
-    """``(n,)`` heights in whole pixels of boxes as :func:`~vadkit.features.attributes.velocity_features` divides
-    by them (floor of the top, ceiling of the bottom, inside the frame, at least 1)."""
-    top = np.clip(np.floor(xyxy[:, 1]), 0, frame_height - 1)
-    bottom = np.clip(np.ceil(xyxy[:, 3]), top + 1, frame_height)
-    return (bottom - top).astype(np.float64)
 
 
 PERSPECTIVE_BINS = 10  # quantile bins of the boxes' foot rows for the height-by-row line

@@ -31,6 +31,15 @@ def _pixel_box(box: np.ndarray, width: int, height: int) -> tuple[int, int, int,
     return x1, y1, x2, y2
 
 
+def pixel_heights(boxes: np.ndarray, frame_height: int) -> np.ndarray:
+    """``(n,)`` heights of ``(n, 4)`` boxes in whole pixels, as :func:`_pixel_box` bounds them (floor of the top,
+    ceiling of the bottom, inside the frame, at least 1): what :func:`velocity_features` divides speeds by."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    top = np.clip(np.floor(boxes[:, 1]), 0, frame_height - 1)
+    bottom = np.clip(np.ceil(boxes[:, 3]), top + 1, frame_height)
+    return bottom - top
+
+
 MOVING = 0.3  # pixels per frame: flow below this is DIS's noise on a still background
 
 
@@ -60,7 +69,7 @@ def velocity_features(flow: np.ndarray, boxes: np.ndarray, bins: int = 8, pixels
         which = np.minimum(((angle + np.pi) / (2 * np.pi) * bins).astype(np.int64), bins - 1)
         out[i, :bins] = np.bincount(which, weights=magnitude, minlength=bins) / max(len(magnitude), 1)
         out[i, bins] = magnitude.mean() if len(magnitude) else 0.0
-        out[i] /= max(y2 - y1, 1)  # perspective: speed in box heights per frame
+    out /= pixel_heights(boxes, height)[:, None]  # perspective: speed in box heights per frame
     return out
 
 
