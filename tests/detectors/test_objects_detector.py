@@ -345,7 +345,7 @@ def test_fit_normal_objects_with_opencvs_people_detector(fitted, tmp_path):
     detector = build_detector("objects", boxes="hog", detector_options={"upscale": 1.0}, detect_every=5,
                               cache_dir=str(tmp_path / "cache"))
     objs = detector.objects(item(footage / "cam0.mp4", "cam0"))
-    assert len(objs["frame"]) > 0 and detector._onnx.identity.startswith("opencv-hog-people")
+    assert len(objs["frame"]) > 0 and detector._detector().identity.startswith("opencv-hog-people")
     for wrong in (0, 1.5):
         with pytest.raises(ValueError, match="detect_every must be a whole number >= 1"):
             build_detector("objects", boxes="hog", detect_every=wrong)

@@ -41,7 +41,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from vadkit.detectors.base import (Detector, FrameObjects, VideoItem, number_arg, progress_bar, register_detector,
                                    torch_threads)
-from vadkit.features.attributes import pixel_heights
+from vadkit.features.attributes import MOVING, pixel_heights
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
 from vadkit.io.files import atomic_path, safe_name
@@ -114,6 +114,11 @@ def balanced_calibration(held_out: dict[str, np.ndarray]) -> tuple[dict, list]:
     best = min(tried, key=lambda t: t["imbalance"])  # the first of equals: min keeps the earliest
     return best["points"], [{k: t[k] for k in ("rule", "quantile", "imbalance")} for t in tried] + \
         [{"chosen": best["rule"] if best["rule"] == "zscore" else f"{best['rule']}-{best['quantile']:g}"}]
+
+
+def object_scores(calibrated: dict[str, np.ndarray]) -> np.ndarray:
+    """``(n,)`` objects' scores: the sum of their calibrated attribute scores."""
+    return sum(calibrated[name] for name in ATTRIBUTES)
 
 
 def fit_gmm(x: np.ndarray, components: int, seed: int) -> dict:
@@ -284,7 +289,7 @@ class ObjectsDetector(Detector):
         self.flow_settings = FlowSettings(method=flow_method, preset=flow_preset)
         self._vec = SplitBoxFiles(boxes_dir or ".", box_file)
         self._appearance = None
-        self._onnx = None
+        self._box_detector = None
         self._warned = False
         self.gmm_: dict | None = None
         self.bank_: np.ndarray | None = None
@@ -305,34 +310,35 @@ class ObjectsDetector(Detector):
             if not self._warned:
                 warnings.warn(f"video {item.id}: no precomputed boxes for it; using motion boxes", stacklevel=3)
                 self._warned = True
+        detector, detect_every = None, 1
         if a["boxes"] in ("onnx", "hog"):  # a detector's boxes, and motion boxes where it found nothing (as VEC)
-            if self._onnx is None:
-                from vadkit.features.objects import HogPeopleDetector, OnnxDetector
+            detector, detect_every = self._detector(), a["detect_every"]
+        regions = "background" if a["boxes"] == "background" else "motion"  # (background: the video's median frame)
+        return (a["boxes"] if detector is not None else regions,
+                extract_boxes(video, a["thresholds"], detector=detector, cache_dir=self.cache_root / "boxes",
+                              regions=regions, detect_every=detect_every))
 
-                options = a.get("detector_options", {})
-                self._onnx = (OnnxDetector(os.path.expanduser(a["detector_file"]), **options) if a["boxes"] == "onnx"
-                              else HogPeopleDetector(**options))
-            return a["boxes"], extract_boxes(video, a["thresholds"], detector=self._onnx,
-                                             cache_dir=self.cache_root / "boxes",
-                                             detect_every=a.get("detect_every", 1))
-        if a["boxes"] == "background":  # what differs from the video's median frame
-            return "background", extract_boxes(video, a["thresholds"], cache_dir=self.cache_root / "boxes",
-                                               regions="background")
-        return "motion", extract_boxes(video, a["thresholds"], cache_dir=self.cache_root / "boxes")
+    def _detector(self):
+        """The box detector of ``boxes: onnx`` or ``hog``, made once."""
+        if self._box_detector is None:
+            from vadkit.features.objects import HogPeopleDetector, OnnxDetector
+
+            a = self.args
+            self._box_detector = (HogPeopleDetector(**a["detector_options"]) if a["boxes"] == "hog" else
+                                  OnnxDetector(os.path.expanduser(a["detector_file"]), **a["detector_options"]))
+        return self._box_detector
 
     def _cache_file(self, item: VideoItem, source: str) -> Path:
         a = self.args
         record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), frames=item.num_frames,
-                      boxes=source, box_file=(a["box_file"] if source == "vec" else
-                                              self._onnx.identity if source in ("onnx", "hog") else a["thresholds"]),
+                      boxes=source, box_file=(a["box_file"] if source == "vec" else self._detector().identity
+                                              if source in ("onnx", "hog") else a["thresholds"]),
                       flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
-        if a.get("appearance", "i3d") != "i3d":  # (i3d caches keep their key)
+        if a["appearance"] != "i3d":  # (i3d caches keep their key)
             record["appearance"] = a["appearance"]
-        if a.get("velocity_pixels", "box") != "box":  # (whole-box caches keep their key)
-            from vadkit.features.attributes import MOVING
-
+        if a["velocity_pixels"] != "box":  # (whole-box caches keep their key)
             record["velocity_pixels"] = [a["velocity_pixels"], MOVING]
-        if a.get("detect_every", 1) != 1 and source in ("onnx", "hog"):
+        if a["detect_every"] != 1 and source in ("onnx", "hog"):
             record["detect_every"] = a["detect_every"]
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_root / "attributes" / f"{safe_name(item.id)}-{key}.npz"
@@ -360,10 +366,10 @@ class ObjectsDetector(Detector):
                     frames.append(np.full(len(boxes[t]), t, np.int32))
                     xyxy.append(boxes[t])
                     velocity.append(velocity_features(flow[t], boxes[t], self.args["velocity_bins"],
-                                                       self.args.get("velocity_pixels", "box")))
+                                                       self.args["velocity_pixels"]))
                     embedding.append(embed(boxes[t]))
 
-            if self.args.get("appearance", "i3d") == "hog":
+            if self.args["appearance"] == "hog":
                 dim = HOG_DIM
                 for t, frame in enumerate(video.frames()):
                     add(t, lambda b, frame=frame: hog_appearance(frame, b))
@@ -401,7 +407,7 @@ class ObjectsDetector(Detector):
 
     def _velocity(self, objs: dict) -> np.ndarray:
         """The objects' velocity descriptors in the unit ``velocity_scale`` asks for (the cache holds box heights)."""
-        if self.args.get("velocity_scale", "box") == "box":
+        if self.args["velocity_scale"] == "box":
             return objs["velocity"]
         perspective = self.calibration_["perspective"]
         if int(objs["size"][1]) != perspective["frame_height"]:
@@ -419,7 +425,7 @@ class ObjectsDetector(Detector):
     def _frame_scores(self, objs: dict, calibrated: dict[str, np.ndarray], num_frames: int) -> np.ndarray:
         scores = np.full(num_frames, -np.inf)
         if len(objs["frame"]):
-            np.maximum.at(scores, objs["frame"].astype(np.int64), sum(calibrated[n] for n in ATTRIBUTES))
+            np.maximum.at(scores, objs["frame"].astype(np.int64), object_scores(calibrated))
         scores[np.isneginf(scores)] = self.calibration_["empty"]
         return gaussian_filter1d(scores, self.args["sigma"], mode="nearest") if self.args["sigma"] else scores
 
@@ -443,7 +449,7 @@ class ObjectsDetector(Detector):
                                  f"by leaving one video out); found {[len(v['frame']) for v in per_video]} objects")
             rng = np.random.default_rng(a["seed"])
             self.calibration_ = {}
-            if a.get("velocity_scale", "box") == "scene":
+            if a["velocity_scale"] == "scene":
                 sizes = [tuple(int(v) for v in o["size"]) for o in per_video]  # (width, height) per video
                 boxes = np.concatenate([o["xyxy"] for o in per_video])  # (objects, 4)
                 self.calibration_["perspective"] = fit_perspective(boxes, sizes)
@@ -454,7 +460,7 @@ class ObjectsDetector(Detector):
                 bank = self._bank(np.concatenate([o["appearance"] for o in rest]), rng)
                 held_raw.append(self._raw(gmm, bank, per_video[v]))
             pooled = {name: np.concatenate([r[name] for r in held_raw]) for name in ATTRIBUTES}
-            rule = a.get("calibration", "range")
+            rule = a["calibration"]
             if rule == "balanced":
                 points, self.calibration_["candidates"] = balanced_calibration(pooled)
                 self.calibration_.update(points)
@@ -463,10 +469,10 @@ class ObjectsDetector(Detector):
                 self.calibration_.update({name: calibration_points(pooled[name], rule, a["calibration_quantile"])
                                           for name in ATTRIBUTES})
             self.calibration_["rule"] = rule
-            object_scores = np.concatenate([sum(self._calibrated(r)[n] for n in ATTRIBUTES) for r in held_raw])
-            self.calibration_["empty"] = float(object_scores.min())
-            frame_scores = np.concatenate([self._frame_scores(o, self._calibrated(r), item.num_frames)
-                                           for o, r, item in zip(per_video, held_raw, train)])
+            held_calibrated = [self._calibrated(r) for r in held_raw]
+            self.calibration_["empty"] = float(np.concatenate([object_scores(c) for c in held_calibrated]).min())
+            frame_scores = np.concatenate([self._frame_scores(o, c, item.num_frames)
+                                           for o, c, item in zip(per_video, held_calibrated, train)])
             self.threshold_ = float(np.quantile(frame_scores, 1.0 - a["false_alarm_rate"]))
             self.calibration_["held_out_far"] = float((frame_scores > self.threshold_).mean())
             everything = [o for o in per_video if len(o["frame"])]
@@ -479,11 +485,9 @@ class ObjectsDetector(Detector):
         """Every object of a video with its calibrated attribute scores: ``frame``, ``xyxy``, ``velocity``,
         ``appearance`` (calibrated: 1 = the training objects' ``calibration_quantile``), ``score`` (their sum)."""
         self._check_fitted()
-        with torch_threads(self.args["threads"]):
-            objs = self.objects(item)
-        calibrated = self._calibrated(self._raw(self.gmm_, self.bank_, objs))
+        objs, calibrated = self._scored_objects(item)
         return {"frame": objs["frame"], "xyxy": objs["xyxy"], **calibrated,
-                "score": sum(calibrated[n] for n in ATTRIBUTES) if len(objs["frame"]) else np.zeros(0)}
+                "score": object_scores(calibrated) if len(objs["frame"]) else np.zeros(0)}
 
     def _scored_objects(self, item: VideoItem) -> tuple[dict, dict[str, np.ndarray]]:
         """A video's objects and their calibrated attribute scores (the last video's kept: `vadkit score` asks for
@@ -510,7 +514,7 @@ class ObjectsDetector(Detector):
         boxes = np.full((n, 4), np.nan, np.float32)
         attributes = {name: np.full(n, np.nan) for name in ATTRIBUTES}
         if len(objs["frame"]):
-            total = sum(calibrated[name] for name in ATTRIBUTES)
+            total = object_scores(calibrated)
             order = np.lexsort((total, objs["frame"]))  # by frame, then score: each frame's last is its top object
             frames = objs["frame"][order]
             last = np.r_[frames[1:] != frames[:-1], True]
@@ -518,7 +522,7 @@ class ObjectsDetector(Detector):
             boxes[at] = objs["xyxy"][top]
             for name in ATTRIBUTES:
                 attributes[name][at] = calibrated[name][top]
-        unit = calibration_unit(self.calibration_.get("rule", self.args.get("calibration", "range")),
+        unit = calibration_unit(self.calibration_.get("rule", self.args["calibration"]),
                                 self.args["calibration_quantile"])
         return FrameObjects(boxes=boxes, attributes=attributes, size=tuple(int(v) for v in objs["size"]), unit=unit)
 
