@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stream_common import clip_at  # noqa: E402
+from helpers.stream_common import clip_at  # noqa: E402
 
 WARMUP_S = 5.0
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stream_common import DEMO  # noqa: E402
+from helpers.stream_common import DEMO  # noqa: E402
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stream_common import clip_at, rss_mb  # noqa: E402
+from helpers.stream_common import clip_at, rss_mb  # noqa: E402
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Helpers of the streaming benchmarks (imported by bench/stream_*.py; not a benchmark, so it prints nothing): 25 fps
+"""Helpers of the streaming benchmarks (imported by bench/stream_*.py; not a benchmark: bench/helpers/ holds code
+the benchmarks share, and bench/*.py are the benchmarks, each printing one JSON line): 25 fps
 test streams made from the demo clip, resident memory."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import cv2
 
-DEMO = Path(__file__).resolve().parents[1] / "src" / "vadkit" / "assets" / "demo" / "ped2_test004.mp4"
+DEMO = Path(__file__).resolve().parents[2] / "src" / "vadkit" / "assets" / "demo" / "ped2_test004.mp4"
 
 
 def clip_at(folder: Path, fps: float = 25.0, size: tuple[int, int] | None = None) -> Path:

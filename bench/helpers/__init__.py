@@ -1,0 +1,1 @@
+"""Code the benchmarks in bench/ share (not benchmarks themselves)."""
