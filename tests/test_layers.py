@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "vadkit"
 
 # lowest first; a module may import its own layer and the layers before it
 LAYERS = [
-    {"io", "registry", "progress"},
+    {"io", "registry", "progress", "device"},
     {"datasets", "models", "losses"},
     {"features"},
     {"detectors"},
@@ -21,7 +21,7 @@ LAYERS = [
 ]
 # stricter: the plain building blocks import nothing of vadkit beyond these
 ONLY = {"models": {"models", "registry", "losses"}, "losses": {"losses"}, "datasets": {"datasets", "io", "registry"},
-        "io": {"io"}, "registry": {"registry"}, "progress": {"progress"}}
+        "io": {"io"}, "registry": {"registry"}, "progress": {"progress"}, "device": {"device"}}
 
 
 def part(module: str) -> str:

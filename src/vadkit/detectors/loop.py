@@ -2,7 +2,8 @@
 
 The loop runs optimiser steps over batches a detector supplies, for a planned number of steps or until a
 wall-clock budget runs out (a fixed rule, checked before each step; the last weights are kept), logs the mean loss
-every ``log_every`` steps into the detector's ``history``, shows one progress bar, and keeps copies of the weights
+every ``log_every`` steps into the detector's ``history`` (the only time it reads the loss back from the device:
+steps never wait for the host), shows one progress bar, and keeps copies of the weights
 after the step counts asked for (snapshots: one training run gives every candidate of a schedule search, see
 :mod:`vadkit.engine.select`). The data order is seeded: a detector draws everything from the generator it is given.
 
@@ -30,13 +31,18 @@ import numpy as np
 import torch
 
 from vadkit.detectors.base import Detector, VideoItem, common_extraction, progress_bar, torch_threads
+from vadkit.device import precision_scope, to_device, training_scope
 
 
 def train_loop(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batches: Iterator, loss_fn,
                planned_steps: int, *, max_minutes: float | None = None, log_every: int = 20,
                steps_per_epoch: int | None = None, history: list | None = None, snapshot_at: Sequence[int] = (),
-               progress: bool = True, description: str = "training") -> dict:
+               progress: bool = True, description: str = "training", device: str | torch.device = "cpu",
+               precision: str = "fp32") -> dict:
     """Run up to ``planned_steps`` optimiser steps (fewer when ``batches`` ends or the budget runs out).
+
+    Each batch (tensors, or tuples/lists/dicts of them) is moved to ``device``; the forward pass and the loss run at
+    ``precision`` (``fp32``: TF32 off; ``tf32``; ``bf16`` autocast); on CUDA cuDNN's autotuner is on for the run.
 
     Returns ``{"steps", "planned_steps", "epochs", "stopped_by_budget", "seconds", "snapshots"}``; ``snapshots``
     maps each reached step count of ``snapshot_at`` to a copy of the weights then.
@@ -50,11 +56,11 @@ def train_loop(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batches
 
     def log() -> None:
         if running:
-            history.append({"step": step, "loss": float(np.mean(running)),
+            history.append({"step": step, "loss": float(torch.stack(running).double().mean()),
                             "seconds": round(time.perf_counter() - start, 2)})
             running.clear()
 
-    with progress_bar(description, progress) as bar:
+    with progress_bar(description, progress) as bar, training_scope(device):
         task = bar.add_task("train", total=planned_steps, info="")
         while step < planned_steps:
             if budget is not None and time.perf_counter() - start >= budget:
@@ -64,12 +70,14 @@ def train_loop(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batches
                 batch = next(batches)
             except StopIteration:
                 break
-            loss = loss_fn(batch)
+            batch = to_device(batch, device)
+            with precision_scope(precision, device):
+                loss = loss_fn(batch)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             step += 1
-            running.append(float(loss.detach()))
+            running.append(loss.detach().float())  # stays on the device until the next log
             if step in wanted:
                 snapshots[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if step % log_every == 0:
@@ -93,6 +101,9 @@ class TrainableDetector(Detector):
 
     trainable = True
     model: torch.nn.Module
+
+    def device_modules(self) -> list[torch.nn.Module]:
+        return [self.model]
 
     def _fit(self, train: list[VideoItem], progress: bool) -> None:
         with torch_threads(self.args.get("threads")):
@@ -130,7 +141,8 @@ class TrainableDetector(Detector):
         record = train_loop(self.model, self._optimiser(), self._batches(data, rng), self._loss, planned,
                             max_minutes=a.get("max_minutes"), log_every=a["log_every"],
                             steps_per_epoch=self._steps_per_epoch(data), history=self.history,
-                            snapshot_at=snapshot_at, progress=progress, description=f"training {self.name}")
+                            snapshot_at=snapshot_at, progress=progress, description=f"training {self.name}",
+                            device=self.device_, precision=self.precision_)
         self.snapshots_ = record.pop("snapshots")
         self.schedule_ = {**record, **self._schedule_extra()}
         self._calibrate(data, rng)

@@ -321,7 +321,7 @@ class SEnDecDetector(TrainableDetector):
         chosen = clips[rng.permutation(len(clips))[:a["bn_clips"]]]
         for first in range(0, len(chosen), a["batch_size"]):
             batch = chosen[first:first + a["batch_size"]]
-            self.model(to_clip_tensor(np.stack([videos[v][s:s + a["clip_length"]] for v, s in batch])))
+            self.model(self.tensor(to_clip_tensor(np.stack([videos[v][s:s + a["clip_length"]] for v, s in batch]))))
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
 
@@ -350,14 +350,14 @@ class SEnDecDetector(TrainableDetector):
             yield self._batch_maps(pending)
 
     def _batch_maps(self, pending: list[tuple[int, np.ndarray]]) -> tuple[list[int], torch.Tensor]:
-        x = to_clip_tensor(np.stack([clip for _, clip in pending]))  # (B, C, T, H, W)
+        x = self.tensor(to_clip_tensor(np.stack([clip for _, clip in pending])))  # (B, C, T, H, W)
         return [start for start, _ in pending], (x - self.model(x)).pow(2).mean(dim=1)  # (B, T, H, W)
 
     def _pool(self, maps: torch.Tensor) -> torch.Tensor:
         """``(B, T, H, W)`` error maps -> ``(B, T)`` frame errors (after the optional per-pixel z-score)."""
         a = self.args
         if a["pixel_normalisation"]:
-            maps = (maps - self._pixel_mean) / self._pixel_std  # (B, T, H, W), broadcast over (H, W)
+            maps = (maps - self._pixel_mean.to(maps.device)) / self._pixel_std.to(maps.device)  # (B, T, H, W), over (H, W)
         return pool_error_maps(maps, a["pooling"], a["patch"])
 
     @torch.inference_mode()
@@ -367,7 +367,7 @@ class SEnDecDetector(TrainableDetector):
         total = np.zeros(num_frames, dtype=np.float64)
         count = np.zeros(num_frames, dtype=np.int64)
         for starts, maps in self._error_maps(frames, num_frames):
-            for start, row in zip(starts, self._pool(maps).double().numpy()):  # row: (T,)
+            for start, row in zip(starts, self._pool(maps).double().cpu().numpy()):  # row: (T,)
                 total[start:start + row.size] += row
                 count[start:start + row.size] += 1
         if num_frames and not count.all():
@@ -381,7 +381,7 @@ class SEnDecDetector(TrainableDetector):
         squares, n = torch.zeros_like(total), 0
         for video in videos:
             for _, maps in self._error_maps(iter(video), video.shape[0]):
-                maps = maps.double().flatten(0, 1)  # (B*T, H, W)
+                maps = maps.double().cpu().flatten(0, 1)  # (B*T, H, W)
                 total += maps.sum(0)
                 squares += maps.pow(2).sum(0)
                 n += maps.shape[0]

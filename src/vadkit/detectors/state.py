@@ -340,9 +340,10 @@ class STATEDetector(TrainableDetector):
         raws, flows = [], []
         for first in range(0, len(indices), a["score_batch"]):
             raw, flow = self._batch(pool, indices[first:first + a["score_batch"]])
-            e_raw, e_flow = perturbed_errors(self.model, raw, flow, a["eps"], a["raw_weight"], a["flow_weight"])
-            raws.append(e_raw.double().numpy())
-            flows.append(e_flow.double().numpy())
+            e_raw, e_flow = perturbed_errors(self.model, self.tensor(raw), self.tensor(flow), a["eps"],
+                                             a["raw_weight"], a["flow_weight"])
+            raws.append(e_raw.double().cpu().numpy())
+            flows.append(e_flow.double().cpu().numpy())
         if not raws:
             return np.zeros(0), np.zeros(0)
         return np.concatenate(raws), np.concatenate(flows)

@@ -202,8 +202,8 @@ class ARNetDetector(_WeakDetector):
 
     @torch.inference_mode()
     def snippet_scores(self, features: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.asarray(features, np.float32))[None]  # (1, N, F)
-        return self.model(x)["scores"][0].numpy()
+        x = self.tensor(np.asarray(features, np.float32))[None]  # (1, N, F)
+        return self.model(x)["scores"][0].cpu().numpy()
 
     def _score(self, item: VideoItem) -> np.ndarray:
         scores = self.snippet_scores(self._features(item))
@@ -300,7 +300,8 @@ class AEDDetector(_WeakDetector):
             padded_n = max(length, math.ceil(n / length) * length)
             padded = np.concatenate([features, np.repeat(features[-1:], padded_n - n, axis=0)])  # (N', F)
         windows = np.stack([padded[i:i + length] for i in range(len(padded) - length + 1)])  # (W, L, F) contiguous
-        return self.model(torch.from_numpy(windows)), n
+        out = self.model(self.tensor(windows))
+        return {k: v.cpu() for k, v in out.items()}, n
 
     def _score(self, item: VideoItem) -> np.ndarray:
         out, real = self._windows(self._features(item))

@@ -94,12 +94,14 @@ class RunConfig:
     seed: int = 0
     output: str = "runs"
     name: str | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (vadkit.device); `--device` overrides it
+    precision: str = "fp32"  # training precision on the device: fp32 (TF32 off), tf32 or bf16 (autocast)
 
     def to_dict(self) -> dict:
         return {"detector": self.detector, "detector_args": copy.deepcopy(self.detector_args),
                 "data": vars(self.data).copy(), "eval": vars(self.eval).copy(),
                 "select": copy.deepcopy(vars(self.select)), "seed": self.seed,
-                "output": self.output, "name": self.name}
+                "output": self.output, "name": self.name, "device": self.device, "precision": self.precision}
 
 
 CHOICES = {

@@ -37,7 +37,8 @@ METHODS = ("knn", "objects")
 def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, metric: str = "cosine",
                center: bool = False, holdout: float = 0.2, seed: int = 0, settings=None,
                features_dir=None, batch_size: int = 4, progress: bool = True, dataset: str = "user footage",
-               method: str = "knn", box_thresholds: str = "ped2", box_detector: str | Path | None = None) -> RunDir:
+               method: str = "knn", box_thresholds: str = "ped2", box_detector: str | Path | None = None,
+               device: str = "cpu") -> RunDir:
     """Fit a one-class detector on normal videos and write a run folder: ``method="knn"`` a
     :class:`~vadkit.detectors.knn.KNNDetector` (the arguments below), ``method="objects"`` the object-attribute
     detector on motion boxes (``box_thresholds``: the motion-box thresholds, by dataset name; ``false_alarm_rate``,
@@ -52,6 +53,7 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
         features_dir: the feature store to extract into (default ``<out_dir>/features``); videos already in it
             are not extracted again.
         dataset: what the footage is, for the protocol card.
+        device: where the I3D features are extracted (the k-NN bank itself stays on the CPU).
     """
     if method not in METHODS:
         raise ValueError(f"unknown fit-normal method {method!r}; expected one of {', '.join(METHODS)}")
@@ -72,7 +74,7 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
     run.clear()
     store_root = Path(features_dir) if features_dir else run.path / "features"
     _refuse_name_clashes(store_root, names, videos)
-    extractor = SnippetExtractor(settings or ExtractionSettings(), batch_size=batch_size)
+    extractor = SnippetExtractor(settings or ExtractionSettings(), batch_size=batch_size, device=device)
     extract_videos(list(zip(names, videos)), store_root, extractor, progress=progress)
     store = FeatureStore(store_root)
     items = [store_item(n, store.videos[n]["num_frames"], p, store.videos[n]["fps"], store, label=0)
@@ -180,7 +182,7 @@ def _refuse_name_clashes(store_root: Path, names: Sequence[str], videos: Sequenc
 # Evaluating a fit-normal run
 # ---------------------------------------------------------------------------------------------------------------
 def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, videos: Sequence | None,
-                        labels: str | Path | None, progress: bool = True) -> dict:
+                        labels: str | Path | None, progress: bool = True, device: str = "cpu") -> dict:
     """The numbers a fit-normal run supports (see the module docstring); written to ``metrics.json``."""
     from vadkit.metrics import evaluate_frames
     from vadkit.report.events import find_events
@@ -196,7 +198,7 @@ def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, vide
                    "held_out_snippets": calibration.get("held_out_snippets"), "protocol": protocol}
         run.write_json("metrics.json", metrics)
         return metrics
-    items = _evaluation_items(run, config, detector, videos, progress)
+    items = _evaluation_items(run, config, detector, videos, progress, device)
     frame_labels = _read_labels(labels, items) if labels else None
     scores, alarms, events = {}, {}, {}
     for item in items:
@@ -219,7 +221,8 @@ def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, vide
     return metrics
 
 
-def _evaluation_items(run: RunDir, config: RunConfig, detector: Detector, videos: Sequence, progress: bool) -> list:
+def _evaluation_items(run: RunDir, config: RunConfig, detector: Detector, videos: Sequence, progress: bool,
+                      device: str = "cpu") -> list:
     """Detector inputs for the evaluation videos (features extracted with the detector's own settings into the
     run's store, under ``eval/<name>``)."""
     from vadkit.io import open_video
@@ -240,7 +243,7 @@ def _evaluation_items(run: RunDir, config: RunConfig, detector: Detector, videos
     root = Path(config.data.features or run.path / "features")
     keys = [f"eval/{n}" for n in names]
     _refuse_name_clashes(root, keys, paths)
-    extract_videos(list(zip(keys, paths)), root, SnippetExtractor(settings), progress=progress)
+    extract_videos(list(zip(keys, paths)), root, SnippetExtractor(settings, device=device), progress=progress)
     store = FeatureStore(root)
     return [store_item(key, store.videos[key]["num_frames"], path, store.videos[key]["fps"], store, detector.crops_)
             for key, path in zip(keys, paths)]

@@ -16,7 +16,8 @@ SUMMARY_KEYS = ("micro_auc", "macro_auc", "ap", "eer", "auc_abnormal_videos", "f
                 "far_abnormal_videos", "video_accuracy")
 
 
-def repeat_over_seeds(source: str | Path, seeds: int, progress: bool = True, overrides: Sequence[str] = ()) -> dict:
+def repeat_over_seeds(source: str | Path, seeds: int, progress: bool = True, overrides: Sequence[str] = (),
+                      device: str | None = None) -> dict:
     """Train and evaluate ``source`` (a config file or a run folder's config) with split/training seeds
     ``0 … seeds-1``. Each run lands in ``<output>/<name>-seeds/seed-<k>``; the summary in ``summary.json`` beside them.
     """
@@ -36,7 +37,7 @@ def repeat_over_seeds(source: str | Path, seeds: int, progress: bool = True, ove
         config = config_from_dict(base.to_dict())
         config.seed = seed
         config.data.split_seed = seed
-        run = train(config, progress=progress, run_dir=folder / f"seed-{seed}")
+        run = train(config, progress=progress, run_dir=folder / f"seed-{seed}", device=device)
         runs.append(run.read_json("metrics.json"))
     summary = {}
     for key in SUMMARY_KEYS:

@@ -53,7 +53,8 @@ def _held_out_scores(detector: Detector, held_out: Sequence[VideoItem], postproc
 
 
 def select_steps(detector_name: str, detector_args: dict, train: Sequence[VideoItem], candidates: Sequence[int],
-                 folds: int = 3, seed: int = 0, postprocess=lambda s: s, progress: bool = True) -> dict:
+                 folds: int = 3, seed: int = 0, postprocess=lambda s: s, progress: bool = True,
+                 device: str = "cpu", precision: str = "fp32") -> dict:
     """Cross-validate the number of training steps of a trainable detector on ``train`` only (each snapshot is
     calibrated on its fold's training videos, as ``fit`` would).
 
@@ -67,6 +68,7 @@ def select_steps(detector_name: str, detector_args: dict, train: Sequence[VideoI
     for k, held_out in enumerate(groups):
         rest = [item for j, group in enumerate(groups) if j != k for item in group]
         detector = build_detector(detector_name, **{**detector_args, "seed": seed + 1000 * (k + 1)})
+        detector.to_device(device, precision)
         if not detector.trainable:
             raise ValueError(f"detector {detector_name!r} trains no network; schedule selection needs a trainable one")
         snapshots = detector.fit_snapshots(rest, candidates, progress=progress)

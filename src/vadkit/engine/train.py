@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from vadkit.detectors import Detector, VideoItem, build_detector, collapse_crops, load_detector
+from vadkit.device import resolve_device
 from vadkit.engine.config import RunConfig
 from vadkit.engine.run import RunDir, seed_everything
 from vadkit.metrics import ProtocolCard, evaluate_classification, evaluate_frames
@@ -81,8 +82,9 @@ def store_item(key: str, num_frames: int, path: Path, fps: float, store=None, cr
                      load_features=lambda: collapse_crops(store.load(key), crops), **fields)
 
 
-def ensure_features(records: Sequence, features_dir: str | Path, progress: bool = True):
-    """Open the feature store, extracting (with the default settings) any video it lacks."""
+def ensure_features(records: Sequence, features_dir: str | Path, progress: bool = True, device: str = "cpu"):
+    """Open the feature store, extracting (with the store's settings, or the defaults, on ``device``) any video it
+    lacks."""
     from vadkit.features.store import FeatureStore
 
     root = Path(features_dir)
@@ -93,7 +95,8 @@ def ensure_features(records: Sequence, features_dir: str | Path, progress: bool 
 
         settings = ExtractionSettings(**{k: v for k, v in store.settings.items()
                                           if k in ExtractionSettings.__dataclass_fields__}) if store else ExtractionSettings()
-        extract_videos([(record_key(r), r.path) for r in missing], root, SnippetExtractor(settings), progress=progress)
+        extract_videos([(record_key(r), r.path) for r in missing], root, SnippetExtractor(settings, device=device),
+                       progress=progress)
         store = FeatureStore(root)
     return store
 
@@ -129,7 +132,7 @@ def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store
                         tail_policy=detector.args.get("tail", config.eval.tail), smoothing=config.eval.smoothing,
                         normalisation=(config.eval.normalisation if config.eval.normalisation != "none"
                                        else detector.args.get("normalisation", "none")), seed=config.seed,
-                        model_selection=model_selection,
+                        model_selection=model_selection, device=detector.device_, precision=detector.precision_,
                         notes=[f"threshold {detector.threshold_:.6g}: {detector.threshold_rule}", *notes])
 
 
@@ -183,10 +186,16 @@ def evaluate_detector(detector: Detector, test: list[VideoItem], config: RunConf
 # ---------------------------------------------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------------------------------------------
-def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None = None) -> RunDir:
-    """Train the config's detector, score the test split once, write the run folder. Returns it."""
+def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None = None,
+          device: str | None = None) -> RunDir:
+    """Train the config's detector, score the test split once, write the run folder. Returns it.
+
+    ``device`` (default: the config's ``device``, ``auto``) is where features are extracted and the detector trains
+    and scores, at the config's ``precision``; both are written on the protocol card."""
+    device = str(resolve_device(device or config.device))
     seed_everything(config.seed)
     detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args})  # bad args fail here
+    detector.to_device(device, config.precision)
     train_records, test_records, split_info = split_records(config)
     if detector.inputs == "features" and not config.data.features:
         raise ValueError(f"detector {config.detector!r} reads snippet features: set data.features to a store folder")
@@ -197,18 +206,18 @@ def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None =
     run.write_json("split.json", split_info)
     store = None
     if detector.inputs == "features":
-        store = ensure_features(train_records + test_records, config.data.features, progress)
+        store = ensure_features(train_records + test_records, config.data.features, progress, device)
     class_names = _class_names(config)
     train_items = make_items(train_records, store, config.data.crops, class_names)
     test_items = make_items(test_records, store, config.data.crops, class_names)
     selection, model_selection = None, FIXED_SCHEDULE
     if config.select.steps:
         start = time.perf_counter()
-        selection = _select_schedule(config, train_items, progress)
+        selection = _select_schedule(config, train_items, progress, device)
         selection["seconds"] = round(time.perf_counter() - start, 2)
         run.write_json("selection.json", selection)
         detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args,
-                                                      "steps": selection["chosen"]})
+                                                      "steps": selection["chosen"]}).to_device(device, config.precision)
         model_selection = selection_text(selection)
     start = time.perf_counter()
     detector.fit(train_items, progress=progress)  # takes the extraction settings from the items
@@ -240,12 +249,13 @@ def selection_text(selection: dict) -> str:
             f"then trained on the whole training split, last weights")
 
 
-def _select_schedule(config: RunConfig, train_items: list[VideoItem], progress: bool) -> dict:
+def _select_schedule(config: RunConfig, train_items: list[VideoItem], progress: bool, device: str = "cpu") -> dict:
     from vadkit.engine.select import select_steps
 
     return select_steps(config.detector, dict(config.detector_args), train_items, config.select.steps,
                         folds=config.select.folds, seed=config.seed,
-                        postprocess=lambda s: postprocess(s, config), progress=progress)
+                        postprocess=lambda s: postprocess(s, config), progress=progress,
+                        device=device, precision=config.precision)
 
 
 def _class_names(config: RunConfig) -> list[str] | None:
@@ -259,7 +269,7 @@ def _class_names(config: RunConfig) -> list[str] | None:
 
 
 def evaluate_run(run_dir: str | Path, progress: bool = True, videos: Sequence[str | Path] | None = None,
-                 labels: str | Path | None = None) -> dict:
+                 labels: str | Path | None = None, device: str | None = None) -> dict:
     """Re-score a finished run's test split with its saved detector and recompute every number.
 
     A ``fit-normal`` run has no test split of its own: it is evaluated on ``videos`` (with ``labels``, a CSV / JSON
@@ -270,21 +280,26 @@ def evaluate_run(run_dir: str | Path, progress: bool = True, videos: Sequence[st
 
     run = RunDir(run_dir)
     config = config_from_dict(run.read_config(), where=str(run.path / "config.yaml"))
+    device = str(resolve_device(device or config.device))
     detector = load_detector(run.path / "model.pt")
+    trained = (detector.protocol_.get("device", "cpu"), detector.protocol_.get("precision", "fp32"))
+    detector.to_device(device, config.precision)
     if config.data.split == "fit-normal":
         from vadkit.engine.oneclass import evaluate_fit_normal
 
-        return evaluate_fit_normal(run, config, detector, videos, labels, progress)
+        return evaluate_fit_normal(run, config, detector, videos, labels, progress, device=device)
     if videos or labels:
         raise ValueError(f"--videos / --labels apply to fit-normal runs; {run.path} is a {config.data.split!r} run "
                          f"evaluated on its own test split")
     _, test_records, split_info = split_records(config)
-    store = ensure_features(test_records, config.data.features, progress) if detector.inputs == "features" else None
+    store = (ensure_features(test_records, config.data.features, progress, device) if detector.inputs == "features"
+             else None)
     class_names = _class_names(config)
     test_items = make_items(test_records, store, config.data.crops, class_names)
     selection = run.path / "selection.json"
     card = protocol_card(config, detector, split_info, store,
                          selection_text(run.read_json("selection.json")) if selection.is_file() else FIXED_SCHEDULE)
+    card = card.replace(device=trained[0], precision=trained[1])  # where it was trained, as the run's own card says
     metrics = evaluate_detector(detector, test_items, config, card, run, class_names, progress)
     previous = run.read_json("metrics.json") if (run.path / "metrics.json").exists() else {}
     for key in ("train_seconds", "selected_steps", "selection_seconds"):

@@ -26,12 +26,15 @@ class LoadedModel:
         detector: the fitted detector (it carries its threshold, extraction settings, crops and protocol card).
         source: the run folder, model file or bundled model name it came from.
         run_dir: the run folder, when there is one.
+        backend: the runtime of the networks (``auto``: see :meth:`ready`).
+        device: where the networks run (resolved: ``cpu``, ``cuda:0``, ...); on CUDA everything runs on torch.
     """
 
     detector: Detector
     source: str
     run_dir: Path | None = None
     backend: str = "auto"
+    device: str = "cpu"
     _extractor: Any = field(default=None, repr=False)
     _ready: bool = field(default=False, repr=False)
 
@@ -56,7 +59,8 @@ class LoadedModel:
             method = f"{d.name}: " + ", ".join(f"{k}={v}" for k, v in d.args.items()
                                                if k in ("model", "k", "metric", "center", "clip_length"))
         info = {"name": d.name, "source": self.source, "method": method, "trained_on": self.trained_on,
-                "threshold_rule": d.threshold_rule, "backend": d.backend_}
+                "threshold_rule": d.threshold_rule, "backend": d.backend_, "device": self.device,
+                "detector_device": d.device_}
         if self._extractor is not None:
             info["feature_backend"] = self._extractor.backend
         return info
@@ -70,6 +74,7 @@ class LoadedModel:
                 self.detector.use_backend(self.extractor(batch_size).backend)
             else:
                 self.detector.use_backend("torch" if self.backend == "auto" else self.backend)
+            self.detector.to_device(self.device)
             self._ready = True
         return self
 
@@ -81,7 +86,7 @@ class LoadedModel:
             trained = self.detector.extraction_ or {}
             settings = ExtractionSettings(**{k: v for k, v in trained.items()
                                              if k in ExtractionSettings.__dataclass_fields__})
-            extractor = SnippetExtractor(settings, batch_size=batch_size, backend=self.backend)
+            extractor = SnippetExtractor(settings, batch_size=batch_size, backend=self.backend, device=self.device)
             _check_weights(trained, extractor.manifest_settings(), self.source)
             self._extractor = extractor
         return self._extractor
@@ -101,16 +106,16 @@ def list_bundled_models() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.pt"))
 
 
-def resolve_model(name_or_path: str | Path | Detector, backend: str = "auto") -> LoadedModel:
+def resolve_model(name_or_path: str | Path | Detector, backend: str = "auto", device: str = "cpu") -> LoadedModel:
     """Load a detector from a run folder, a model file or a bundled model name (a fitted detector is wrapped);
-    ``backend`` is the runtime its networks will run on (see :meth:`LoadedModel.ready`).
+    ``backend`` is the runtime its networks will run on and ``device`` where (see :meth:`LoadedModel.ready`).
 
     Raises:
         FileNotFoundError: nothing by that name; the message lists the bundled models.
         vadkit.detectors.ModelFileError: the file is not a vadkit model file (or would execute code).
     """
     if isinstance(name_or_path, Detector):
-        return LoadedModel(detector=name_or_path, source=type(name_or_path).__name__, backend=backend)
+        return LoadedModel(detector=name_or_path, source=type(name_or_path).__name__, backend=backend, device=device)
     path = Path(name_or_path)
     if path.exists():
         file = path / "model.pt" if path.is_dir() else path
@@ -119,14 +124,14 @@ def resolve_model(name_or_path: str | Path | Detector, backend: str = "auto") ->
                                     f"or `vadkit fit-normal`")
         run_dir = file.parent if (file.parent / "config.yaml").is_file() else None
         return LoadedModel(detector=load_detector(file), source=str((run_dir or file).resolve()), run_dir=run_dir,
-                           backend=backend)
+                           backend=backend, device=device)
     file = BUNDLED_DIR / f"{name_or_path}.pt"
     if not file.is_file():
         names = list_bundled_models()
         listed = ", ".join(names) if names else "none are installed"
         raise FileNotFoundError(f"model {str(name_or_path)!r} is neither a run folder, a model file nor a bundled "
                                 f"model (bundled: {listed})")
-    return LoadedModel(detector=load_detector(file), source=str(name_or_path), backend=backend)
+    return LoadedModel(detector=load_detector(file), source=str(name_or_path), backend=backend, device=device)
 
 
 def bundle_model(run_dir: str | Path, destination: str | Path) -> Path:

@@ -176,9 +176,21 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
                               f"--port={port}`, or use --ray alone for a local one") from err
 
 
-def _default_workers(ray, threads: int) -> int:
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    return max(1, cpus // max(1, threads))
+def _default_workers(ray, threads: int, gpus_per_worker: float = 0.0) -> int:
+    """Workers the cluster holds: its CPUs // ``threads``, and, with GPUs, at most its GPUs // ``gpus_per_worker``."""
+    resources = ray.cluster_resources()
+    workers = max(1, int(resources.get("CPU", 1)) // max(1, threads))
+    if gpus_per_worker > 0:
+        gpus = float(resources.get("GPU", 0))
+        if gpus < gpus_per_worker:
+            raise ValueError(f"--gpus-per-worker {gpus_per_worker:g}: the Ray cluster has {gpus:g} GPU(s)")
+        workers = min(workers, int(gpus // gpus_per_worker))
+    return max(1, workers)
+
+
+def _worker_device(gpus_per_worker: float) -> str:
+    """A worker given GPUs by Ray sees only those (``CUDA_VISIBLE_DEVICES``): it runs on ``cuda``."""
+    return "cuda" if gpus_per_worker > 0 else "cpu"
 
 
 def _worker_info() -> dict:
@@ -203,7 +215,7 @@ class _ExtractWorker:
     """Holds one :class:`SnippetExtractor` (the network is loaded once) and extracts whole videos."""
 
     def __init__(self, settings: dict, weights: str | None, batch_size: int, threads: int,
-                 backend: str | None) -> None:
+                 backend: str | None, device: str = "cpu") -> None:
         import torch
 
         from vadkit.features.extract import ExtractionSettings, SnippetExtractor
@@ -211,7 +223,7 @@ class _ExtractWorker:
         torch.set_num_threads(threads)
         options = {} if backend is None else {"backend": backend}
         self.extractor = SnippetExtractor(ExtractionSettings(**settings), weights=weights, batch_size=batch_size,
-                                          threads=threads, **options)
+                                          threads=threads, device=device, **options)
         self.manifest = self.extractor.manifest_settings()
         self.info = {**_worker_info(), "threads": torch.get_num_threads()}
 
@@ -232,19 +244,20 @@ class _ExtractWorker:
             return {"video_id": video_id, "error": _message(err), "worker": self.info}
         return {"video_id": video_id, "features": features, "num_frames": video.num_frames, "fps": video.fps,
                 "backend": getattr(self.extractor, "backend", None), "manifest": self.manifest,
+                "device": self.extractor.device_record(),
                 "seconds": time.perf_counter() - start, "worker": self.info}
 
 
 class _ScoreWorker:
     """Holds one loaded model (resolved here from its name or path, once) and scores whole videos."""
 
-    def __init__(self, model: str, backend: str | None, batch_size: int, threads: int) -> None:
+    def __init__(self, model: str, backend: str | None, batch_size: int, threads: int, device: str = "cpu") -> None:
         import torch
 
         from vadkit.inference.bundle import resolve_model
 
         torch.set_num_threads(threads)
-        self.model = resolve_model(model) if backend is None else resolve_model(model, backend=backend)
+        self.model = resolve_model(model, device=device, **({} if backend is None else {"backend": backend}))
         ready = getattr(self.model, "ready", None)
         if ready is not None:
             ready(batch_size)  # the networks load now, not on the first video
@@ -295,14 +308,14 @@ def _run_on_workers(ray, actor_class: type, init_args: tuple, num_workers: int, 
                     items: Sequence[tuple], submit: Callable[[Any, tuple], Any],
                     on_ready: Callable[[dict], list | None], on_result: Callable[[tuple, dict], None],
                     on_failure: Callable[[tuple, str], None], on_wait: Callable[[], None],
-                    rest_args: Callable[[dict], tuple] | None = None) -> None:
+                    rest_args: Callable[[dict], tuple] | None = None, num_gpus: float = 0.0) -> None:
     """Start ``num_workers`` actors and give each free one the next item until all are done.
 
     With ``rest_args``, one actor starts first and the others with ``rest_args(its ready() answer)``: the backend
     ``auto`` is resolved once, by the first worker, and the others run the backend it chose (every video of a job
     on the same runtime; no two workers measuring the backends against each other at the same time).
 
-    Ray does the rest: it places the actors (``num_cpus=threads`` each), restarts one whose process or node died,
+    Ray does the rest: it places the actors (``num_cpus=threads`` and ``num_gpus`` each), restarts one whose process or node died,
     and runs the call it was on again (``max_task_retries=retries``). A call that still fails (the video killed its
     worker ``retries + 1`` times) goes to ``on_failure``; so does every item left when every worker died.
     ``on_ready`` gets the first worker's ``ready()`` answer before any item is handed out; when it returns a list,
@@ -311,7 +324,7 @@ def _run_on_workers(ray, actor_class: type, init_args: tuple, num_workers: int, 
     Raises:
         RuntimeError: no worker could be started (the first constructor's error).
     """
-    actor = ray.remote(actor_class).options(num_cpus=threads, max_restarts=max(4, (retries + 1) * len(items)),
+    actor = ray.remote(actor_class).options(num_cpus=threads, num_gpus=num_gpus, max_restarts=max(4, (retries + 1) * len(items)),
                                             max_task_retries=retries)
     actors = [actor.remote(*init_args) for _ in range(1 if rest_args else num_workers)]
     joining = {a.ready.remote(): a for a in actors}  # a worker takes videos once it answers (network loaded)
@@ -381,7 +394,7 @@ def extract_videos_ray(videos: Sequence[tuple[str, str | os.PathLike]], store_ro
                        settings=None, weights: str | os.PathLike | None = None, batch_size: int = 4,
                        threads: int = 1, address: str | None = None, progress: bool = True,
                        num_workers: int | None = None, backend: str | None = None, retries: int = 2,
-                       on_video: Callable[[str, dict], None] | None = None) -> dict:
+                       on_video: Callable[[str, dict], None] | None = None, gpus_per_worker: float = 0.0) -> dict:
     """Extract every ``(video_id, path)`` into the feature store at ``store_root`` on a Ray cluster, skipping the
     videos the store already holds. The store is the one :func:`vadkit.features.extract.extract_videos` writes.
 
@@ -395,6 +408,8 @@ def extract_videos_ray(videos: Sequence[tuple[str, str | os.PathLike]], store_ro
         retries: times a video is run again after its worker died on it.
         on_video: called in the driver after each video is written, with ``(video_id, worker)``, the worker's
             ``{"pid", "host", "ip", "node", "threads"}``.
+        gpus_per_worker: GPUs each worker asks Ray for (``num_gpus``; fractions share a GPU); above 0 the workers
+            run their network on CUDA, one network per worker.
 
     Returns:
         ``{"done", "skipped", "failed", "frames", "seconds", "store", "workers"}``: ``failed`` lists
@@ -413,7 +428,7 @@ def extract_videos_ray(videos: Sequence[tuple[str, str | os.PathLike]], store_ro
     state: dict[str, Any] = {}
 
     with ray_cluster(address) as ray, progress_bar("{task.description}", progress) as bar:
-        workers = num_workers or _default_workers(ray, threads)
+        workers = num_workers or _default_workers(ray, threads, gpus_per_worker)
         task = bar.add_task("videos", total=len(videos), info="starting Ray workers")
 
         def on_ready(answer: dict) -> list:  # the first worker's network: the store's settings
@@ -443,6 +458,7 @@ def extract_videos_ray(videos: Sequence[tuple[str, str | os.PathLike]], store_ro
             extra = {"source": str(path)}
             if outcome.get("backend") is not None:
                 extra["backend"] = outcome["backend"]
+            extra.update(outcome.get("device") or {})
             store.write(vid, outcome["features"], num_frames=outcome["num_frames"], fps=outcome["fps"], **extra)
             report["done"].append(vid)
             report["frames"] += int(outcome["num_frames"])
@@ -463,10 +479,10 @@ def extract_videos_ray(videos: Sequence[tuple[str, str | os.PathLike]], store_ro
         workers = max(1, min(workers, len(_not_listed(videos, store_root))))  # no idle worker for finished videos
         report["workers"] = workers
         init = (asdict(settings), None if weights is None else str(Path(weights).resolve()), batch_size, threads,
-                backend)
-        staged = (lambda answer: init[:-1] + (answer["backend"],)) if backend in (None, "auto") else None
+                backend, _worker_device(gpus_per_worker))
+        staged = (lambda answer: init[:4] + (answer["backend"],) + init[5:]) if backend in (None, "auto") else None
         _run_on_workers(ray, _ExtractWorker, init, workers, threads, retries, videos, submit, on_ready, on_result,
-                        on_failure, on_wait, rest_args=staged)
+                        on_failure, on_wait, rest_args=staged, num_gpus=gpus_per_worker)
         if "start" in state:
             report["seconds"] = time.perf_counter() - state["start"]  # not the cluster's shutdown
         on_wait()
@@ -524,7 +540,7 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
                      address: str | None = None, threads: int = 1, num_workers: int | None = None,
                      progress: bool = True, errors: list | None = None, backend: str | None = None,
                      retries: int = 2, on_video: Callable[[str, dict], None] | None = None, rescore: bool = False,
-                     **options) -> list[dict]:
+                     gpus_per_worker: float = 0.0, **options) -> list[dict]:
     """Score every video of ``inputs`` into ``out_root/<name>/`` on a Ray cluster: the same folders, names and
     files as :func:`vadkit.inference.pipeline.score_videos`.
 
@@ -536,6 +552,7 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
         errors: a video that cannot be read or scored is recorded here as ``(path, message)`` and the others go
             on; without a list, the failures are raised together at the end (every other video is scored first).
         backend: the runtime of the model's networks (``None``: :func:`resolve_model`'s default).
+        gpus_per_worker: as for :func:`extract_videos_ray`.
         options: passed to :func:`score_video` (``smoothing_sigma``, ``threshold``, ``write_annotated``,
             ``batch_size`` ...; not ``progress``).
 
@@ -578,7 +595,7 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
         return [results[name] for _, name in items]
 
     with ray_cluster(address) as ray, progress_bar("{task.description}", progress) as bar:
-        workers = max(1, min(num_workers or _default_workers(ray, threads), len(todo)))
+        workers = max(1, min(num_workers or _default_workers(ray, threads, gpus_per_worker), len(todo)))
         task = bar.add_task("videos", total=len(items), completed=len(items) - len(todo),
                             info="starting Ray workers")
         state: dict[str, Any] = {"frames": 0}
@@ -622,10 +639,10 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
                 more = f", {len(failed)} failed" if failed else ""
                 bar.update(task, info=f"{rate:.1f} frames/s on {workers} Ray worker(s){more}")
 
-        init = (source, backend, batch_size, threads)
+        init = (source, backend, batch_size, threads, _worker_device(gpus_per_worker))
         staged = (lambda answer: init[:1] + (answer["backend"],) + init[2:]) if backend in (None, "auto") else None
         _run_on_workers(ray, _ScoreWorker, init, workers, threads, retries, todo, submit, on_ready, on_result,
-                        on_failure, on_wait, rest_args=staged)
+                        on_failure, on_wait, rest_args=staged, num_gpus=gpus_per_worker)
         on_wait()
     if errors is not None:
         errors.extend(failed)

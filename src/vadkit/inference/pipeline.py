@@ -271,7 +271,7 @@ def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_s
     result = {
         "format": FORMAT_VERSION, "video": printable(str(Path(path).resolve())), "name": printable(name),
         "num_frames": video.num_frames, "fps": float(video.fps), "width": video.width, "height": video.height,
-        "duration_s": video.num_frames / video.fps, "model": model.info(), "threshold": thr,
+        "duration_s": video.num_frames / video.fps, "model": model.info(), "device": model.device, "threshold": thr,
         "smoothing_sigma": smoothing_sigma, "min_event_frames": min_event_frames, "merge_gap": merge_gap,
         "scores": _clean(scores), "smoothed": _clean(smoothed), "events": event_dicts,
         "files": files, "protocol": model.protocol, "warnings": warnings_,
@@ -315,13 +315,14 @@ def _remove_partial(out_dir: Path, created: bool) -> None:
 
 
 def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, out_root: str | Path,
-                 progress: bool = True, errors: list | None = None, backend: str = "auto", **options) -> list[dict]:
+                 progress: bool = True, errors: list | None = None, backend: str = "auto", device: str = "cpu",
+                 **options) -> list[dict]:
     """Score every video of ``inputs`` (files, frame folders, folders of videos) into ``out_root/<name>/``.
 
     Args:
         errors: when a list is given, a video that cannot be read or scored is recorded there as
             ``(path, message)`` and the others go on; otherwise the first failure is raised.
-        backend: the runtime when ``model`` is a name or path (see :meth:`LoadedModel.ready`).
+        backend, device: the runtime and device when ``model`` is a name or path (see :meth:`LoadedModel.ready`).
         options: passed to :func:`score_video`.
 
     Returns:
@@ -329,7 +330,7 @@ def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, 
     """
     videos = find_videos(inputs)
     if not isinstance(model, LoadedModel):
-        model = resolve_model(model, backend=backend)
+        model = resolve_model(model, backend=backend, device=device)
     out_root = Path(out_root)
     results = []
     with make_progress(progress) as bar:

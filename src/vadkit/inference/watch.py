@@ -346,7 +346,7 @@ class Watcher:
         return batch
 
     def _score(self, batch: list[tuple[_Stream, _Snippet]]) -> None:
-        features = self.extractor._forward([snippet.crops for _, snippet in batch])  # (B, crops, 1024)
+        features = self.extractor.forward([snippet.crops for _, snippet in batch])  # (B, crops, 1024)
         for (stream, snippet), f in zip(batch, features):
             self._scorers[stream.name].snippet(snippet, collapse_crops(f[None], self.detector.crops_)[0])
 

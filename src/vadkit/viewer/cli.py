@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from vadkit.cli_output import USER_ERRORS, fail
+from vadkit.cli_output import DEVICE_OPTION, USER_ERRORS, fail, resolve_device_option
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -31,6 +31,7 @@ def serve_command(
                                              help="uploads and their results are deleted this long after upload"),
     watch_dir: Optional[Path] = typer.Option(None, "--watch-dir", help="a `vadkit watch --out` folder: a live page "
                                              "per stream (frame, scrolling scores, open and recent events)"),
+    device: str = DEVICE_OPTION,
 ) -> None:
     """Start the web viewer: scored videos with their score timeline, evaluation runs, uploads to score."""
     try:
@@ -44,12 +45,13 @@ def serve_command(
         fail(f"--scores {scores} is not a folder")
     if watch_dir is not None and not watch_dir.is_dir():
         fail(f"--watch-dir {watch_dir} is not a folder (expected the --out folder of `vadkit watch`)")
+    device = resolve_device_option(device)
     model = None
-    if detector is not None:
-        from vadkit.inference import resolve_model
+    if detector is not None or device != "cpu":
+        from vadkit.inference import DEFAULT_MODEL, resolve_model
 
-        try:
-            model = resolve_model(detector)  # fail now on a typo, not at the first upload
+        try:  # fail now on a typo, not at the first upload
+            model = resolve_model(detector or DEFAULT_MODEL, device=device)
         except USER_ERRORS as err:
             fail(f"--detector: {err}")
     if not is_loopback(host):
