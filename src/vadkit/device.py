@@ -124,6 +124,30 @@ def training_scope(device: torch.device | str) -> Iterator[None]:
         torch.backends.cudnn.benchmark = previous
 
 
+@contextmanager
+def thread_scope(threads: int | None) -> Iterator[None]:
+    """Run a block with ``threads`` torch CPU threads (``None``: unchanged), then restore the previous count: no
+    part of vadkit changes the process's thread count for good."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run a block with torch's generators seeded with ``seed`` and give the process its own generators back after
+    it: building a model or loading one never reseeds the caller's random numbers."""
+    device = torch.device(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 def to_device(value: Any, device: torch.device | str) -> Any:
     """``value`` with every tensor in it (tuples, lists and dicts walked) on ``device``; copies to a GPU are
     non-blocking from pinned memory. On the CPU it is ``value`` itself."""

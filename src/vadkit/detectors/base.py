@@ -35,7 +35,6 @@ from __future__ import annotations
 import io
 import warnings
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -43,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from vadkit.device import to_cpu
+from vadkit.device import thread_scope, to_cpu
 from vadkit.features.geometry import SnippetGeometry
 from vadkit.io.files import atomic_write_bytes
 from vadkit.progress import progress_bar  # noqa: F401 - the trainers' progress bar
@@ -445,20 +444,26 @@ def number_arg(value: Any, name: str) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
-@contextmanager
 def torch_threads(threads: int | None):
-    """Run a block with ``threads`` torch CPU threads (``None``: unchanged), then restore the previous count.
+    """Run a block with ``threads`` torch CPU threads (``None``: unchanged), then restore the previous count
+    (:func:`vadkit.device.thread_scope`).
 
     The trainers' models are small: one thread avoids the synchronisation cost that makes two threads several times
     slower on a busy 2-core machine (measured: 200 AR-Net steps took 6.7 s with 1 thread, 38 s with 2 under load).
     """
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return thread_scope(threads)
+
+
+def quantile_threshold(scores: np.ndarray, quantile: float, what: str) -> float:
+    """The one threshold rule of the calibrated detectors: the ``quantile`` quantile of ``scores`` (training or
+    held-out normal data, never test data), finite or an error that says what was measured."""
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if not values.size:
+        raise RuntimeError(f"no finite {what} to set the threshold from")
+    if not 0.0 <= quantile <= 1.0:
+        raise ValueError(f"the threshold quantile must be in [0, 1], got {quantile}")
+    return float(np.quantile(values, quantile))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from vadkit.detectors.base import Detector, VideoItem, collapse_crops, register_detector
+from vadkit.detectors.base import Detector, VideoItem, collapse_crops, quantile_threshold, register_detector
 from vadkit.features.geometry import snippets_to_frames
 
 METRICS = ("cosine", "euclidean")
@@ -215,7 +215,7 @@ class KNNDetector(Detector):
         bank, held = self._split(per_video, rng)
         self.bank_ = self._bank(bank, rng)
         held_scores = self.snippet_scores(held)
-        self.threshold_ = float(np.quantile(held_scores, 1.0 - a["false_alarm_rate"]))
+        self.threshold_ = quantile_threshold(held_scores, 1.0 - a["false_alarm_rate"], "held-out snippet scores")
         if a["refit_all"]:
             self.bank_ = self._bank(everything, rng)
         self.calibration_ = {

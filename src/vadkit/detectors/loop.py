@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from vadkit.detectors.base import Detector, VideoItem, common_extraction, progress_bar, torch_threads
-from vadkit.device import precision_scope, to_device, training_scope
+from vadkit.device import precision_scope, seeded, to_device, training_scope
 
 
 def train_loop(model: torch.nn.Module, optimiser: torch.optim.Optimizer, batches: Iterator, loss_fn,
@@ -133,8 +133,12 @@ class TrainableDetector(Detector):
 
     def _run(self, train: list[VideoItem], progress: bool, steps: int | None = None,
              snapshot_at: Sequence[int] = ()) -> Any:
+        with seeded(self.args["seed"], self.device_):  # dropout and sampling from the detector's own seed
+            return self._seeded_run(train, progress, steps, snapshot_at)
+
+    def _seeded_run(self, train: list[VideoItem], progress: bool, steps: int | None,
+                    snapshot_at: Sequence[int]) -> Any:
         a = self.args
-        torch.manual_seed(a["seed"])
         rng = np.random.default_rng(a["seed"])
         data = self._prepare(train, rng)
         planned = self._planned_steps(data) if steps is None else steps

@@ -40,7 +40,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 
 from vadkit.detectors.base import (Detector, FrameObjects, VideoItem, number_arg, progress_bar, register_detector,
-                                   torch_threads)
+                                   quantile_threshold, torch_threads)
 from vadkit.features.attributes import MOVING, pixel_heights
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
@@ -473,7 +473,7 @@ class ObjectsDetector(Detector):
             self.calibration_["empty"] = float(np.concatenate([object_scores(c) for c in held_calibrated]).min())
             frame_scores = np.concatenate([self._frame_scores(o, c, item.num_frames)
                                            for o, c, item in zip(per_video, held_calibrated, train)])
-            self.threshold_ = float(np.quantile(frame_scores, 1.0 - a["false_alarm_rate"]))
+            self.threshold_ = quantile_threshold(frame_scores, 1.0 - a["false_alarm_rate"], "held-out frame scores")
             self.calibration_["held_out_far"] = float((frame_scores > self.threshold_).mean())
             everything = [o for o in per_video if len(o["frame"])]
             self.gmm_ = fit_gmm(np.concatenate([self._velocity(o) for o in everything]), a["components"], a["seed"])

