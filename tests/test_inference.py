@@ -4,7 +4,6 @@ end to end with the real I3D."""
 import csv
 import json
 import re
-import time
 
 import numpy as np
 import pytest
@@ -165,7 +164,6 @@ def test_fit_normal_then_score_end_to_end_with_i3d(tmp_path):
         find_kinetics400_weights()
     except WeightsNotFoundError as err:
         pytest.skip(f"I3D weights not installed: {err}")
-    start = time.perf_counter()
     for s in range(2):
         write_video(tmp_path / "normal" / f"n{s}.mp4", moving_clip(32, s), fps=25)
     test_video = write_video(tmp_path / "test.mp4", moving_clip(48, 5, noise=(16, 32)), fps=25)
@@ -215,7 +213,6 @@ def test_fit_normal_then_score_end_to_end_with_i3d(tmp_path):
     refused = runner.invoke(vadkit, ["evaluate", str(tmp_path / "run"), "--videos", str(test_video),
                                      "--labels", str(tmp_path / "wrong.csv")])
     assert refused.exit_code == 1 and "labels videos that were not given" in refused.output
-    assert time.perf_counter() - start < 90
 
 
 def test_a_broken_video_is_reported_and_the_others_are_scored(tmp_path):

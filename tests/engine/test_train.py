@@ -65,7 +65,8 @@ def test_train_writes_a_complete_run_folder(setup):
     split = run.read_json("split.json")
     assert len(split["train"]) == 14 and len(split["test"]) == 14 and not set(split["train"]) & set(split["test"])
     resolved = yaml.safe_load((run.path / "config.yaml").read_text())
-    assert resolved["eval"]["tail"] == "extend" and resolved["data"]["crops"] == "mean"  # defaults filled in
+    assert resolved["data"]["crops"] == "mean" and resolved["device"] == "auto"  # defaults filled in
+    assert "tail" not in resolved["eval"]  # the detector's own tail decides (detector_args.tail)
     again = evaluate_run(run.path, progress=False)
     assert again["micro_auc"] == pytest.approx(metrics["micro_auc"], abs=1e-12)
     # AED writes video-level accuracy and a confusion matrix too
@@ -96,8 +97,10 @@ def test_bad_configs_name_the_problem(tmp_path):
         config_from_dict({"detector": "arnet", "seed": "abc"})
     with pytest.raises(ConfigError, match=r"smoothing: expected float \| None, found 'x'"):
         config_from_dict({"detector": "arnet", "eval": {"smoothing": "x"}})
-    with pytest.raises(ConfigError, match=r"tail must be one of"):
-        config_from_dict({"detector": "arnet", "eval": {"tail": "cut"}})
+    with pytest.raises(ConfigError, match=r"eval.tail is not a setting.*detector_args.tail"):
+        config_from_dict({"detector": "arnet", "eval": {"tail": "drop"}})
+    old = config_from_dict({"detector": "arnet", "eval": {"tail": "extend", "smoothing": 2.0}})  # a run folder's
+    assert old.eval.smoothing == 2.0 and not hasattr(old.eval, "tail")
     assert config_from_dict({"detector": "arnet", "eval": {"threshold": "1e-3"}}).eval.threshold == 1e-3
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "none.yaml")

@@ -235,6 +235,12 @@ class Detector(ABC):
     # snippets a live stream's score needs (`vadkit watch`): 1 = each snippet is scored on its own (live scores
     # equal file scores); None = the detector reads a sequence, and watch gives it the last few snippets
     stream_context: ClassVar[int | None] = None
+    # what scoring reads (an exported model's description): "snippets" (one score per snippet feature), "windows"
+    # (windows of snippet features), "frames" (decoded frames) or "objects" (boxes and their cubes or attributes)
+    scoring_kind: ClassVar[str] = "other"
+    # how an exported network takes its input: "rows" (a batch of independent rows) or "batch-of-one" (one whole
+    # sequence per call)
+    export_layout: ClassVar[str] = "rows"
 
     def __init__(self, **args: Any) -> None:
         self.args = args

@@ -115,6 +115,7 @@ class KNNDetector(Detector):
     """
 
     name = "knn"
+    scoring_kind = "snippets"
     inputs = "features"
     stream_context = 1
     threshold_rule = ("calibrated false-alarm quantile: the (1 - false_alarm_rate) quantile of held-out normal "

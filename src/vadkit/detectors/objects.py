@@ -242,6 +242,7 @@ class ObjectsDetector(Detector):
     """
 
     name = "objects"
+    scoring_kind = "objects"
     inputs = "frames"
     threshold_rule = ("calibrated false-alarm quantile: the (1 - false_alarm_rate) quantile of the training frames' "
                       "smoothed scores, each training video scored by densities fitted without it")

@@ -151,6 +151,7 @@ class SEnDecDetector(TrainableDetector):
     """
 
     name = "sendec"
+    scoring_kind = "frames"
     inputs = "frames"
     threshold_rule = ("the 0.99 quantile of the training frames' scores (reconstruction errors, z-scored with the "
                       "training statistics when normalisation is train-zscore)")

@@ -121,6 +121,7 @@ class STATEDetector(TrainableDetector):
     """
 
     name = "state"
+    scoring_kind = "objects"
     inputs = "frames"
     threshold_rule = ("the 0.99 quantile of the perturbed object scores of the stats_cubes training cubes measured "
                       "after training")

@@ -163,6 +163,8 @@ class ARNetDetector(_WeakDetector):
     """
 
     name = "arnet"
+    scoring_kind = "snippets"
+    export_layout = "batch-of-one"  # one whole video of snippets per call
 
     def __init__(self, model: str = "arnet_single", model_args: dict | None = None, steps: int = 1000,
                  lr: float = 1e-4, weight_decay: float = 5e-4, per_class: int = 4, max_seqlen: int = 300,
@@ -238,6 +240,7 @@ class AEDDetector(_WeakDetector):
     """
 
     name = "aed"
+    scoring_kind = "windows"
     classifier = True
 
     def __init__(self, model: str = "aed_t", model_args: dict | None = None, steps: int = 1000, lr: float = 5e-5,

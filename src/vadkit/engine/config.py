@@ -6,8 +6,10 @@ protocol and the seed::
     detector: arnet                 # vadkit.detectors registry name
     detector_args: {model: arnet_single, steps: 3000, ...}
     data: {dataset: ucsd_ped2, root: ../shared/data/ucsd_ped2, features: features/ped2, split: lad2000, split_seed: 0}
-    eval: {tail: extend, smoothing: null}
+    eval: {smoothing: null}
     seed: 0
+    device: auto                    # or cpu, cuda, cuda:N; `--device` overrides it
+    precision: fp32                 # training precision on the device (fp32, tf32, bf16)
     output: runs/arnet_ped2
 
 ``--set a.b=value`` overrides any key (the value is parsed as YAML: ``--set detector_args.steps=100``).
@@ -53,15 +55,16 @@ class DataConfig:
 class EvalConfig:
     """How frame scores become numbers (every field is written on the protocol card).
 
+    How frames after the last full snippet score is the detector's own ``tail`` argument (``detector_args.tail``),
+    written on the protocol card.
+
     Attributes:
-        tail: ``extend`` or ``drop`` for frames after the last full snippet.
         smoothing: Gaussian sigma (frames) applied to frame scores, or ``None``.
         threshold: for false-alarm rates after ``per-video-minmax`` only (which moves scores into [0, 1]); otherwise
             every number uses the threshold the detector fitted on its training data.
         normalisation: ``none``, ``train-zscore`` or ``per-video-minmax`` (reconstruction detectors).
     """
 
-    tail: str = "extend"
     smoothing: float | None = None
     threshold: float = 0.5
     normalisation: str = "none"
@@ -107,7 +110,6 @@ class RunConfig:
 CHOICES = {
     ("data", "split"): ("official", "lad2000", "fit-normal"),
     ("data", "crops"): ("mean", "first"),
-    ("eval", "tail"): ("extend", "drop"),
     ("eval", "normalisation"): ("none", "train-zscore", "per-video-minmax"),
 }
 
@@ -153,12 +155,28 @@ def _build(cls, values: Any, where: str, section: str = ""):
     return cls(**checked)
 
 
+def _without_eval_tail(raw: dict, where: str) -> Any:
+    """The eval section without ``tail``, which once named the tail policy on the card but changed no score: the
+    detector's ``detector_args.tail`` decides. Run folders written then hold ``eval.tail``; one that disagrees with
+    the detector's tail is refused, so no config says one thing and does another."""
+    section = raw.pop("eval", None) or {}
+    if not isinstance(section, Mapping) or "tail" not in section:
+        return section
+    section = dict(section)
+    tail = section.pop("tail")
+    args = raw.get("detector_args") if isinstance(raw.get("detector_args"), Mapping) else {}
+    if tail != args.get("tail", "extend"):
+        raise ConfigError(f"{where}: eval.tail is not a setting (the detector's tail decides how the frames after the "
+                          f"last snippet score); found eval.tail={tail!r}: set detector_args.tail instead")
+    return section
+
+
 def config_from_dict(raw: Mapping[str, Any], where: str = "config") -> RunConfig:
     if not isinstance(raw, Mapping) or "detector" not in raw:
         raise ConfigError(f"{where}: expected a mapping with a 'detector' key")
     raw = dict(raw)
     data = _build(DataConfig, raw.pop("data", None) or {}, f"{where}: data", "data")
-    evaluation = _build(EvalConfig, raw.pop("eval", None) or {}, f"{where}: eval", "eval")
+    evaluation = _build(EvalConfig, _without_eval_tail(raw, where), f"{where}: eval", "eval")
     select = _build(SelectConfig, raw.pop("select", None) or {}, f"{where}: select", "select")
     _check_select(select, f"{where}: select")
     config = _build(RunConfig, raw, where)

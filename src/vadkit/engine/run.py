@@ -58,7 +58,8 @@ class RunDir:
         import shutil
 
         for name in ("metrics.json", "summary.json", "protocol.json", "model.pt", "curves.csv", "training.png",
-                     "roc.png", "confusion.png", "split.json", "selection.json", "config.yaml"):
+                     "roc.png", "confusion.png", "split.json", "selection.json", "calibration.json",
+                     "calibration.png", "config.yaml"):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.path / "scores", ignore_errors=True)
 

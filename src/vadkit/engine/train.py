@@ -129,7 +129,7 @@ def protocol_card(config: RunConfig, detector: Detector, split_info: dict, store
     return ProtocolCard(dataset=config.data.dataset, split=split,
                         method=detector.name + (f": {detector.args['model']}" if detector.args.get("model") else ""),
                         features=features,
-                        tail_policy=detector.args.get("tail", config.eval.tail), smoothing=config.eval.smoothing,
+                        tail_policy=detector.args.get("tail", "extend"), smoothing=config.eval.smoothing,
                         normalisation=(config.eval.normalisation if config.eval.normalisation != "none"
                                        else detector.args.get("normalisation", "none")), seed=config.seed,
                         model_selection=model_selection, device=detector.device_, precision=detector.precision_,

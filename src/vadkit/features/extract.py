@@ -320,7 +320,8 @@ class SnippetExtractor:
             self._network = self._runner(self.backend)
 
     # -- the runtime ------------------------------------------------------------------------------------------------
-    def _spec(self):
+    def export_spec(self):
+        """The feature network as an export spec (example input of one batch; the batch axis stays free)."""
         from vadkit.features.backends import ExportSpec
 
         s = self.settings
@@ -336,7 +337,7 @@ class SnippetExtractor:
             else:
                 from vadkit.features.backends import ExportedNetwork, exported_file
 
-                spec = self._spec()
+                spec = self.export_spec()
                 runners[backend] = ExportedNetwork(spec, backend, exported_file(spec, backend, label="i3d"),
                                                    torch.get_num_threads())
         return runners[backend]
@@ -353,10 +354,10 @@ class SnippetExtractor:
         s = self.settings
         key = (f"i3d|{self.manifest_settings()['weights_sha256']}|{s.modality}|{s.snippet_len}x{CROP_SIZE}|"
                f"batch={self.batch_size * s.crops}")
-        return choose_backend(requested, lambda names: {n: self._runner(n) for n in names}, self._probe, key,
+        return choose_backend(requested, lambda names: {n: self._runner(n) for n in names}, self.probe, key,
                               torch.get_num_threads())
 
-    def _probe(self) -> torch.Tensor:
+    def probe(self) -> torch.Tensor:
         """Network input of the first snippets of a real UCSD Ped2 clip (the demo clip shipped with vadkit), as
         many as one forward pass takes."""
         from vadkit.io import open_video

@@ -35,8 +35,6 @@ from vadkit.io.files import atomic_write_json, json_safe, sha256_file
 
 FORMATS = ("onnx", "openvino")
 EXPORT_FILE = "vadkit-export.json"
-SCORING_KIND = {"knn": "snippets", "arnet": "snippets", "aed": "windows", "sendec": "frames", "state": "objects",
-                "objects": "objects"}
 
 
 def export_model(model: str | Path | LoadedModel, out_dir: str | Path, fmt: str = "onnx", *, smoothing_sigma: float = 3.0,
@@ -64,11 +62,11 @@ def export_model(model: str | Path | LoadedModel, out_dir: str | Path, fmt: str 
         networks: dict[str, dict] = {}
         if detector.inputs == "features":
             extractor = loaded.extractor()
-            networks["features"] = _write_network(extractor._spec(), staging, "i3d", fmt,
-                                                  probe=extractor._probe(), bound=PARITY_BOUND)
+            networks["features"] = _write_network(extractor.export_spec(), staging, "i3d", fmt,
+                                                  probe=extractor.probe(), bound=PARITY_BOUND)
         for attribute, spec in detector.networks().items():
             entry = _write_network(spec, staging, f"detector-{attribute}", fmt, probe=None, bound=SCORE_PARITY)
-            entry["layout"] = "batch-of-one" if detector.name == "arnet" else "rows"
+            entry["layout"] = detector.export_layout
             networks["detector" if "detector" not in networks else f"detector-{attribute}"] = entry
         arrays = _arrays(detector)
         if arrays:
@@ -153,7 +151,7 @@ def _description(loaded: LoadedModel, networks: dict, arrays: list[str], smoothi
         "detector": d.name, "args": d.args, "source": loaded.source, "threshold": d.threshold_,
         "threshold_rule": d.threshold_rule, "protocol": d.protocol_, "trained_on": loaded.trained_on,
         "preprocessing": preprocessing,
-        "scoring": {"kind": SCORING_KIND.get(d.name, "other"), "crops": d.crops_, "tail": d.args.get("tail", "extend"),
+        "scoring": {"kind": d.scoring_kind, "crops": d.crops_, "tail": d.args.get("tail", "extend"),
                     "smoothing_sigma": smoothing_sigma, "min_event_frames": min_event_frames, "merge_gap": merge_gap,
                     "higher_is_abnormal": True},
         "networks": networks,
@@ -161,6 +159,6 @@ def _description(loaded: LoadedModel, networks: dict, arrays: list[str], smoothi
         if arrays else None,
         "runtimes": {b: v for b, v in versions().items() if b in BACKENDS},
         "standalone": "python score.py VIDEO (numpy, onnxruntime, av, opencv-python-headless)"
-                      if SCORING_KIND.get(d.name) == "snippets" else
+                      if d.scoring_kind == "snippets" else
                       "vadkit score --model <the model file> --backend onnxruntime|openvino",
     })
