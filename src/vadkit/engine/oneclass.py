@@ -25,7 +25,7 @@ from vadkit.detectors import Detector
 from vadkit.detectors.knn import KNNDetector
 from vadkit.engine.config import DataConfig, RunConfig
 from vadkit.engine.run import RunDir
-from vadkit.engine.train import protocol_card, save_model, store_item
+from vadkit.engine.items import protocol_card, save_model, store_item
 from vadkit.io.inputs import common_root, find_videos, unique_names
 
 FIT_NORMAL_SELECTION = "none (fixed k); threshold = the (1 - FAR) quantile of held-out normal snippet scores"
