@@ -143,3 +143,18 @@ def test_selection_works_for_a_frame_detector_through_the_same_loop(tmp_path):
     assert all(np.isfinite(v) for v in selection["micro_auc"].values())
     with pytest.raises(ValueError, match="before the candidate step counts"):
         select_steps("sendec", {**args, "epochs": 1}, items, [2, 500], folds=2, seed=0, progress=False)
+
+
+def test_a_snapshot_run_is_a_fit_and_releases_its_training_data(videos):
+    args = dict(model="arnet_single", model_args={"feature_dim": F, "dropout": 0.0}, steps=999, lr=1e-3, per_class=2,
+                max_seqlen=6, seed=3)
+    detector = build_detector("arnet", **args)
+    with detector.snapshot_run(videos, [2, 5], progress=False) as snapshots:
+        assert detector.fitted_ and detector.threshold_ == 0.5
+        detector.use_snapshot(snapshots[2])
+        early = detector.score(videos[0]).values
+    assert detector._training_data is None and detector.snapshots_ == {}  # nothing of the training data is kept
+    assert detector.fitted_
+    np.testing.assert_array_equal(detector.score(videos[0]).values, early)  # still the snapshot last used
+    with pytest.raises(RuntimeError, match="inside `with detector.snapshot_run"):
+        detector.use_snapshot(snapshots[5])

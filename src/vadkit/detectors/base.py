@@ -255,12 +255,21 @@ class Detector(ABC):
     # -- the contract -------------------------------------------------------------------------------------------
     def fit(self, train: list[VideoItem], progress: bool = True) -> "Detector":
         """Learn from ``train`` (training data only), set the threshold, return ``self``."""
+        self._begin_fit(train)
+        self._fit(train, progress)
+        return self._end_fit()
+
+    def _begin_fit(self, train: list[VideoItem]) -> None:
+        """What every way of fitting does first: refuse no data, take the training features' settings, forget the
+        old threshold (a refit starts from nothing)."""
         if not train:
             raise ValueError(f"{self.name}: no training videos")
         if self.inputs == "features":
             self.extraction_ = common_extraction(train)
         self.threshold_ = None
-        self._fit(train, progress)
+
+    def _end_fit(self) -> "Detector":
+        """What every way of fitting does last: a finite threshold, or an error naming the rule."""
         if self.threshold_ is None or not np.isfinite(self.threshold_):
             raise RuntimeError(f"{self.name}: fitting gave no finite threshold ({self.threshold_}); "
                                f"rule: {self.threshold_rule}")

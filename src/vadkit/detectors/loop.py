@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
+from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from vadkit.detectors.base import Detector, VideoItem, common_extraction, progress_bar, torch_threads
+from vadkit.detectors.base import Detector, VideoItem, progress_bar, torch_threads
 from vadkit.device import precision_scope, seeded, to_device, training_scope
 
 
@@ -109,27 +110,42 @@ class TrainableDetector(Detector):
         with torch_threads(self.args.get("threads")):
             self._run(train, progress)
 
-    def fit_snapshots(self, train: list[VideoItem], steps: Sequence[int], progress: bool = True) -> dict[int, dict]:
-        """Train ``max(steps)`` steps and return a copy of the weights after each step count in ``steps``."""
+    @contextmanager
+    def snapshot_run(self, train: list[VideoItem], steps: Sequence[int],
+                     progress: bool = True) -> Iterator[dict[int, dict]]:
+        """Train ``max(steps)`` steps once (``fit``'s own setup and loop) and yield a copy of the weights after each
+        step count in ``steps``; inside the block, :meth:`use_snapshot` makes the detector one of them, calibrated
+        on the same training data. The training data (for sEnDec every decoded frame) is released when the block
+        ends; the detector stays fitted with the snapshot last used."""
         wanted = sorted({int(s) for s in steps})
         if not wanted or wanted[0] < 1:
             raise ValueError(f"snapshot steps must be positive integers, got {list(steps)}")
-        if self.inputs == "features":
-            self.extraction_ = common_extraction(train)
+        self._begin_fit(train)
         with torch_threads(self.args.get("threads")):
-            self.threshold_ = None
-            data = self._run(train, progress, steps=wanted[-1], snapshot_at=wanted)
-        self._training_data = data
-        return self.snapshots_
+            self._training_data = self._run(train, progress, steps=wanted[-1], snapshot_at=wanted)
+        self._end_fit()  # the last step's weights, calibrated: a fitted detector
+        try:
+            yield self.snapshots_
+        finally:
+            self._training_data = None
+            self.snapshots_ = {}
+
+    def fit_snapshots(self, train: list[VideoItem], steps: Sequence[int], progress: bool = True) -> dict[int, dict]:
+        """The snapshots of :meth:`snapshot_run` alone (the training data is not kept)."""
+        with self.snapshot_run(train, steps, progress) as snapshots:
+            return dict(snapshots)
 
     def use_snapshot(self, weights: dict) -> "TrainableDetector":
-        """Load snapshot weights (from :meth:`fit_snapshots`) and calibrate them on the same training data."""
+        """Load snapshot weights (inside :meth:`snapshot_run`) and calibrate them on the same training data."""
+        if getattr(self, "_training_data", None) is None:
+            raise RuntimeError("use_snapshot works inside `with detector.snapshot_run(train, steps)`, where the "
+                               "training data it calibrates on is still held")
         self.model.load_state_dict(weights)
         self.model.eval()
+        self.threshold_ = None
         with torch_threads(self.args.get("threads")):
             self._calibrate(self._training_data, np.random.default_rng(self.args["seed"]))
-        self.fitted_ = True
-        return self
+        return self._end_fit()
 
     def _run(self, train: list[VideoItem], progress: bool, steps: int | None = None,
              snapshot_at: Sequence[int] = ()) -> Any:

@@ -3,7 +3,7 @@
 The test split is never read here. The training videos are dealt into ``folds`` groups, stratified by video label
 (abnormal and normal videos shuffled separately with the run's seed, then dealt in turn); for each fold a detector
 is trained on the other folds once, up to the largest candidate step count, keeping a snapshot of the weights at
-every candidate (``fit_snapshots``); each snapshot scores the held-out videos. A candidate's criterion is the
+every candidate (``snapshot_run``); each snapshot scores the held-out videos. A candidate's criterion is the
 frame-level micro AUC over all held-out frames pooled (every video scored by a model that did not see it). The best
 candidate wins; ties go to the fewer steps.
 """
@@ -71,17 +71,17 @@ def select_steps(detector_name: str, detector_args: dict, train: Sequence[VideoI
         detector.to_device(device, precision)
         if not detector.trainable:
             raise ValueError(f"detector {detector_name!r} trains no network; schedule selection needs a trainable one")
-        snapshots = detector.fit_snapshots(rest, candidates, progress=progress)
-        missing = [steps for steps in candidates if steps not in snapshots]
-        if missing:
-            raise ValueError(f"training stopped after {detector.schedule_['steps']} steps (its epochs or time budget), "
-                             f"before the candidate step counts {missing}")
-        for steps in candidates:
-            detector.use_snapshot(snapshots[steps])
-            scores, labels = _held_out_scores(detector, held_out, postprocess)
-            pooled[steps].append((scores, labels))
-            both = labels.min() != labels.max()
-            fold_auc[steps].append(float(roc_auc(scores, labels)) if both else float("nan"))
+        with detector.snapshot_run(rest, candidates, progress=progress) as snapshots:
+            missing = [steps for steps in candidates if steps not in snapshots]
+            if missing:
+                raise ValueError(f"training stopped after {detector.schedule_['steps']} steps (its epochs or time "
+                                 f"budget), before the candidate step counts {missing}")
+            for steps in candidates:
+                detector.use_snapshot(snapshots[steps])
+                scores, labels = _held_out_scores(detector, held_out, postprocess)
+                pooled[steps].append((scores, labels))
+                both = labels.min() != labels.max()
+                fold_auc[steps].append(float(roc_auc(scores, labels)) if both else float("nan"))
     micro = {steps: float(roc_auc(np.concatenate([s for s, _ in parts]), np.concatenate([l for _, l in parts])))
              for steps, parts in pooled.items()}
     best = max(micro.values())
