@@ -314,7 +314,7 @@ def _safe_check(dataset) -> list[str]:
 
 
 def main() -> None:
-    from vadkit.inference.cluster import ray_flag_argv
+    from vadkit.cli_output import ray_flag_argv
 
     app(args=ray_flag_argv(sys.argv[1:]), prog_name="vadkit")  # `--ray` alone: a local cluster
 

@@ -1,6 +1,9 @@
-"""What every ``vadkit`` command prints through: the consoles and the one clear error line."""
+"""What every ``vadkit`` command prints through: the consoles, the one clear error line, the shared options (`--device`,
+`--ray [ADDRESS]`) and how they are read."""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import typer
 from rich.console import Console
@@ -50,3 +53,22 @@ def resolve_device_option(requested: str) -> str:
         raise  # fail() raised typer.Exit already; this line is never reached
     err_console.print(describe_device(device), highlight=False, soft_wrap=True)
     return str(device)
+
+
+def ray_flag_argv(argv: Sequence[str]) -> list[str]:
+    """Command-line arguments with a bare ``--ray`` (no address after it) written as ``--ray=local``.
+
+    Typer options always take a value, so ``--ray [ADDRESS]`` is read in two steps: the next argument is taken as the
+    address only when it looks like one (``auto``, ``local``, ``host:port``, ``ray://...``); anything else (another
+    option, a video path, nothing) leaves ``--ray`` bare, meaning "start a local cluster".
+    """
+    from vadkit.inference.cluster import LOCAL, looks_like_address
+
+    out: list[str] = []
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg == "--ray" and not (i + 1 < len(args) and looks_like_address(args[i + 1])):
+            out.append(f"--ray={LOCAL}")
+        else:
+            out.append(arg)
+    return out

@@ -17,8 +17,9 @@ import pytest
 
 from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
 from vadkit.features.store import FeatureStore
+from vadkit.cli_output import ray_flag_argv
 from vadkit.inference.cluster import (INSTALL_HINT, RayNotInstalledError, extract_videos_ray, looks_like_address,
-                                      ray_flag_argv, score_videos_ray)
+                                      score_videos_ray)
 
 BACKEND = "torch"  # the same runtime locally and on the workers (auto may measure another one fastest)
 ENTRY_KEYS = ("file", "num_frames", "fps", "num_snippets", "shape", "source")

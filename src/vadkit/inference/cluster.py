@@ -66,23 +66,6 @@ def import_ray():
     return ray
 
 
-def ray_flag_argv(argv: Sequence[str]) -> list[str]:
-    """Command-line arguments with a bare ``--ray`` (no address after it) written as ``--ray=local``.
-
-    Typer options always take a value, so ``--ray [ADDRESS]`` is read in two steps: the next argument is taken as the
-    address only when it looks like one (``auto``, ``local``, ``host:port``, ``ray://...``); anything else (another
-    option, a video path, nothing) leaves ``--ray`` bare, meaning "start a local cluster".
-    """
-    out: list[str] = []
-    args = list(argv)
-    for i, arg in enumerate(args):
-        if arg == "--ray" and not (i + 1 < len(args) and looks_like_address(args[i + 1])):
-            out.append(f"--ray={LOCAL}")
-        else:
-            out.append(arg)
-    return out
-
-
 def looks_like_address(text: str) -> bool:
     """``auto``, ``local``, ``ray://...`` or ``host:port`` (a port of digits)."""
     if text in ("auto", LOCAL) or text.startswith("ray://"):
