@@ -104,7 +104,7 @@ def test_ucsd_m_scans_are_linear(tmp_path):
         parse_ucsd_m("TestVideoFile{end+1}.gt_frame = [1.5;13" + " " * 300_000 + "];", "x.m")
     with pytest.raises(DatasetError):
         parse_ucsd_m("TestVideoFile{end+1}.gt_frame = [1 " * 30_000, "x.m")
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 60  # milliseconds when linear; a quadratic scan takes hours (generous)
 
 
 def test_ucsd_m_not_utf8_is_read_with_replacements(tmp_path):
@@ -381,7 +381,7 @@ def test_match_list_is_fast_on_long_lists():
     lines = [f"/features/{video}_i3d.npy" for video in ids]
     start = time.perf_counter()
     assert match_list(lines, ids) == ids
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 60  # milliseconds when linear; quadratic matching takes hours (generous)
 
 
 # ---------------------------------------------------------------------------------------------------------------

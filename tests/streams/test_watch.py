@@ -210,16 +210,21 @@ def test_the_webhook_retries_and_never_blocks(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         hook = Webhook(f"http://127.0.0.1:{server.server_port}/events", backoff=0.05)
-        start = time.monotonic()
         for i in range(3):
             hook.post({"type": "event", "n": i})
-        assert time.monotonic() - start < 0.1  # posting never waits for the network
         hook.close(wait_s=10)
         assert [m["n"] for m in _Hook.received] == [0, 1, 2] and hook.sent == 3 and hook.failed == 0
         dead = Webhook("http://127.0.0.1:9/nothing-listens", tries=2, backoff=0.01)
         dead.post({"n": 1})
         dead.close(wait_s=5)
         assert dead.failed == 1
+        stuck = Webhook("http://127.0.0.1:9/nothing-listens", tries=3, backoff=60)
+        start = time.monotonic()
+        stuck.post({"n": 1})
+        stuck.post({"n": 2})
+        # posting never waits for the network: a blocking post would wait out the 60 s back-off (generous bound)
+        assert time.monotonic() - start < 10
+        stuck.close(wait_s=0.1)
     finally:
         server.shutdown()
 
