@@ -27,8 +27,9 @@ $(STAMP): pyproject.toml
 # PyTorch's package index (several GB). CUDA_INDEX picks the CUDA version of the build (cu128: CUDA 12.8 drivers
 # and newer). Afterwards every command's `--device auto` runs on the GPU; see README, "On a GPU".
 CUDA_INDEX ?= https://download.pytorch.org/whl/cu128
+# (A later `make install` after pyproject.toml changed puts the CPU build back: run this again then.)
 install-cuda: $(STAMP)
-	$(PIP) install --quiet --upgrade --force-reinstall --no-deps --index-url $(CUDA_INDEX) torch
+	$(PIP) uninstall --yes --quiet torch
 	$(PIP) install --quiet --index-url $(CUDA_INDEX) --extra-index-url https://pypi.org/simple torch
 	$(PY) -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'GPU seen:', torch.cuda.is_available())"
 
