@@ -15,6 +15,7 @@ from typing import List, Optional
 
 import typer
 
+from vadkit.io.inputs import printable
 from vadkit.cli_output import RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console, err_console, fail
 
 
@@ -41,6 +42,7 @@ def score_command(
     from vadkit.inference import resolve_model, score_videos
 
     errors: list = []
+    skipped: list = []
     options = dict(smoothing_sigma=smoothing, min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
                    write_annotated=not no_video, batch_size=batch_size)
     try:
@@ -49,11 +51,12 @@ def score_command(
 
             results = score_videos_ray(videos, model, out, address=None if ray == LOCAL else ray, threads=threads,
                                        num_workers=workers, progress=not as_json, errors=errors, backend=backend,
-                                       rescore=rescore, **options)
+                                       rescore=rescore, skipped=skipped, **options)
         else:
             loaded = resolve_model(model, backend=backend)
             _say_backend(loaded, batch_size)
-            results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, **options)
+            results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, skipped=skipped,
+                                   **options)
     except USER_ERRORS as err:
         fail(str(err))
         return
@@ -70,6 +73,8 @@ def score_command(
                           f"({r['frames_per_s']:.1f} frames/s) → {folder / 'report.html'}", highlight=False)
         for warning in r.get("warnings", []):
             err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    for path, reason in skipped:
+        err_console.print(f"[bold yellow]skipped:[/] {printable(str(path))}: {reason}", highlight=False, soft_wrap=True)
     for path, message in errors:
         err_console.print(f"[bold red]error:[/] {path}: {message}", highlight=False, soft_wrap=True)
     if errors:
@@ -126,6 +131,11 @@ def watch_command(
                 f"skipped, {row['gaps']} gap(s), {row['events']} event(s) → {row['folder']}")
         err_console.print(line + (f" ({row['state']}: {row['error']})" if row["error"] else ""), highlight=False,
                           soft_wrap=True)
+    hook = next((row["webhook"] for row in summary.values() if row.get("webhook")), None)
+    if hook and (hook["failed"] or hook["dropped"]):
+        err_console.print(f"[bold yellow]webhook:[/] {hook['sent']} delivered, {hook['failed']} failed, "
+                          f"{hook['dropped']} dropped (queue full) → {hook['url']}; the failures are listed in each "
+                          f"stream's status.json", highlight=False, soft_wrap=True)
     if any(row["state"] == "failed" for row in summary.values()):
         raise typer.Exit(1)
 
