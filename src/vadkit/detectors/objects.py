@@ -243,6 +243,7 @@ class ObjectsDetector(Detector):
 
     name = "objects"
     inputs = "frames"
+    state_types = {"gmm": ((dict,), True), "bank": ((torch.Tensor,), True), "calibration": ((dict,), True)}
     threshold_rule = ("calibrated false-alarm quantile: the (1 - false_alarm_rate) quantile of the training frames' "
                       "smoothed scores, each training video scored by densities fitted without it")
 
