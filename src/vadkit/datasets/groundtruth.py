@@ -50,6 +50,7 @@ MAX_MAT_FILE_BYTES = 1 << 30
 #: what a file of per-video ranges (``ped2.mat``, ``avenue.mat``) may hold: MAX_RANGES [start; end] doubles and
 #: the cell's overhead for MAX_VIDEOS videos (the real ones hold a few kilobytes)
 RANGES_MAT_BYTES = 2 * MAX_RANGES * 8 + MAX_VIDEOS * 128
+VECTOR_MAT_BYTES = MAX_FRAMES * 8 + (64 << 10)  # a per-frame vector of MAX_FRAMES doubles
 MASK_OVERHEAD_BYTES = 256  # per mask of a volLabel cell: its tags, flags, dimensions and name
 
 Ranges = list[tuple[int, int]]
@@ -275,7 +276,7 @@ def _mask_flag(mask):
 
 def read_gt_vector(path: str | Path, name: str = "gt") -> np.ndarray:
     """A ``[1, F]`` (or ``[F, 1]``) per-frame vector stored in a ``.mat`` file (LAD2000 ``gt_*.mat``)."""
-    array = np.asarray(load_mat_variable(path, name))
+    array = np.asarray(load_mat_variable(path, name, max_bytes=VECTOR_MAT_BYTES))
     if array.dtype.kind not in "biuf" or array.dtype.names:
         raise DatasetError(f"{path}: expected {name!r} to be a 1 x F vector of frame labels, found "
                            f"{describe_array(array)}")

@@ -467,12 +467,12 @@ def read_model_file(path: str | Path) -> dict:
             raise ModelFileError(refused_message(path, "a vadkit model file", refusal)) from None
         raise ModelFileError(f"{path} is not a vadkit model file ({type(err).__name__}: "
                              f"{torch_load_reason(err)[0]})") from None
-    if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
+    if not isinstance(saved, dict) or not isinstance(saved.get("format"), str) or saved["format"] != MODEL_FORMAT:
         raise ModelFileError(f"{path} is not a vadkit model file: expected a dict with format {MODEL_FORMAT!r}, "
                              f"found {type(saved).__name__}"
-                             + (f" with format {saved.get('format')!r}" if isinstance(saved, dict) else ""))
-    if saved.get("version") != MODEL_VERSION:
-        raise ModelFileError(f"{path}: model file version {saved.get('version')}, this vadkit reads version "
+                             + (f" with format {repr(saved.get('format'))[:60]}" if isinstance(saved, dict) else ""))
+    if type(saved.get("version")) is not int or saved["version"] != MODEL_VERSION:
+        raise ModelFileError(f"{path}: model file version {repr(saved.get('version'))[:60]}, this vadkit reads version "
                              f"{MODEL_VERSION}")
     return saved
 

@@ -217,8 +217,8 @@ def _parse(text: str) -> dict | str:
     depth = _nesting(text)
     if depth > MAX_JSON_DEPTH:
         return f"nested {depth} levels deep, expected at most {MAX_JSON_DEPTH}"
-    try:
-        data = json.loads(text)
+    try:  # NaN, Infinity and 1e400 become null: the server's JSON has no place for them
+        data = json.loads(text, parse_constant=lambda _: None, parse_float=_finite)
     except ValueError as err:
         return f"not valid JSON ({err})"
     if not isinstance(data, dict):
@@ -235,7 +235,7 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: no backtracking frame per character
 _BRACKETS = re.compile(r"[\[\]{}]")
 
 
