@@ -18,6 +18,15 @@ UCF-Crime annotation, lists and gt arrays, XD-Violence ``annotations.txt`` and g
 by ``vadkit.io.open_video``. The real samples of ``$VADKIT_DATA`` (or ``../shared/data``) are
 added as seeds when present (they are only read).
 
+Also: compressed MAT v5 bombs for ``pedN.mat`` / ``avenue.mat`` / ``volLabel`` / LAD2000 ``gt`` (a few hundred
+kilobytes of zlib claiming up to 900 MB), model files loaded by ``load_detector`` (``model_file``: valid ones
+mutated, or rebuilt with keys dropped, values of other types, another detector's name, pickled objects;
+documented: ``ModelFileError`` / ``FileNotFoundError``) and the viewer's ``result.json`` (``result_json``: the list
+must always answer, listing every folder, in JSON the server can send; documented for a video's page:
+``BrokenFileError`` / ``FileNotFoundError``). Each input's own peak resident size is measured (the kernel's
+``VmHWM``, reset before each input); an input under 1 MB that takes the worker past 500 MB counts under ``other``
+(``MemoryBound``).
+
 Documented failures: ``DatasetError`` (and ``VideoReadError``, ``FileNotFoundError``) for the dataset side,
 ``BoxFileError`` (a ``ValueError``) / ``FileNotFoundError`` for box files, ``VideoReadError`` /
 ``FileNotFoundError`` for videos and frame folders. Anything else, a crash of the interpreter, a hang past the
@@ -27,7 +36,8 @@ does not name the file counts under ``unnamed`` (reported, not a failure).
 
 The inputs run in a worker process (restarted after a crash or a hang, so one bad input cannot end the run).
 Prints one JSON line: ``inputs, clean_errors, accepted, other, other_examples, hangs, hang_examples, unnamed,
-unnamed_examples, peak_memory_mb`` (the worker's maximum resident size), ``memory_examples`` (inputs that grew it
+unnamed_examples, peak_memory_mb`` (the worker's maximum resident size), ``peaks_measured`` (inputs whose own
+peak was measured), ``memory_examples`` (inputs that grew it
 by 64 MB or more), ``seconds, seed, targets, per_target``; the exit status is 1 when ``other`` or ``hangs`` is not
 0. ``--only I`` re-runs input ``I`` alone and prints its traceback (each example carries that command).
 """
@@ -1626,7 +1636,8 @@ def supervise(args) -> dict:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="vadkit-fuzz-"))
     summary = {"seed": args.seed, "targets": args.targets or "all", "inputs": 0, "clean_errors": 0, "accepted": 0,
                "other": 0, "hangs": 0,
-               "unnamed": 0, "peak_memory_mb": 0.0, "other_examples": [], "hang_examples": [], "unnamed_examples": [],
+               "unnamed": 0, "peak_memory_mb": 0.0, "peaks_measured": 0, "other_examples": [], "hang_examples": [],
+               "unnamed_examples": [],
                "memory_examples": [],
                "per_target": {}}
     seen_kinds: set[tuple] = set()
@@ -1692,7 +1703,8 @@ def supervise(args) -> dict:
             shutil.rmtree(workdir, ignore_errors=True)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     order = ["inputs", "clean_errors", "accepted", "other", "other_examples", "hangs", "hang_examples", "unnamed",
-             "unnamed_examples", "peak_memory_mb", "memory_examples", "seconds", "seed", "targets", "per_target"]
+             "unnamed_examples", "peak_memory_mb", "peaks_measured", "memory_examples", "seconds", "seed", "targets",
+             "per_target"]
     return {key: summary[key] for key in order}
 
 
@@ -1721,6 +1733,7 @@ def _add(summary: dict, record: dict, seen_kinds: set) -> None:
     counts = summary["per_target"].setdefault(record["target"], {"accepted": 0, "clean": 0, "other": 0, "hang": 0})
     counts[outcome] += 1
     summary["peak_memory_mb"] = max(summary["peak_memory_mb"], record.get("rss_mb", 0.0), record.get("peak_mb", 0.0))
+    summary["peaks_measured"] += "peak_mb" in record
     if record.get("rss_jump_mb", 0) >= 64:  # an input that grew the process by that much: worth a look
         jumps = summary["memory_examples"]
         jumps.append({k: record[k] for k in ("i", "target", "rss_jump_mb", "error", "message") if k in record})
