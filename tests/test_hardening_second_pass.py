@@ -69,7 +69,9 @@ def peak_of_reading(dataset: str, root: Path) -> tuple[str, float]:
             "except Exception as err:\n    out = type(err).__name__ + ': ' + str(err)\n"
             "status = open('/proc/self/status').read()\n"
             "print(out); print(int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) / 1024)\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    import vadkit
+
+    env = {**os.environ, "PYTHONPATH": str(Path(vadkit.__file__).resolve().parents[1])}  # the vadkit under test
     done = subprocess.run([sys.executable, "-c", code, dataset, str(root)], capture_output=True, text=True, env=env,
                           timeout=300)
     lines = done.stdout.strip().splitlines()
