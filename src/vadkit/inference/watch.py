@@ -139,7 +139,8 @@ class Webhook:
     def _failed(self, message: dict) -> None:
         """Count a delivery that failed after every try, keep it for ``status.json`` and say so on stderr."""
         self.failed += 1
-        failure = {"type": message.get("type"), "stream": message.get("stream"), "start_frame": message.get("start_frame"),
+        failure = {"type": message.get("type"), "stream": message.get("stream"),
+                   "start_frame": message.get("start_frame"),
                    "error": self._last_error or "stopped before it could be sent", "at": _iso(time.time())}
         with self._lock:
             self.failures.append(failure)

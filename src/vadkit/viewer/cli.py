@@ -28,8 +28,9 @@ def serve_command(
                                                    "the viewer besides localhost and --host (repeatable)"),
     max_pending: int = typer.Option(8, "--max-pending", min=1, help="uploads waiting to be scored at most (and "
                                     "uploads being received at once)"),
-    max_incoming_mb: Optional[float] = typer.Option(None, "--max-incoming-mb", min=0.001, help="MB the uploads being "
-                                                    "received may hold on disk together (default: 2 x --max-upload-mb)"),
+    max_incoming_mb: Optional[float] = typer.Option(None, "--max-incoming-mb", min=0.001,
+                                                    help="MB the uploads being received may hold on disk together "
+                                                    "(default: 2 x --max-upload-mb)"),
     keep_uploads_hours: float = typer.Option(24.0, "--keep-uploads-hours", min=0.001,
                                              help="uploads and their results are deleted this long after upload"),
     watch_dir: Optional[Path] = typer.Option(None, "--watch-dir", help="a `vadkit watch --out` folder: a live page "
