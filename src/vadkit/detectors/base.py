@@ -483,11 +483,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def load_detector(path: str | Path) -> Detector:
-    """Rebuild a saved detector (a model file or a run folder holding ``model.pt``).
-
-    Raises:
-        ModelFileError: the file is refused, or its content is not what the detector it names expects.
-    """
+    """Rebuild a saved detector (a model file or a run folder holding ``model.pt``)."""
     saved = read_model_file(path)
     detector = checked_model_content(saved, path)
     detector.threshold_ = saved["threshold"]
