@@ -566,7 +566,8 @@ def _check_args(cls: type, args: dict, path) -> None:
         default = parameters[key].default
         if default is inspect.Parameter.empty or default is None:
             continue
-        types = NUMBER if isinstance(default, float) else (type(default),)
+        # a number for a number (a config may write 100000.0 where the default is 100000), else the default's type
+        types = NUMBER if isinstance(default, NUMBER) and not isinstance(default, bool) else (type(default),)
         if not isinstance(value, types) or (isinstance(value, bool) and not isinstance(default, bool)):
             raise ModelFileError(f"{path}: key 'args.{key}': expected {_type_name(type(default))} (like the default "
                                  f"{default!r}), found {_describe(value)}")
