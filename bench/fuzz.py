@@ -38,7 +38,7 @@ The inputs run in a worker process (restarted after a crash or a hang, so one ba
 Prints one JSON line: ``inputs, clean_errors, accepted, other, other_examples, hangs, hang_examples, unnamed,
 unnamed_examples, peak_memory_mb`` (the worker's maximum resident size), ``peaks_measured`` (inputs whose own
 peak was measured), ``memory_examples`` (inputs that grew it
-by 64 MB or more), ``seconds, seed, targets, per_target``; the exit status is 1 when ``other`` or ``hangs`` is not
+by 64 MB or more), ``seconds, seed, targets, per_target`` (outcomes and the largest input peak per target); the exit status is 1 when ``other`` or ``hangs`` is not
 0. ``--only I`` re-runs input ``I`` alone and prints its traceback (each example carries that command).
 """
 
@@ -1732,6 +1732,7 @@ def _add(summary: dict, record: dict, seen_kinds: set) -> None:
     summary[key] += 1
     counts = summary["per_target"].setdefault(record["target"], {"accepted": 0, "clean": 0, "other": 0, "hang": 0})
     counts[outcome] += 1
+    counts["peak_mb"] = max(counts.get("peak_mb", 0.0), record.get("peak_mb", 0.0))
     summary["peak_memory_mb"] = max(summary["peak_memory_mb"], record.get("rss_mb", 0.0), record.get("peak_mb", 0.0))
     summary["peaks_measured"] += "peak_mb" in record
     if record.get("rss_jump_mb", 0) >= 64:  # an input that grew the process by that much: worth a look

@@ -274,9 +274,12 @@ def _mask_flag(mask):
     return mask
 
 
-def read_gt_vector(path: str | Path, name: str = "gt") -> np.ndarray:
-    """A ``[1, F]`` (or ``[F, 1]``) per-frame vector stored in a ``.mat`` file (LAD2000 ``gt_*.mat``)."""
-    array = np.asarray(load_mat_variable(path, name, max_bytes=VECTOR_MAT_BYTES))
+def read_gt_vector(path: str | Path, name: str = "gt", frames: int | None = None) -> np.ndarray:
+    """A ``[1, F]`` (or ``[F, 1]``) per-frame vector stored in a ``.mat`` file (LAD2000 ``gt_*.mat``).
+
+    ``frames``: the video's, when known; the file may then hold no more than its labels need (as doubles)."""
+    limit = VECTOR_MAT_BYTES if frames is None else min(VECTOR_MAT_BYTES, (frames + 16) * 8 + (64 << 10))
+    array = np.asarray(load_mat_variable(path, name, max_bytes=limit))
     if array.dtype.kind not in "biuf" or array.dtype.names:
         raise DatasetError(f"{path}: expected {name!r} to be a 1 x F vector of frame labels, found "
                            f"{describe_array(array)}")
