@@ -37,9 +37,9 @@ does not name the file counts under ``unnamed`` (reported, not a failure).
 The inputs run in a worker process (restarted after a crash or a hang, so one bad input cannot end the run).
 Prints one JSON line: ``inputs, clean_errors, accepted, other, other_examples, hangs, hang_examples, unnamed,
 unnamed_examples, peak_memory_mb`` (the worker's maximum resident size), ``peaks_measured`` (inputs whose own
-peak was measured), ``memory_examples`` (inputs that grew it
-by 64 MB or more), ``seconds, seed, targets, per_target`` (outcomes and the largest input peak per target); the exit status is 1 when ``other`` or ``hangs`` is not
-0. ``--only I`` re-runs input ``I`` alone and prints its traceback (each example carries that command).
+peak was measured), ``memory_examples`` (inputs that grew it by 64 MB or more), ``seconds, seed, targets,
+per_target`` (outcomes and the largest input peak per target); the exit status is 1 when ``other`` or ``hangs`` is
+not 0. ``--only I`` re-runs input ``I`` alone and prints its traceback (each example carries that command).
 """
 
 from __future__ import annotations
