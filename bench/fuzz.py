@@ -18,6 +18,15 @@ UCF-Crime annotation, lists and gt arrays, XD-Violence ``annotations.txt`` and g
 by ``vadkit.io.open_video``. The real samples of ``$VADKIT_DATA`` (or ``../shared/data``) are
 added as seeds when present (they are only read).
 
+Also: compressed MAT v5 bombs for ``pedN.mat`` / ``avenue.mat`` / ``volLabel`` / LAD2000 ``gt`` (a few hundred
+kilobytes of zlib claiming up to 900 MB), model files loaded by ``load_detector`` (``model_file``: valid ones
+mutated, or rebuilt with keys dropped, values of other types, another detector's name, pickled objects;
+documented: ``ModelFileError`` / ``FileNotFoundError``) and the viewer's ``result.json`` (``result_json``: the list
+must always answer, listing every folder, in JSON the server can send; documented for a video's page:
+``BrokenFileError`` / ``FileNotFoundError``). Each input's own peak resident size is measured (the kernel's
+``VmHWM``, reset before each input); an input under 1 MB that takes the worker past 500 MB counts under ``other``
+(``MemoryBound``).
+
 Documented failures: ``DatasetError`` (and ``VideoReadError``, ``FileNotFoundError``) for the dataset side,
 ``BoxFileError`` (a ``ValueError``) / ``FileNotFoundError`` for box files, ``VideoReadError`` /
 ``FileNotFoundError`` for videos and frame folders. Anything else, a crash of the interpreter, a hang past the
@@ -27,9 +36,10 @@ does not name the file counts under ``unnamed`` (reported, not a failure).
 
 The inputs run in a worker process (restarted after a crash or a hang, so one bad input cannot end the run).
 Prints one JSON line: ``inputs, clean_errors, accepted, other, other_examples, hangs, hang_examples, unnamed,
-unnamed_examples, peak_memory_mb`` (the worker's maximum resident size), ``memory_examples`` (inputs that grew it
-by 64 MB or more), ``seconds, seed, targets, per_target``; the exit status is 1 when ``other`` or ``hangs`` is not
-0. ``--only I`` re-runs input ``I`` alone and prints its traceback (each example carries that command).
+unnamed_examples, peak_memory_mb`` (the worker's maximum resident size), ``peaks_measured`` (inputs whose own
+peak was measured), ``memory_examples`` (inputs that grew it by 64 MB or more), ``seconds, seed, targets,
+per_target`` (outcomes and the largest input peak per target); the exit status is 1 when ``other`` or ``hangs`` is
+not 0. ``--only I`` re-runs input ``I`` alone and prints its traceback (each example carries that command).
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import random
 import re
@@ -44,11 +55,13 @@ import resource
 import selectors
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -307,6 +320,106 @@ def mat73(name: str, items: list | None = None, array=None, kind: str = "cell") 
         return path.read_bytes()
 
 
+# -- compressed MAT v5 bombs: a few hundred kilobytes of zlib claiming up to a gigabyte, built in pieces (the
+#    inflated content is never held) after the MAT-file format's element layout
+MAT_TYPES = {"int8": (1, 8, 1), "uint8": (2, 9, 1), "int16": (3, 10, 2), "uint16": (4, 11, 2), "int32": (5, 12, 4),
+             "uint32": (6, 13, 4), "single": (7, 7, 4), "double": (9, 6, 8)}  # (data type, class, item size)
+
+
+def _mat_tag(mdtype: int, nbytes: int) -> bytes:
+    return struct.pack("<II", mdtype, nbytes)
+
+
+def _mat_padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 8)
+
+
+def _mat_head(mclass: int, dims: tuple, name: bytes) -> bytes:
+    """Array flags, dimensions and name of an miMATRIX element."""
+    flags = _mat_tag(6, 8) + struct.pack("<II", mclass, 0)
+    shape = _mat_tag(5, 4 * len(dims)) + _mat_padded(struct.pack(f"<{len(dims)}i", *dims))
+    return flags + shape + _mat_tag(1, len(name)) + _mat_padded(name)
+
+
+def _mat_numeric(dims: tuple, kind: str, fill: int, name: bytes = b"") -> list:
+    """Pieces of a numeric miMATRIX element: bytes, or ``(byte, count)`` runs of one byte."""
+    mdtype, mclass, size = MAT_TYPES[kind]
+    nbytes = math.prod(dims) * size
+    body = [_mat_head(mclass, dims, name), _mat_tag(mdtype, nbytes), (fill, nbytes), bytes(-nbytes % 8)]
+    return [_mat_tag(14, _pieces_size(body))] + body
+
+
+def _mat_cell(children: list[list], dims: tuple | None = None, name: bytes = b"") -> list:
+    body = [_mat_head(1, dims or (1, len(children)), name)] + [piece for child in children for piece in child]
+    return [_mat_tag(14, _pieces_size(body))] + body
+
+
+def _pieces_size(pieces: list) -> int:
+    return sum(p[1] if isinstance(p, tuple) else len(p) for p in pieces)
+
+
+def _mat_compressed(pieces: list) -> bytes:
+    """The miCOMPRESSED element of ``pieces``, deflated chunk by chunk."""
+    deflate, out = zlib.compressobj(6), []
+    for piece in pieces:
+        if isinstance(piece, tuple):
+            value, count = piece
+            block = bytes([value]) * min(count, 1 << 20)
+            while count > 0:
+                out.append(deflate.compress(block[:count]))
+                count -= len(block)
+        else:
+            out.append(deflate.compress(piece))
+    data = b"".join(out) + deflate.flush()
+    return _mat_tag(15, len(data)) + data
+
+
+def mat_bomb(name: str, kind: str, inflated: int, rng: random.Random) -> bytes:
+    """A MAT v5 file whose variable ``name`` inflates to about ``inflated`` bytes: ``ranges`` (a cell holding
+    one 2 x N array), ``videos`` (a cell of many 2 x M arrays), ``masks`` (a cell of large masks), ``vector`` (one
+    1 x N array), ``many`` (several compressed variables)."""
+    header = b"MATLAB 5.0 MAT-file, fuzz bomb".ljust(116) + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+    dtype = rng.choice(("uint8", "uint8", "double", "int32", "single"))
+    size = MAT_TYPES[dtype][2]
+    fill = rng.choice((0, 1, 1))
+    if kind == "ranges":
+        variable = _mat_cell([_mat_numeric((2, max(1, inflated // (2 * size))), dtype, fill)], name=name.encode())
+    elif kind == "videos":
+        count = rng.choice((16, 1000, 100_000))
+        each = max(1, inflated // (count * 2 * size))
+        variable = _mat_cell([_mat_numeric((2, each), dtype, fill) for _ in range(count)], name=name.encode())
+    elif kind == "masks":
+        side = rng.choice((64, 640, 4096))
+        count = max(1, inflated // (side * side * size))
+        variable = _mat_cell([_mat_numeric((side, side), dtype, fill) for _ in range(count)], name=name.encode())
+    elif kind == "vector":
+        variable = _mat_numeric((1, max(1, inflated // size)), dtype, fill, name.encode())
+    else:
+        parts = rng.randint(2, 6)
+        return header + b"".join(_mat_compressed(_mat_numeric((1, max(1, inflated // (parts * size))), dtype, fill,
+                                                               f"{name}{i or ''}".encode())) for i in range(parts))
+    return header + _mat_compressed(variable)
+
+
+def gen_mat_bomb(name: str, kinds: tuple[str, ...]):
+    """Small compressed bombs (up to 64 MB inflated; the setups add a few up to 900 MB as seeds)."""
+    def generate(rng: random.Random) -> bytes:
+        return mat_bomb(name, rng.choice(kinds), rng.choice((1 << 20, 16 << 20, 64 << 20)), rng)
+    return generate
+
+
+def bomb_seeds(name: str, kinds: tuple[str, ...]) -> list[bytes]:
+    rng = random.Random(name + ",".join(kinds))
+    return [mat_bomb(name, kind, size, rng) for kind in kinds for size in (200 << 20, 900 << 20)]
+
+
+def either(first, second, share: float):
+    """A generator that calls ``second`` for about ``share`` of the inputs and ``first`` for the others."""
+    def generate(rng: random.Random) -> bytes:
+        return second(rng) if rng.random() < share else first(rng)
+    return generate
+
+
 def npy(array, allow_pickle: bool = False) -> bytes:
     import numpy as np
 
@@ -562,6 +675,7 @@ class Target:
     npy = False
     boxes = False  # documented errors are ValueError / FileNotFoundError (load_boxes) instead of DatasetError
     video = False  # documented errors are VideoReadError / FileNotFoundError (decoding)
+    documented: tuple = ()  # the documented errors, where they are none of the above
     generate = None  # a function rng -> bytes making fresh structured seeds, or None
 
     def __init__(self, work: Path, data: Path | None) -> None:
@@ -658,10 +772,13 @@ def _ranges_mat_seeds(name: str) -> list[bytes]:
     return seeds
 
 
+RANGE_BOMBS = ("ranges", "videos", "many")
+
+
 class UCSDMat(Target):
     name = "ucsd_mat"
 
-    generate = staticmethod(gen_mat("gt"))
+    generate = staticmethod(either(gen_mat("gt"), gen_mat_bomb("gt", RANGE_BOMBS), 0.3))
 
     def setup(self) -> None:
         root = self.work / "ped2"
@@ -670,7 +787,7 @@ class UCSDMat(Target):
             write_frames(root / "testing" / "frames" / f"{i:02d}", 12)
         self.root = root
         self.file = root / "ped2.mat"
-        self.seeds = _ranges_mat_seeds("gt") + real("ucsd_ped2/ped2.mat", self.data)
+        self.seeds = _ranges_mat_seeds("gt") + real("ucsd_ped2/ped2.mat", self.data) + bomb_seeds("gt", ("ranges",))
 
     def run(self) -> None:
         _dataset("ucsd_ped2", self.root)
@@ -732,7 +849,7 @@ def _vol_label_seeds() -> list[bytes]:
 class AvenueVolLabel(Target):
     name = "avenue_vollabel"
 
-    generate = staticmethod(gen_mat("volLabel"))
+    generate = staticmethod(either(gen_mat("volLabel"), gen_mat_bomb("volLabel", ("masks", "many")), 0.3))
 
     def setup(self) -> None:
         root = self.work / "avenue"
@@ -742,7 +859,7 @@ class AvenueVolLabel(Target):
         folder.mkdir(parents=True)
         self.root = root
         self.file = folder / "1_label.mat"
-        self.seeds = _vol_label_seeds()
+        self.seeds = _vol_label_seeds() + bomb_seeds("volLabel", ("masks",))
         # the real 76-frame sample (17 MB of masks once read) is a seed one time in ten
         self.heavy = real("avenue_sample/ground_truth_demo/testing_label_mask/21_label.mat", self.data)
 
@@ -753,7 +870,7 @@ class AvenueVolLabel(Target):
 class AvenueMat(Target):
     name = "avenue_mat"
 
-    generate = staticmethod(gen_mat("gt"))
+    generate = staticmethod(either(gen_mat("gt"), gen_mat_bomb("gt", RANGE_BOMBS), 0.3))
 
     def setup(self) -> None:
         root = self.work / "avenue"
@@ -770,7 +887,7 @@ class AvenueMat(Target):
 class LAD2000Gt(Target):
     name = "lad2000_gt"
 
-    generate = staticmethod(gen_mat("gt"))
+    generate = staticmethod(either(gen_mat("gt"), gen_mat_bomb("gt", ("vector", "many")), 0.3))
 
     def setup(self) -> None:
         import numpy as np
@@ -791,7 +908,7 @@ class LAD2000Gt(Target):
                       savemat({"label": np.zeros((1, 5))}),
                       mat73("gt", array=np.array([[0.0, 1, 1, 0, 0]])),
                       mat73("gt", kind="huge"),
-                      mat73("gt", kind="struct")]
+                      mat73("gt", kind="struct")] + bomb_seeds("gt", ("vector",))
 
     def run(self) -> None:
         _dataset("lad2000", self.root)
@@ -1203,13 +1320,162 @@ class FrameFolderTarget(Video):
         return self.folder
 
 
+def _tiny_model() -> dict:
+    """The content of a small, valid knn model file (what ``Detector.save`` writes)."""
+    import torch
+
+    return {"format": "vadkit-detector", "version": 2, "detector": "knn",
+            "args": {"k": 1, "metric": "cosine", "center": False, "holdout": 0.2, "false_alarm_rate": 0.01,
+                     "refit_all": True, "max_bank": 100000, "chunk": 4096, "tail": "extend", "seed": 0},
+            "state": {"bank": torch.ones(4, 8), "mean": None, "calibration": {}}, "threshold": 0.5,
+            "threshold_rule": "fixed", "extraction": None, "crops": "mean", "protocol": {}, "trained_on": "fuzz",
+            "history": []}
+
+
+def _torch_bytes(content) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    return buffer.getvalue()
+
+
+def _random_model_value(rng: random.Random):
+    import torch
+
+    roll = rng.random()
+    if roll < 0.3:
+        shape = tuple(rng.choice((0, 1, 2, 8, 16)) for _ in range(rng.choice((0, 1, 2, 3))))
+        return torch.zeros(shape, dtype=rng.choice((torch.float32, torch.float16, torch.int64, torch.bool)))
+    if roll < 0.4:
+        return {rng.choice(("bank", "mean", "model", "stats", "gmm", "x", 1)): _random_model_value(rng)
+                for _ in range(rng.randint(0, 3))}
+    return _random_json(rng)
+
+
+def gen_model(rng: random.Random) -> bytes:
+    """A model file that is safe to load but malformed: keys dropped or given values of other types, another
+    detector's name, arguments of the wrong types; or one holding a pickled Python object (to be refused)."""
+    import collections
+    import fractions
+
+    content = _tiny_model()
+    roll = rng.random()
+    if roll < 0.1:  # objects torch's safe loader refuses (their classes are harmless here; the refusal is tested)
+        content["state"]["calibration"] = rng.choice((fractions.Fraction(1, 3), collections.Counter("ab"),
+                                                      collections.deque([1]), range(3)))
+        return _torch_bytes(content)
+    if roll < 0.3:
+        from vadkit.detectors import list_detectors
+
+        content["detector"] = rng.choice(list_detectors() + ["", "nope", "knn "])
+        if rng.random() < 0.5:
+            content["args"] = {}
+            content["state"] = {}
+    for _ in range(rng.randint(1, 3)):
+        where = content if rng.random() < 0.5 else rng.choice((content["args"], content["state"]))
+        key = rng.choice(list(where) + ["extra"]) if where else "extra"
+        if rng.random() < 0.3:
+            where.pop(key, None)
+        else:
+            where[key] = _random_model_value(rng)
+    return _torch_bytes(content)
+
+
+class ModelFile(Target):
+    """A model file loaded by ``load_detector`` (what ``score``, ``evaluate`` and ``export`` do first): the seeds
+    are valid files (a tiny knn model, the bundled ped2-knn), mutated or rebuilt malformed but safe. Documented:
+    ``ModelFileError`` (a ``ValueError``) naming the file, or ``FileNotFoundError``."""
+
+    name = "model_file"
+    documented = (ValueError, FileNotFoundError)
+    generate = staticmethod(gen_model)
+
+    def setup(self) -> None:
+        self.file = self.work / "model.pt"
+        bundled = REPO / "src" / "vadkit" / "assets" / "models" / "ped2-knn.pt"
+        self.seeds = [_torch_bytes(_tiny_model())] + ([bundled.read_bytes()] if bundled.is_file() else [])
+
+    def run(self) -> None:
+        from vadkit.detectors import load_detector
+
+        load_detector(self.file)
+
+
+def _result_json() -> dict:
+    """A result.json as ``vadkit score`` writes it (shortened)."""
+    return {"name": "clip", "video": "/videos/clip.mp4", "num_frames": 6, "fps": 25.0, "duration_s": 0.24,
+            "threshold": 0.5, "model": {"name": "ped2-knn", "detector": "knn"},
+            "scores": [0.1, 0.2, 0.9, 0.8, None, 0.1], "smoothed": [0.1, 0.3, 0.7, 0.7, 0.4, 0.1],
+            "events": [{"start_frame": 2, "end_frame": 3, "start_s": 0.08, "end_s": 0.12, "peak_score": 0.9,
+                        "thumbnail": "thumbs/event-0.jpg"}],
+            "files": {"scores": "scores.csv", "plot": "plot.png", "annotated": "annotated.mp4",
+                      "report": "report.html"}, "warnings": []}
+
+
+def gen_result(rng: random.Random) -> bytes:
+    """A result.json with fields replaced by values of other types, nested, huge or not finite."""
+    data = _result_json()
+    for _ in range(rng.randint(1, 4)):
+        key = rng.choice(list(data) + ["extra"])
+        roll = rng.random()
+        if roll < 0.15:
+            data.pop(key, None)
+        elif roll < 0.25:
+            value = rng.choice(([], {}, 0))
+            for _ in range(rng.choice((10, 200, 5000))):
+                value = [value] if rng.random() < 0.5 else {"a": value}
+            data[key] = value
+        else:
+            data[key] = _random_json(rng)
+    if rng.random() < 0.1:
+        data = _random_json(rng)
+    return json.dumps(data, allow_nan=True).encode()
+
+
+class ResultJSON(Target):
+    """A scored video's ``result.json`` read by the viewer: the list (``Catalog.videos``) must always answer, with
+    every folder listed (a broken one with why), in JSON the server can send; the video's page answers or says
+    why (``BrokenFileError``) or that it is gone (``FileNotFoundError``)."""
+
+    name = "result_json"
+    text = True
+    generate = staticmethod(gen_result)
+
+    def setup(self) -> None:
+        from vadkit.viewer.catalog import BrokenFileError
+
+        self.documented = (BrokenFileError, FileNotFoundError)
+        root = self.work / "scores"
+        for name in ("other", "this"):
+            (root / name).mkdir(parents=True)
+            (root / name / "result.json").write_text(json.dumps(_result_json()))
+        self.root = root
+        self.file = root / "this" / "result.json"
+        self.seeds = [json.dumps(_result_json()).encode(), json.dumps(_result_json(), indent=1).encode(),
+                      json.dumps({**_result_json(), "events": 7}).encode(),
+                      json.dumps({**_result_json(), "files": "x"}).encode()]
+
+    def run(self) -> None:
+        from vadkit.viewer.catalog import Catalog
+
+        catalog = Catalog({"scores": self.root})
+        listed = catalog.videos()
+        json.dumps(listed, allow_nan=False)  # what the server sends: NaN or infinity would fail there
+        ids = sorted(item["id"] for item in listed)
+        if ids != ["scores/other", "scores/this"]:
+            raise WrongCount(f"the list shows {ids}, expected both folders")
+        detail = catalog.video("scores/this")
+        json.dumps(detail, allow_nan=False)
+
+
 class WrongCount(Exception):
     """A layout scan found other videos than the tree holds."""
 
 
 TARGETS = [UCSDm, UCSDMat, UCSDMasks, AvenueVolLabel, AvenueMat, LAD2000Gt, ShanghaiTechMask, ShanghaiTechLists,
            UCFAnnotation, UCFLists, UCFArrays, XDAnnotations, XDArrays, FolderCSV, FolderJSON, SplitJSON, BoxesNPZ,
-           BoxesNPY, FolderLinks, VideoFile, FrameFolderTarget]
+           BoxesNPY, FolderLinks, VideoFile, FrameFolderTarget, ModelFile, ResultJSON]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1244,7 +1510,9 @@ def classify(target: Target, err: BaseException) -> str:
 
     if isinstance(err, WrongCount):
         return "other"
-    if target.boxes:
+    if target.documented:
+        documented = target.documented
+    elif target.boxes:
         documented = (ValueError, FileNotFoundError)
     elif target.video:
         documented = (VideoReadError, FileNotFoundError)
@@ -1279,6 +1547,29 @@ def worker(args) -> None:
         sys.stderr = real_stderr
 
 
+SMALL_INPUT = 1 << 20  # an input under this size ...
+SMALL_INPUT_PEAK_MB = 500  # ... may make the worker peak at this many MB at most (the process itself included)
+
+
+def reset_peak() -> None:
+    """Start the kernel's peak resident size (VmHWM) afresh, so that each input's own peak is measured."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def input_peak_mb() -> float | None:
+    """The peak resident size since :func:`reset_peak`, in MB (``None`` where /proc does not say)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return round(int(found.group(1)) / 1024, 1) if found else None
+
+
 def _run_inputs(args, targets: list[Target], real_stderr) -> None:
     signal.signal(signal.SIGALRM, _on_alarm)
     out = sys.stdout
@@ -1286,7 +1577,8 @@ def _run_inputs(args, targets: list[Target], real_stderr) -> None:
     for index in indices:
         target, payload = make_input(targets, args.seed, index)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        record = {"i": index, "target": target.name}
+        reset_peak()
+        record = {"i": index, "target": target.name, "bytes": len(payload)}
         started = time.perf_counter()
         try:
             target.write(payload)
@@ -1318,6 +1610,14 @@ def _run_inputs(args, targets: list[Target], real_stderr) -> None:
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         record["rss_mb"] = round(after / 1024, 1)
         record["rss_jump_mb"] = round((after - before) / 1024, 1)
+        peak = input_peak_mb()
+        if peak is not None:
+            record["peak_mb"] = peak
+            if len(payload) < SMALL_INPUT and peak > SMALL_INPUT_PEAK_MB and record["outcome"] != "hang":
+                record.update(outcome="other", error="MemoryBound", where=record.get("where", "?"),
+                              message=f"peak of {peak} MB (process included) for an input of {len(payload)} bytes: "
+                                      f"more than {SMALL_INPUT_PEAK_MB} MB for an input under 1 MB "
+                                      f"({record.get('error', 'accepted')}: {record.get('message', '')[:120]})")
         if record["outcome"] in ("other", "hang") and args.save_failures:
             folder = Path(args.save_failures)
             folder.mkdir(parents=True, exist_ok=True)
@@ -1336,7 +1636,8 @@ def supervise(args) -> dict:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="vadkit-fuzz-"))
     summary = {"seed": args.seed, "targets": args.targets or "all", "inputs": 0, "clean_errors": 0, "accepted": 0,
                "other": 0, "hangs": 0,
-               "unnamed": 0, "peak_memory_mb": 0.0, "other_examples": [], "hang_examples": [], "unnamed_examples": [],
+               "unnamed": 0, "peak_memory_mb": 0.0, "peaks_measured": 0, "other_examples": [], "hang_examples": [],
+               "unnamed_examples": [],
                "memory_examples": [],
                "per_target": {}}
     seen_kinds: set[tuple] = set()
@@ -1402,7 +1703,8 @@ def supervise(args) -> dict:
             shutil.rmtree(workdir, ignore_errors=True)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     order = ["inputs", "clean_errors", "accepted", "other", "other_examples", "hangs", "hang_examples", "unnamed",
-             "unnamed_examples", "peak_memory_mb", "memory_examples", "seconds", "seed", "targets", "per_target"]
+             "unnamed_examples", "peak_memory_mb", "peaks_measured", "memory_examples", "seconds", "seed", "targets",
+             "per_target"]
     return {key: summary[key] for key in order}
 
 
@@ -1430,7 +1732,9 @@ def _add(summary: dict, record: dict, seen_kinds: set) -> None:
     summary[key] += 1
     counts = summary["per_target"].setdefault(record["target"], {"accepted": 0, "clean": 0, "other": 0, "hang": 0})
     counts[outcome] += 1
-    summary["peak_memory_mb"] = max(summary["peak_memory_mb"], record.get("rss_mb", 0.0))
+    counts["peak_mb"] = max(counts.get("peak_mb", 0.0), record.get("peak_mb", 0.0))
+    summary["peak_memory_mb"] = max(summary["peak_memory_mb"], record.get("rss_mb", 0.0), record.get("peak_mb", 0.0))
+    summary["peaks_measured"] += "peak_mb" in record
     if record.get("rss_jump_mb", 0) >= 64:  # an input that grew the process by that much: worth a look
         jumps = summary["memory_examples"]
         jumps.append({k: record[k] for k in ("i", "target", "rss_jump_mb", "error", "message") if k in record})

@@ -1,6 +1,7 @@
-"""Fuzz test (issue 13): mutated copies of every ground-truth format vadkit reads, the box files, videos and frame
-folders, run through the public parsers, dataset constructors and the video decoder, raise only the documented
-errors, never hang and never take much memory.
+"""Fuzz test (issues 13, 25): mutated copies of every ground-truth format vadkit reads, compressed .mat bombs, the
+box files, videos and frame folders, model files and the viewer's result.json, run through the public parsers,
+dataset constructors, the video decoder, ``load_detector`` and the viewer's catalog, raise only the documented
+errors, never hang and never take much memory (an input under 1 MB: 500 MB at most, the process included).
 
 The campaign is ``bench/fuzz.py`` (seeded; the long form is ``python bench/fuzz.py --n 10000``), run here in a child
 process (a crash of the interpreter, a hang or a memory blow-up fails the test instead of ending the session).
@@ -26,6 +27,8 @@ DATASET_TARGETS = ("ucsd_m,ucsd_mat,ucsd_masks,avenue_vollabel,avenue_mat,lad200
                    "range_json,split_json,folder_links")
 BOX_TARGETS = "boxes_npz,boxes_npy"
 VIDEO_TARGETS = "video_file,frame_folder"
+MAT_TARGETS = "ucsd_mat,avenue_mat,avenue_vollabel,lad2000_gt"  # with compressed bombs among their inputs
+MODEL_RESULT_TARGETS = "model_file,result_json"
 PEAK_MEMORY_MB = 1024
 
 
@@ -80,3 +83,25 @@ def test_video_files_and_frame_folders_raise_only_video_read_errors(tmp_path):
     assert summary["other"] == 0 and summary["hangs"] == 0, verdict(summary)
     assert summary["peak_memory_mb"] < PEAK_MEMORY_MB, verdict(summary)
     assert summary["unnamed"] == 0, json.dumps(summary["unnamed_examples"], indent=1)
+
+
+def test_compressed_mat_bombs_stay_under_the_memory_bound(tmp_path):
+    """The .mat targets, compressed bombs among their inputs (up to 900 MB inflated from under 1 MB): refused or
+    read within 500 MB each (an input past it counts under ``other`` as MemoryBound), every input's peak measured."""
+    n = int(os.environ.get("VADKIT_FUZZ_N", "8000")) // 20
+    summary = run_fuzz(MAT_TARGETS, n, tmp_path)
+    assert summary["inputs"] == n and summary["peaks_measured"] == n
+    assert summary["other"] == 0 and summary["hangs"] == 0, verdict(summary)
+    assert summary["peak_memory_mb"] < 500, verdict(summary)
+
+
+def test_model_files_and_results_raise_only_documented_errors(tmp_path):
+    """``load_detector`` on malformed-but-safe and pickled model files: ModelFileError naming the file (or
+    FileNotFoundError); the viewer's list always answers for malformed result.json files, every folder listed."""
+    n = int(os.environ.get("VADKIT_FUZZ_N", "8000")) // 8
+    summary = run_fuzz(MODEL_RESULT_TARGETS, n, tmp_path)
+    assert summary["inputs"] == n
+    assert summary["other"] == 0 and summary["hangs"] == 0, verdict(summary)
+    assert summary["peak_memory_mb"] < PEAK_MEMORY_MB, verdict(summary)
+    assert summary["unnamed"] == 0, json.dumps(summary["unnamed_examples"], indent=1)
+    assert summary["accepted"] > n // 50 and summary["clean_errors"] > n // 2

@@ -17,6 +17,7 @@ import typer
 
 from vadkit.cli_output import (DEVICE_OPTION, RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console,
                                err_console, fail, resolve_device_option)
+from vadkit.io.inputs import printable
 
 
 def score_command(
@@ -47,6 +48,7 @@ def score_command(
     errors: list = []
     if ray is None:
         device = resolve_device_option(device)
+    skipped: list = []
     options = dict(smoothing_sigma=smoothing, min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
                    write_annotated=not no_video, batch_size=batch_size)
     try:
@@ -55,11 +57,12 @@ def score_command(
 
             results = score_videos_ray(videos, model, out, address=None if ray == LOCAL else ray, threads=threads,
                                        num_workers=workers, progress=not as_json, errors=errors, backend=backend,
-                                       rescore=rescore, gpus_per_worker=gpus_per_worker, **options)
+                                       rescore=rescore, gpus_per_worker=gpus_per_worker, skipped=skipped, **options)
         else:
             loaded = resolve_model(model, backend=backend, device=device)
             _say_backend(loaded, batch_size)
-            results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, **options)
+            results = score_videos(videos, loaded, out, progress=not as_json, errors=errors, skipped=skipped,
+                                   **options)
     except USER_ERRORS as err:
         fail(str(err))
         return
@@ -76,6 +79,8 @@ def score_command(
                           f"({r['frames_per_s']:.1f} frames/s) → {folder / 'report.html'}", highlight=False)
         for warning in r.get("warnings", []):
             err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    for path, reason in skipped:
+        err_console.print(f"[bold yellow]skipped:[/] {printable(str(path))}: {reason}", highlight=False, soft_wrap=True)
     for path, message in errors:
         err_console.print(f"[bold red]error:[/] {path}: {message}", highlight=False, soft_wrap=True)
     if errors:
@@ -134,6 +139,11 @@ def watch_command(
                 f"skipped, {row['gaps']} gap(s), {row['events']} event(s) → {row['folder']}")
         err_console.print(line + (f" ({row['state']}: {row['error']})" if row["error"] else ""), highlight=False,
                           soft_wrap=True)
+    hook = next((row["webhook"] for row in summary.values() if row.get("webhook")), None)
+    if hook and (hook["failed"] or hook["dropped"]):
+        err_console.print(f"[bold yellow]webhook:[/] {hook['sent']} delivered, {hook['failed']} failed, "
+                          f"{hook['dropped']} dropped (queue full) → {hook['url']}; the failures are listed in each "
+                          f"stream's status.json", highlight=False, soft_wrap=True)
     if any(row["state"] == "failed" for row in summary.values()):
         raise typer.Exit(1)
 

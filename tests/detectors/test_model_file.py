@@ -31,7 +31,7 @@ def evil_file(path, marker):
 def test_a_model_file_that_would_execute_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = evil_file(tmp_path / "model.pt", marker)
-    refused = r"refused: it holds Python objects other than tensors .*GLOBAL io.open\)"
+    refused = r"refused: loading it could run code, as it holds pickled Python objects .*GLOBAL io.open\)"
     with pytest.raises(ModelFileError, match=refused):
         load_detector(path)
     assert not marker.exists()  # nothing ran

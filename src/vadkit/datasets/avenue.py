@@ -31,8 +31,9 @@ from vadkit.datasets.base import (
     find_child,
     subdirs,
 )
-from vadkit.datasets.groundtruth import load_mat_variable, ranges_from_mat_cell, read_vol_label
-from vadkit.io import is_video_file, natural_key
+from vadkit.datasets.groundtruth import (RANGES_MAT_BYTES, load_mat_variable, ranges_from_mat_cell,
+                                         read_vol_label)
+from vadkit.io import VideoReadError, is_video_file, natural_key, open_video
 
 
 class Avenue(VideoDataset):
@@ -104,7 +105,8 @@ class Avenue(VideoDataset):
     def _sources(self) -> dict[str, dict[int, GroundTruth]]:
         sources: dict[str, dict[int, GroundTruth]] = {}
         if self.mat_file is not None:
-            videos = ranges_from_mat_cell(load_mat_variable(self.mat_file, "gt"), self.mat_file)
+            cell = load_mat_variable(self.mat_file, "gt", max_bytes=RANGES_MAT_BYTES)
+            videos = ranges_from_mat_cell(cell, self.mat_file)
             sources["mat"] = {i + 1: FrameRanges(r, f"avenue.mat (video {i + 1})", kind="avenue.mat")
                               for i, r in enumerate(videos)}
         if self.mask_folder is not None:
@@ -112,10 +114,22 @@ class Avenue(VideoDataset):
             for file in self.mask_folder.glob("*_label.mat"):
                 match = re.match(r"(\d+)_label\.mat$", file.name)
                 if match:
-                    masks[int(match.group(1))] = FrameArray(lambda f=file: read_vol_label(f), f"{file.name} volLabel",
-                                                            kind="testing_label_mask volLabel")
+                    number = int(match.group(1))
+                    masks[number] = FrameArray(lambda f=file, n=number: read_vol_label(f, *self._video_shape(n)),
+                                               f"{file.name} volLabel", kind="testing_label_mask volLabel")
             sources["masks"] = masks
         return sources
+
+    def _video_shape(self, number: int) -> tuple[int | None, tuple[int, int] | None]:
+        """Frames and (width, height) of test video ``number``: what its mask file may hold (``None``: unknown)."""
+        for position, path in enumerate(self._videos("testing"), 1):
+            if self._number(path, position) == number:
+                try:
+                    with open_video(path) as video:
+                        return video.num_frames, (video.width, video.height)
+                except (VideoReadError, OSError):
+                    return None, None  # the video's own error is reported where it is read
+        return None, None
 
     def _scan(self) -> list[VideoEntry]:
         train = self._videos("training")

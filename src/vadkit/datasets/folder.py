@@ -104,6 +104,8 @@ class FolderDataset(VideoDataset):
         for split, state, state_folder in tops:
             if guard.enter(state_folder):
                 found += [(split, state, cls, path) for path, cls in self._items(state_folder, guard)]
+            else:
+                raise DatasetError(self._not_walked(state_folder, tops))
         if not found:
             raise DatasetError(f"{self.name}: no videos under {self.root} (expected video files or frame folders in "
                                f"train/normal/, test/normal/, test/abnormal/)")
@@ -137,6 +139,18 @@ class FolderDataset(VideoDataset):
             raise DatasetError(f"{self.name}: {self.labels_file} names videos not found under {self.root}: "
                                f"{', '.join(clip(u) for u in unknown[:5])}")
         return entries
+
+
+    def _not_walked(self, folder: Path, tops: list[tuple[str, str, Path]]) -> str:
+        """Why a ``normal/`` or ``abnormal/`` folder could not be walked (a link to another one, ...)."""
+        real = folder.resolve()
+        for _, _, other in tops:
+            if other != folder and (real == other.resolve() or real.is_relative_to(other.resolve())):
+                return (f"{self.name}: {folder.relative_to(self.root)} is a link to "
+                        f"{other.relative_to(self.root)}, whose videos are already read there; expected a folder of "
+                        f"its own (a video cannot be both {folder.name} and {other.name})")
+        return (f"{self.name}: {folder} cannot be read (expected a folder of videos inside {self.root}, found a link "
+                f"to {real})")
 
 
 def _split_name(folder: Path) -> str:

@@ -47,6 +47,11 @@ from vadkit.datasets.matfile import check_mat5, is_mat5
 #: the largest array a MATLAB v7.3 (HDF5) ground-truth file may make us read at once, and the largest file
 MAX_MAT_ARRAY_BYTES = 1 << 30
 MAX_MAT_FILE_BYTES = 1 << 30
+#: what a file of per-video ranges (``ped2.mat``, ``avenue.mat``) may hold: MAX_RANGES [start; end] doubles and
+#: the cell's overhead for MAX_VIDEOS videos (the real ones hold a few kilobytes)
+RANGES_MAT_BYTES = 2 * MAX_RANGES * 8 + MAX_VIDEOS * 128
+VECTOR_MAT_BYTES = MAX_FRAMES * 8 + (64 << 10)  # a per-frame vector of MAX_FRAMES doubles
+MASK_OVERHEAD_BYTES = 256  # per mask of a volLabel cell: its tags, flags, dimensions and name
 
 Ranges = list[tuple[int, int]]
 
@@ -54,13 +59,15 @@ Ranges = list[tuple[int, int]]
 # ---------------------------------------------------------------------------------------------------------------
 # MATLAB files
 # ---------------------------------------------------------------------------------------------------------------
-def load_mat_variable(path: str | Path, name: str, reduce_cells: Callable[[np.ndarray], object] | None = None):
+def load_mat_variable(path: str | Path, name: str, reduce_cells: Callable[[np.ndarray], object] | None = None,
+                      max_bytes: int = MAX_MAT_ARRAY_BYTES):
     """Read one variable of a ``.mat`` file, v5 (scipy) or v7.3 (HDF5, via h5py).
 
     Cells come back as object arrays in MATLAB orientation (v7.3 data is transposed back to it), numeric arrays
     as NumPy arrays. ``reduce_cells`` (v7.3) replaces each cell element as soon as it is read (``volLabel``: a
-    mask by its flag), so that a cell of large arrays is never held whole. A v7.3 file may make us read at most
-    ``MAX_MAT_ARRAY_BYTES`` in all.
+    mask by its flag), so that a cell of large arrays is never held whole. A file's variables may hold at most
+    ``max_bytes`` in all (compressed v5 data inflated; v7.3 data read), checked before scipy or h5py allocates:
+    the caller bounds it by what the content may need.
 
     Raises:
         DatasetError: unreadable file or no such variable (the message lists the variables found).
@@ -70,23 +77,24 @@ def load_mat_variable(path: str | Path, name: str, reduce_cells: Callable[[np.nd
         raise DatasetError(f"MATLAB file not found: {path}" if not path.exists() else
                            f"{path}: expected a MATLAB .mat file, found a folder or a special file")
     if _is_hdf5(path):
-        return _load_mat73_variable(path, name, reduce_cells)
+        return _load_mat73_variable(path, name, reduce_cells, max_bytes)
     try:
         size = path.stat().st_size
-        if size > MAX_MAT_FILE_BYTES:
-            raise DatasetError(f"{path}: MATLAB file of {size} bytes, larger than the limit of {MAX_MAT_FILE_BYTES}")
+        if size > min(MAX_MAT_FILE_BYTES, max_bytes + 4096):
+            raise DatasetError(f"{path}: MATLAB file of {size} bytes, larger than the limit of "
+                               f"{min(MAX_MAT_FILE_BYTES, max_bytes + 4096)} for what it may hold")
         data = path.read_bytes()
     except OSError as err:
         raise DatasetError(f"cannot read MATLAB file {path}: {err.strerror or err}") from None
     if is_mat5(data):
-        check_mat5(data, path)  # scipy's reader crashes the interpreter on some malformed files: refuse them first
+        check_mat5(data, path, max_bytes)  # scipy's reader crashes the interpreter on some malformed files
     try:
         import scipy.io
 
         try:
             contents = scipy.io.loadmat(io.BytesIO(data))
         except NotImplementedError:  # "Please use HDF reader for matlab v7.3 files"
-            return _load_mat73_variable(path, name, reduce_cells)
+            return _load_mat73_variable(path, name, reduce_cells, max_bytes)
     except DatasetError:
         raise
     except MemoryError:
@@ -108,7 +116,7 @@ def _is_hdf5(path: Path) -> bool:
         return False
 
 
-def _load_mat73_variable(path: Path, name: str, reduce_cells=None):
+def _load_mat73_variable(path: Path, name: str, reduce_cells=None, max_bytes: int = MAX_MAT_ARRAY_BYTES):
     import h5py
 
     try:
@@ -119,7 +127,7 @@ def _load_mat73_variable(path: Path, name: str, reduce_cells=None):
             link = handle.get(name, getlink=True)
             if not isinstance(link, h5py.HardLink):  # a soft or external link: to another file, maybe a FIFO
                 raise DatasetError(f"{path}: {name} is a {type(link).__name__} to elsewhere, expected the data itself")
-            return _h5_to_numpy(handle, handle[name], path, name, [MAX_MAT_ARRAY_BYTES], reduce_cells)
+            return _h5_to_numpy(handle, handle[name], path, name, [max_bytes], reduce_cells)
     except DatasetError:
         raise
     except MemoryError:
@@ -144,7 +152,7 @@ def _h5_to_numpy(handle, node, path: Path, name: str, budget: list[int], reduce_
     nbytes = int(node.size or 0) * node.dtype.itemsize
     if nbytes > budget[0]:
         raise DatasetError(f"{path}: {name} has shape {node.shape} of {node.dtype} ({nbytes} bytes): more than the "
-                           f"limit of {MAX_MAT_ARRAY_BYTES} bytes read from one file")
+                           f"limit of bytes read from one file ({budget[0]} left of what it may hold)")
     if node.dtype == h5py.ref_dtype and (node.size or 0) > MAX_FRAMES:
         raise DatasetError(f"{path}: {name}: a cell of {node.size} elements, more than the limit of {MAX_FRAMES}")
     budget[0] -= nbytes
@@ -180,6 +188,18 @@ def ranges_from_mat_cell(cell, path: Path) -> list[Ranges]:
     items = mat_cell_items(cell)
     if len(items) > MAX_VIDEOS:
         raise DatasetError(f"{path}: a cell of {len(items)} videos, more than the limit of {MAX_VIDEOS}")
+    total = 0
+    for index, item in enumerate(items):  # shapes and counts first: nothing is converted before they are right
+        array = np.asarray(item)
+        if array.dtype.kind not in "biuf" or array.dtype.names:
+            continue  # refused below, with what it is
+        if array.size and (array.ndim != 2 or 2 not in array.shape):
+            raise DatasetError(f"{path}, video {index + 1}: expected a 2 x K array of [start; end] ranges, found "
+                               f"shape {array.shape}")
+        total += array.size // 2
+        if total > MAX_RANGES:
+            raise DatasetError(f"{path}: more than {MAX_RANGES} [start; end] ranges (video {index + 1} has "
+                               f"{array.size // 2}), more than the frames any test set has")
     videos = []
     for index, item in enumerate(items):
         where = f"{path}, video {index + 1}"
@@ -187,10 +207,11 @@ def ranges_from_mat_cell(cell, path: Path) -> list[Ranges]:
         if array.size == 0:
             videos.append([])
             continue
-        if array.ndim != 2 or 2 not in array.shape:
-            raise DatasetError(f"{where}: expected a 2 x K array of [start; end] ranges, found shape {array.shape}")
         if array.shape[0] != 2:
-            array = array.T
+            array = array.T  # (K, 2) -> (2, K)
+        if array.max() >= 1 and array.shape[1] > array.max():  # K ranges of one frame or more need K frames
+            raise DatasetError(f"{where}: {array.shape[1]} ranges within frames 1 to {int(array.max())}: more "
+                               f"ranges than frames")
         videos.append([_one_based_inclusive(int(a), int(b), where) for a, b in array.T])
     return videos
 
@@ -233,9 +254,16 @@ def frame_flags_from_masks(masks, path: Path) -> np.ndarray:
     return np.array(flags, dtype=np.uint8)
 
 
-def read_vol_label(path: str | Path) -> np.ndarray:
-    """Per-frame labels of an Avenue ``N_label.mat`` (variable ``volLabel``, a 1 x F cell of pixel masks)."""
-    return frame_flags_from_masks(load_mat_variable(path, "volLabel", reduce_cells=_mask_flag), Path(path))
+def read_vol_label(path: str | Path, frames: int | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Per-frame labels of an Avenue ``N_label.mat`` (variable ``volLabel``, a 1 x F cell of pixel masks).
+
+    ``frames`` and ``size`` (width, height): the video's, when known; the file may then hold no more than their
+    masks need (as doubles, the widest type MATLAB writes), checked before anything is allocated."""
+    limit = MAX_MAT_ARRAY_BYTES
+    if frames is not None and size is not None:
+        limit = min(limit, (frames + 1) * (size[0] * size[1] * 8 + MASK_OVERHEAD_BYTES) + 4096)
+    array = load_mat_variable(path, "volLabel", reduce_cells=_mask_flag, max_bytes=limit)
+    return frame_flags_from_masks(array, Path(path))
 
 
 def _mask_flag(mask):
@@ -246,9 +274,12 @@ def _mask_flag(mask):
     return mask
 
 
-def read_gt_vector(path: str | Path, name: str = "gt") -> np.ndarray:
-    """A ``[1, F]`` (or ``[F, 1]``) per-frame vector stored in a ``.mat`` file (LAD2000 ``gt_*.mat``)."""
-    array = np.asarray(load_mat_variable(path, name))
+def read_gt_vector(path: str | Path, name: str = "gt", frames: int | None = None) -> np.ndarray:
+    """A ``[1, F]`` (or ``[F, 1]``) per-frame vector stored in a ``.mat`` file (LAD2000 ``gt_*.mat``).
+
+    ``frames``: the video's, when known; the file may then hold no more than its labels need (as doubles)."""
+    limit = VECTOR_MAT_BYTES if frames is None else min(VECTOR_MAT_BYTES, (frames + 16) * 8 + (64 << 10))
+    array = np.asarray(load_mat_variable(path, name, max_bytes=limit))
     if array.dtype.kind not in "biuf" or array.dtype.names:
         raise DatasetError(f"{path}: expected {name!r} to be a 1 x F vector of frame labels, found "
                            f"{describe_array(array)}")

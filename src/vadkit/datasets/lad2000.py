@@ -31,7 +31,7 @@ from vadkit.datasets.base import (
 from vadkit.datasets.groundtruth import read_gt_vector
 from vadkit.datasets.splits import split_by_lists
 from vadkit.datasets.ucf_crime import find_file
-from vadkit.io import is_video_file, list_frame_files, natural_key
+from vadkit.io import VideoReadError, is_video_file, list_frame_files, natural_key, open_video
 
 LAD2000_CLASSES = ("Crash", "Crowd", "Destroy", "Drop", "FallIntoWater", "Falling", "Fighting", "Fire", "Hurt",
                    "Loitering", "Panic", "Thiefing", "Trampled", "Violence")
@@ -122,7 +122,8 @@ class LAD2000(VideoDataset):
             normal = is_lad2000_normal(name)
             gt_file = gt_files.get(key) or gt_files.get(name)
             if gt_file is not None:
-                truth = FrameArray(lambda f=gt_file: read_gt_vector(f), gt_file.name, kind="gt_*.mat")
+                truth = FrameArray(lambda f=gt_file, v=path: read_gt_vector(f, frames=_frame_count(v)), gt_file.name,
+                                   kind="gt_*.mat")
             elif normal:
                 truth = AllNormal()
             else:
@@ -147,3 +148,12 @@ class LAD2000(VideoDataset):
                 problems.append(f"{self.name}: {record.split} video {record.id}: abnormal by name but its gt marks "
                                 f"no frame")
         return problems
+
+
+def _frame_count(video: Path) -> int | None:
+    """The frames of ``video``: what its ``gt_*.mat`` may label (``None``: unreadable, reported where it is read)."""
+    try:
+        with open_video(video) as source:
+            return source.num_frames
+    except (VideoReadError, OSError):
+        return None

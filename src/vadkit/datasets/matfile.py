@@ -49,14 +49,16 @@ def is_mat5(data: bytes) -> bool:
     return data[124 + major_index] == 1
 
 
-def check_mat5(data: bytes, path: Path | str) -> None:
-    """Raise :class:`DatasetError` unless every element of the MAT v5 file ``data`` is one scipy reads safely.
+def check_mat5(data: bytes, path: Path | str, max_bytes: int = MAX_INFLATED) -> None:
+    """Raise :class:`DatasetError` unless every element of the MAT v5 file ``data`` is one scipy reads safely, and
+    its variables hold no more than ``max_bytes`` in all (compressed ones inflated: a few hundred kilobytes of zlib
+    can claim a gigabyte; the caller bounds it by what its content may need).
 
     The walk follows scipy's own reading order (a nested array is read element by element, whatever its byte
     count says), so that what is checked is what scipy will read; every element must also lie inside its variable.
     """
     order = "<" if data[126:128] == b"IM" else ">"
-    checker = _Checker(order, path)
+    checker = _Checker(order, path, max_bytes)
     plain = _Plain(data)
     pos = 128
     while pos < len(data):
@@ -71,6 +73,7 @@ def check_mat5(data: bytes, path: Path | str) -> None:
                 raise checker.error(pos, f"a compressed element holding type {inner_type}, expected a MATLAB array")
             checker.array(inflated, 8, 8 + inner_bytes, 0)
         elif mdtype == MI_MATRIX:
+            checker.count(pos, nbytes)
             checker.array(plain, body, body + nbytes, 0)
         else:
             raise checker.error(pos, f"a data element of type {mdtype} at the top level, expected a MATLAB array")
@@ -111,6 +114,7 @@ class _Inflated:
             if self.base + len(self.buffer) > MAX_INFLATED:
                 raise self.checker.error(self.offset, f"a compressed element inflating to more than {MAX_INFLATED} "
                                                       f"bytes")
+            self.checker.count(self.offset, 0)
             chunk = self.inflater.unconsumed_tail or self.source[self.source_pos: self.source_pos + (1 << 16)]
             if not self.inflater.unconsumed_tail:
                 self.source_pos += len(chunk)
@@ -119,6 +123,7 @@ class _Inflated:
             except zlib.error as err:
                 raise self.checker.error(self.offset, f"corrupt compressed data ({err})") from None
             self.buffer += out
+            self.checker.count(self.offset, len(out))
             if self.inflater.eof or (not out and not chunk and not self.inflater.unconsumed_tail):
                 self.done = True
 
@@ -137,8 +142,16 @@ class _Inflated:
 
 
 class _Checker:
-    def __init__(self, order: str, path: Path | str) -> None:
+    def __init__(self, order: str, path: Path | str, max_bytes: int = MAX_INFLATED) -> None:
         self.order, self.path = order, path
+        self.max_bytes, self.total = max_bytes, 0  # bytes the variables may hold in all, and held so far
+
+    def count(self, pos: int, nbytes: int) -> None:
+        """Add ``nbytes`` of variable data (inflated or plain) to the total; refuse more than ``max_bytes``."""
+        self.total += nbytes
+        if self.total > self.max_bytes:
+            raise self.error(pos, f"variables holding more than {self.max_bytes} bytes (compressed data inflating "
+                                  f"past what this file's content may need)")
 
     def error(self, pos: int, found: str) -> DatasetError:
         return DatasetError(f"cannot read MATLAB file {self.path}: malformed v5 data at byte {pos}: {found}")

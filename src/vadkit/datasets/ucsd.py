@@ -33,7 +33,8 @@ from vadkit.datasets.base import (
     read_text_file,
     subdirs,
 )
-from vadkit.datasets.groundtruth import MaskFolder, load_mat_variable, parse_ucsd_m, ranges_from_mat_cell
+from vadkit.datasets.groundtruth import (RANGES_MAT_BYTES, MaskFolder, load_mat_variable, parse_ucsd_m,
+                                         ranges_from_mat_cell)
 from vadkit.io import list_frame_files
 
 GROUND_TRUTH_CHOICES = ("auto", "mat", "m", "masks")
@@ -118,7 +119,7 @@ class UCSDPed(VideoDataset):
         """Every ground-truth source found: ``{kind: {video number: GroundTruth}}``."""
         sources: dict[str, dict[int, GroundTruth]] = {}
         if self._mat_file is not None:
-            cell = load_mat_variable(self._mat_file, "gt")
+            cell = load_mat_variable(self._mat_file, "gt", max_bytes=RANGES_MAT_BYTES)
             videos = ranges_from_mat_cell(cell, self._mat_file)
             self._gt_counts["mat"] = len(videos)
             sources["mat"] = {i + 1: FrameRanges(r, f"{self._mat_file.name} (video {i + 1})", kind=self._mat_file.name)

@@ -44,6 +44,7 @@ import torch
 
 from vadkit.device import thread_scope, to_cpu
 from vadkit.features.geometry import SnippetGeometry
+from vadkit.features.weights import refused_message, torch_load_reason, torch_refusal
 from vadkit.io.files import atomic_write_bytes
 from vadkit.progress import progress_bar  # noqa: F401 - the trainers' progress bar
 from vadkit.registry import Registry
@@ -241,6 +242,8 @@ class Detector(ABC):
     # how an exported network takes its input: "rows" (a batch of independent rows) or "batch-of-one" (one whole
     # sequence per call)
     export_layout: ClassVar[str] = "rows"
+    # what ``state()`` holds, checked when a model file is loaded: {key: (accepted types, required)}
+    state_types: ClassVar[dict[str, tuple[tuple[type, ...], bool]]] = {}
 
     def __init__(self, **args: Any) -> None:
         self.args = args
@@ -515,35 +518,30 @@ def read_model_file(path: str | Path) -> dict:
             warnings.simplefilter("ignore")  # torch warns about foreign pickle protocols before refusing them
             saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - every unreadable file gets one clear message
-        detail = _unpickler_detail(str(err))
-        if "Unsupported global" in detail:
-            raise ModelFileError(f"{path} was refused: it holds Python objects other than tensors and plain data "
-                                 f"({detail}); a vadkit model file can never execute code when loaded") from None
-        raise ModelFileError(f"{path} is not a vadkit model file ({type(err).__name__}: {detail})") from None
-    if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
+        refusal = torch_refusal(err)
+        if refusal is not None:
+            raise ModelFileError(refused_message(path, "a vadkit model file", refusal)) from None
+        raise ModelFileError(f"{path} is not a vadkit model file ({type(err).__name__}: "
+                             f"{torch_load_reason(err)[0]})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("format"), str) or saved["format"] != MODEL_FORMAT:
         raise ModelFileError(f"{path} is not a vadkit model file: expected a dict with format {MODEL_FORMAT!r}, "
                              f"found {type(saved).__name__}"
-                             + (f" with format {saved.get('format')!r}" if isinstance(saved, dict) else ""))
-    if saved.get("version") != MODEL_VERSION:
-        raise ModelFileError(f"{path}: model file version {saved.get('version')}, this vadkit reads version "
+                             + (f" with format {repr(saved.get('format'))[:60]}" if isinstance(saved, dict) else ""))
+    if type(saved.get("version")) is not int or saved["version"] != MODEL_VERSION:
+        raise ModelFileError(f"{path}: model file version {repr(saved.get('version'))[:60]}, this vadkit reads version "
                              f"{MODEL_VERSION}")
     return saved
 
 
-def _unpickler_detail(message: str) -> str:
-    """The informative line of torch's ``weights_only`` error (its message is mostly advice to load unsafely)."""
-    if "WeightsUnpickler error:" in message:
-        message = message.split("WeightsUnpickler error:", 1)[1]
-    lines = [line.strip() for line in message.replace("\x1b[1m", "").replace("\x1b[0m", "").splitlines() if line.strip()]
-    first = lines[0].split(" was not an allowed global")[0] if lines else "unreadable"
-    return first[:200]
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0][:200] if lines else "unreadable"
 
 
 def load_detector(path: str | Path) -> Detector:
     """Rebuild a saved detector (a model file or a run folder holding ``model.pt``)."""
     saved = read_model_file(path)
-    detector = build_detector(saved["detector"], **saved["args"])
-    detector.load_state(saved["state"])
+    detector = checked_model_content(saved, path)
     detector.threshold_ = saved["threshold"]
     detector.extraction_ = saved["extraction"]
     detector.crops_ = saved["crops"]
@@ -552,6 +550,117 @@ def load_detector(path: str | Path) -> Detector:
     detector.history = list(saved["history"])
     detector.fitted_ = True
     return detector
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a model file's content must be (a safe file can still be malformed: a key missing, a value of a wrong type)
+# ---------------------------------------------------------------------------------------------------------------
+NUMBER = (int, float)
+#: the model file's keys beside format and version: {key: (accepted types, what the message calls them)}
+MODEL_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "detector": ((str,), "a detector name"),
+    "args": ((dict,), "a dict of constructor arguments"),
+    "state": ((dict,), "a dict of fitted state"),
+    "threshold": (NUMBER + (type(None),), "a number or None"),
+    "extraction": ((dict, type(None)), "a dict of extraction settings or None"),
+    "crops": ((str,), "a crop rule name"),
+    "protocol": ((dict,), "a dict (the protocol card)"),
+    "trained_on": ((str,), "a line of text"),
+    "history": ((list,), "a list of training records"),
+}
+
+
+def checked_model_content(saved: dict, path: str | Path) -> Detector:
+    """The detector ``saved`` (a model file's content) names, built from its arguments with its state loaded,
+    after checking every key against what the detector expects.
+
+    Raises:
+        ModelFileError: one line naming the file, the key, what was expected and what was found.
+    """
+    for key, (types, expected) in MODEL_KEYS.items():
+        _expect(saved, key, types, expected, path, "")
+    name = saved["detector"]
+    _import_detectors()
+    if name not in DETECTORS.list():
+        raise ModelFileError(f"{path}: key 'detector': expected one of {', '.join(DETECTORS.list())}, found {name!r}")
+    cls = DETECTORS.get(name)
+    _check_args(cls, saved["args"], path)
+    for key, (types, required) in cls.state_types.items():
+        if required or key in saved["state"]:
+            _expect(saved["state"], key, types, " or ".join(_type_name(t) for t in types), path, "state.")
+    try:
+        detector = build_detector(name, **saved["args"])
+    except Exception as err:  # noqa: BLE001 - arguments the constructor refuses are the file's fault
+        raise ModelFileError(f"{path}: key 'args': the {name} detector refuses them ({_first_line(err)})") from None
+    _check_network_state(detector, saved["state"], path)
+    try:
+        detector.load_state(saved["state"])
+    except Exception as err:  # noqa: BLE001 - whatever else does not fit is named, in one line
+        raise ModelFileError(f"{path}: key 'state': expected the fitted state of a {name} detector, found one it "
+                             f"cannot load ({type(err).__name__}: {_first_line(err)})") from None
+    return detector
+
+
+def _expect(mapping: dict, key: str, types: tuple, expected: str, path, prefix: str) -> None:
+    if key not in mapping:
+        raise ModelFileError(f"{path}: key '{prefix}{key}' is missing (expected {expected})")
+    value = mapping[key]
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise ModelFileError(f"{path}: key '{prefix}{key}': expected {expected}, found {_describe(value)}")
+
+
+def _check_args(cls: type, args: dict, path) -> None:
+    """Each saved argument must be one the constructor takes, of the type of its default value."""
+    import inspect
+
+    parameters = inspect.signature(cls.__init__).parameters
+    for key, value in args.items():
+        if not isinstance(key, str) or key not in parameters:
+            known = ", ".join(p for p in parameters if p != "self")
+            raise ModelFileError(f"{path}: key 'args': {key!r} is no argument of the {cls.name} detector "
+                                 f"(expected some of {known})")
+        default = parameters[key].default
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        # a number for a number (a config may write 100000.0 where the default is 100000), else the default's type
+        types = NUMBER if isinstance(default, NUMBER) and not isinstance(default, bool) else (type(default),)
+        if not isinstance(value, types) or (isinstance(value, bool) and not isinstance(default, bool)):
+            raise ModelFileError(f"{path}: key 'args.{key}': expected {_type_name(type(default))} (like the default "
+                                 f"{default!r}), found {_describe(value)}")
+
+
+def _check_network_state(detector: Detector, state: dict, path) -> None:
+    """A network's saved weights must have the names and shapes of the network the arguments build."""
+    network = getattr(detector, "model", None)
+    saved = state.get("model")
+    if not isinstance(network, torch.nn.Module) or saved is None:
+        return
+    expected = network.state_dict()
+    if not isinstance(saved, dict):
+        raise ModelFileError(f"{path}: key 'state.model': expected a dict of tensors, found {_describe(saved)}")
+    missing = [k for k in expected if k not in saved]
+    extra = [k for k in saved if k not in expected]
+    if missing or extra:
+        raise ModelFileError(f"{path}: key 'state.model': expected the {len(expected)} weights of the "
+                             f"{detector.name} network, found {len(missing)} missing (e.g. {missing[:2]}) and "
+                             f"{len(extra)} unknown (e.g. {[str(k)[:40] for k in extra[:2]]})")
+    for key, tensor in expected.items():
+        value = saved[key]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
+            found = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else _describe(value)
+            raise ModelFileError(f"{path}: key 'state.model.{key}': expected a tensor of shape "
+                                 f"{tuple(tensor.shape)}, found {found}")
+
+
+def _type_name(t: type) -> str:
+    return "None" if t is type(None) else ("a tensor" if t is torch.Tensor else t.__name__)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60] + ('…' if len(text) > 60 else '')}"
 
 
 DETECTOR_MODULES = ("vadkit.detectors.knn", "vadkit.detectors.weak", "vadkit.detectors.sendec",

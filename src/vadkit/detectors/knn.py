@@ -118,6 +118,8 @@ class KNNDetector(Detector):
     scoring_kind = "snippets"
     inputs = "features"
     stream_context = 1
+    state_types = {"bank": ((torch.Tensor,), True), "mean": ((torch.Tensor, type(None)), True),
+                   "calibration": ((dict,), False)}
     threshold_rule = ("calibrated false-alarm quantile: the (1 - false_alarm_rate) quantile of held-out normal "
                       "training snippets' scores against a bank built without them")
 

@@ -244,6 +244,7 @@ class ObjectsDetector(Detector):
     name = "objects"
     scoring_kind = "objects"
     inputs = "frames"
+    state_types = {"gmm": ((dict,), True), "bank": ((torch.Tensor,), True), "calibration": ((dict,), True)}
     threshold_rule = ("calibrated false-alarm quantile: the (1 - false_alarm_rate) quantile of the training frames' "
                       "smoothed scores, each training video scored by densities fitted without it")
 

@@ -153,6 +153,9 @@ class SEnDecDetector(TrainableDetector):
     name = "sendec"
     scoring_kind = "frames"
     inputs = "frames"
+    state_types = {"model": ((dict,), True), "train_mean": ((int, float), True), "train_std": ((int, float), True),
+                   "pixel_mean": ((torch.Tensor, type(None)), False), "pixel_std": ((torch.Tensor, type(None)), False),
+                   "schedule": ((dict,), False)}
     threshold_rule = ("the 0.99 quantile of the training frames' scores (reconstruction errors, z-scored with the "
                       "training statistics when normalisation is train-zscore)")
     THRESHOLD_QUANTILE = 0.99

@@ -123,6 +123,7 @@ class STATEDetector(TrainableDetector):
     name = "state"
     scoring_kind = "objects"
     inputs = "frames"
+    state_types = {"model": ((dict,), True), "stats": ((dict,), True), "schedule": ((dict,), False)}
     threshold_rule = ("the 0.99 quantile of the perturbed object scores of the stats_cubes training cubes measured "
                       "after training")
     THRESHOLD_QUANTILE = 0.99

@@ -108,19 +108,60 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
-                f"refusing to unpickle {module}.{name}: a weights file may only contain NumPy arrays "
-                f"(allowed: numpy.ndarray, numpy.dtype, numpy.core.multiarray._reconstruct)"
-            ) from None
+            raise RefusedPickle(f"{module}.{name}; allowed: numpy.ndarray, numpy.dtype, "
+                                f"numpy.core.multiarray._reconstruct") from None
 
     def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError(f"refusing persistent id {pid!r}: not a NumPy-only pickle")
+        raise RefusedPickle(f"persistent id {str(pid)[:80]!r}: not a NumPy-only pickle")
+
+
+class RefusedPickle(pickle.UnpicklingError):
+    """A NumPy-only pickle names something else (a class or function whose loading could run code)."""
 
 
 def load_numpy_pickle(path: str | Path) -> Any:
     """Unpickle a file that may contain only containers and NumPy arrays (no code runs)."""
     with open(path, "rb") as handle:
         return _NumpyOnlyUnpickler(handle).load()
+
+
+#: lines of torch's ``weights_only`` refusal that are advice (mostly: how to load the file unsafely), not the reason
+_TORCH_ADVICE = ("weights only load failed", "weights_only", "check the documentation", "safe_globals",
+                 "please file an issue", "trust", "alternatively", "in pytorch 2.6")
+
+
+def torch_load_reason(err: BaseException) -> tuple[str, bool]:
+    """Why ``torch.load(weights_only=True)`` failed, in one line, and whether it refused the file because loading
+    it could run code (it names a class or function to call).
+
+    torch's message is mostly advice to load the file with ``weights_only=False``, the unsafe fix; only the reason
+    is kept (torch 2.13: ``Unsupported global: GLOBAL x``, ``Trying to load unsupported GLOBAL x whose module y is
+    blocked``; ``Unsupported operand 149`` for bytes that are no torch.save pickle)."""
+    message = str(err)
+    if "WeightsUnpickler error:" in message:
+        message = message.split("WeightsUnpickler error:", 1)[1]
+    message = message.replace("\x1b[1m", "").replace("\x1b[0m", "")
+    reason = ""
+    for line in (line.strip() for line in message.splitlines()):
+        line = line.split(" was not an allowed global")[0].split(". Please use")[0].strip()
+        if line and not any(advice in line.lower() for advice in _TORCH_ADVICE):
+            reason = line[:200]
+            break
+    weights_only = "weights only load failed" in str(err).lower() or "WeightsUnpickler" in str(err)
+    refused = weights_only and any(word in reason.lower() for word in ("global", "reduce", "unsupported class"))
+    return reason or type(err).__name__, refused
+
+
+def torch_refusal(err: BaseException) -> str | None:
+    """The reason of :func:`torch_load_reason` when torch refused the file as able to run code, else ``None``."""
+    reason, refused = torch_load_reason(err)
+    return reason if refused else None
+
+
+def refused_message(path: Path | str, what: str, reason: str) -> str:
+    """The one line for a file refused by :func:`torch_refusal` (never suggesting to turn the check off)."""
+    return (f"{path} was refused: loading it could run code, as it holds pickled Python objects other than tensors "
+            f"and plain data ({reason}); {what} must hold tensors and plain data only")
 
 
 def read_checkpoint(path: str | Path) -> Mapping[str, Any]:
@@ -140,7 +181,10 @@ def read_checkpoint(path: str | Path) -> Mapping[str, Any]:
             if isinstance(loaded, int) and loaded == _TORCH_LEGACY_MAGIC:
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets one line naming it
-        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        refusal = str(err) if isinstance(err, RefusedPickle) else torch_refusal(err)
+        if refusal is not None:
+            raise ValueError(refused_message(path, "an I3D checkpoint", refusal)) from None
+        detail = torch_load_reason(err)[0]
         raise ValueError(f"{path} is not a readable I3D checkpoint: expected a torch.save file of tensors or a "
                          f"NumPy-only pickle, found {type(err).__name__}: {detail}") from None
     if isinstance(loaded, Mapping) and "state_dict" in loaded and isinstance(loaded["state_dict"], Mapping):

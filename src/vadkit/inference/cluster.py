@@ -523,7 +523,7 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
                      address: str | None = None, threads: int = 1, num_workers: int | None = None,
                      progress: bool = True, errors: list | None = None, backend: str | None = None,
                      retries: int = 2, on_video: Callable[[str, dict], None] | None = None, rescore: bool = False,
-                     gpus_per_worker: float = 0.0, **options) -> list[dict]:
+                     gpus_per_worker: float = 0.0, skipped: list | None = None, **options) -> list[dict]:
     """Score every video of ``inputs`` into ``out_root/<name>/`` on a Ray cluster: the same folders, names and
     files as :func:`vadkit.inference.pipeline.score_videos`.
 
@@ -536,6 +536,7 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
             on; without a list, the failures are raised together at the end (every other video is scored first).
         backend: the runtime of the model's networks (``None``: :func:`resolve_model`'s default).
         gpus_per_worker: as for :func:`extract_videos_ray`.
+        skipped: as for :func:`vadkit.inference.pipeline.score_videos` (entries of a folder that are not videos).
         options: passed to :func:`score_video` (``smoothing_sigma``, ``threshold``, ``write_annotated``,
             ``batch_size`` ...; not ``progress``).
 
@@ -561,7 +562,7 @@ def score_videos_ray(inputs: Iterable[str | os.PathLike], model: Any, out_root: 
         raise
     options.pop("progress", None)
     batch_size = int(options.get("batch_size", 4))
-    videos = find_videos(inputs)
+    videos = find_videos(inputs, skipped)
     names = unique_names(videos)
     out_root = Path(out_root)
     results: dict[str, dict] = {}

@@ -289,18 +289,20 @@ def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_s
 
 
 OUTPUTS = ("scores.csv", "plot.png", "annotated.mp4", "report.html")
+_TEMPORARY_PREFIXES = tuple(f".{n}." for n in (*OUTPUTS, "result.json")) + (".annotated.",)
 
 
 def _prepare_folder(out_dir: Path) -> None:
     """Create ``out_dir``; remove a previous result (``result.json`` first, so the folder reads as unfinished) and
-    the temporary files of an interrupted write (``.<name>.XXXX``)."""
+    the temporary files of an interrupted write (``.<name>.XXXX``, and ``.<stem>.XXXX.<suffix>`` as videos were
+    written before)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "result.json").unlink(missing_ok=True)
     for stale in OUTPUTS:
         (out_dir / stale).unlink(missing_ok=True)
     shutil.rmtree(out_dir / "thumbs", ignore_errors=True)
     for temporary in out_dir.glob(".*"):
-        if temporary.is_file() and any(temporary.name.startswith(f".{n}.") for n in (*OUTPUTS, "result.json")):
+        if temporary.is_file() and temporary.name.startswith(_TEMPORARY_PREFIXES):
             temporary.unlink(missing_ok=True)
 
 
@@ -316,19 +318,21 @@ def _remove_partial(out_dir: Path, created: bool) -> None:
 
 def score_videos(inputs: Iterable[str | Path], model: LoadedModel | str | Path, out_root: str | Path,
                  progress: bool = True, errors: list | None = None, backend: str = "auto", device: str = "cpu",
-                 **options) -> list[dict]:
+                 skipped: list | None = None, **options) -> list[dict]:
     """Score every video of ``inputs`` (files, frame folders, folders of videos) into ``out_root/<name>/``.
 
     Args:
         errors: when a list is given, a video that cannot be read or scored is recorded there as
             ``(path, message)`` and the others go on; otherwise the first failure is raised.
         backend, device: the runtime and device when ``model`` is a name or path (see :meth:`LoadedModel.ready`).
+        skipped: when a list is given, each entry of an input folder that is not a video (an image beside videos,
+            a text file, a FIFO, ...) is recorded there as ``(path, reason)``.
         options: passed to :func:`score_video`.
 
     Returns:
         the ``result.json`` of each video scored, in input order.
     """
-    videos = find_videos(inputs)
+    videos = find_videos(inputs, skipped)
     if not isinstance(model, LoadedModel):
         model = resolve_model(model, backend=backend, device=device)
     out_root = Path(out_root)

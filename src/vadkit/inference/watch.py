@@ -36,6 +36,7 @@ import queue
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -92,6 +93,9 @@ class Webhook:
         self.url, self.tries, self.backoff, self.timeout = url, tries, backoff, timeout
         self.queue: collections.deque = collections.deque(maxlen=maxsize)
         self.dropped = self.sent = self.failed = 0
+        self.failures: collections.deque = collections.deque(maxlen=20)  # the latest failed deliveries, reported
+        self._last_error = ""
+        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="vadkit-webhook")
@@ -114,8 +118,9 @@ class Webhook:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     if response.status < 300:
                         return True
-            except Exception:  # noqa: BLE001 - any failure is retried, then counted
-                pass
+                self._last_error = f"HTTP status {response.status}"
+            except Exception as err:  # noqa: BLE001 - any failure is retried, then counted and reported
+                self._last_error = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             if self._stop.wait(self.backoff * 2 ** attempt):
                 return False
         return False
@@ -129,7 +134,29 @@ class Webhook:
                 if self._send(message):
                     self.sent += 1
                 else:
-                    self.failed += 1
+                    self._failed(message)
+
+    def _failed(self, message: dict) -> None:
+        """Count a delivery that failed after every try, keep it for ``status.json`` and say so on stderr."""
+        self.failed += 1
+        failure = {"type": message.get("type"), "stream": message.get("stream"),
+                   "start_frame": message.get("start_frame"),
+                   "error": self._last_error or "stopped before it could be sent", "at": _iso(time.time())}
+        with self._lock:
+            self.failures.append(failure)
+        sys.stderr.write(f"webhook: delivery to {_without_credentials(self.url)} failed after {self.tries} tries "
+                         f"({failure['error']}): {failure['type']} of stream {failure['stream']} at frame "
+                         f"{failure['start_frame']}\n")
+        sys.stderr.flush()
+
+    def report(self) -> dict:
+        """What ``status.json`` says of the webhook: counts and the latest failed deliveries."""
+        return {"url": _without_credentials(self.url), "sent": self.sent, "failed": self.failed,
+                "dropped": self.dropped, "recent_failures": self._recent()}
+
+    def _recent(self) -> list[dict]:
+        with self._lock:
+            return list(self.failures)
 
     def close(self, wait_s: float = 5.0) -> None:
         """Give queued messages up to ``wait_s`` seconds, then stop."""
@@ -138,6 +165,9 @@ class Webhook:
             time.sleep(0.05)
         self._stop.set()
         self._thread.join(timeout=wait_s)
+        self._last_error = "not sent before the watch stopped"
+        while self.queue:  # what the time given could not deliver is a failed delivery too
+            self._failed(self.queue.popleft())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -308,6 +338,8 @@ class Watcher:
                 scorer.finish()
             if self.webhook is not None:
                 self.webhook.close()
+                for scorer in self._scorers.values():  # status.json with the deliveries that failed at the end
+                    scorer._write_status(final=True)
         return {s.name: self._scorers[s.name].summary() for s in self.streams}
 
     def _gather(self) -> list[tuple[_Stream, _Snippet]]:
@@ -574,7 +606,7 @@ class _StreamScorer:
             "queue_max_seen": s.queue_max_seen, "events": self.events_written,
             "open_event": open_event.to_dict() if open_event else None, "last_smoothed": self.last_smoothed,
             "threshold": self.w.threshold, "model": self.w.model.info(), "updated": _iso(time.time()),
-            "score_chunks": self.chunk_index})
+            "score_chunks": self.chunk_index, "webhook": self.w.webhook.report() if self.w.webhook else None})
 
     def summary(self) -> dict:
         s = self.s
@@ -582,7 +614,7 @@ class _StreamScorer:
                 "scored_frames": self.scored_frames, "skipped_frames": s.skipped, "gaps": len(s.gaps),
                 "events": self.events_written, "queue_max_seen": s.queue_max_seen, "queue_bound": s.queue.maxsize,
                 "median_open_latency_s": float(np.median(self.latencies)) if self.latencies else None,
-                "folder": str(s.out)}
+                "folder": str(s.out), "webhook": self.w.webhook.report() if self.w.webhook else None}
 
 
 def _shrunk(width: int, height: int, side: int) -> tuple[int, int] | None:
@@ -591,6 +623,12 @@ def _shrunk(width: int, height: int, side: int) -> tuple[int, int] | None:
         return None
     scale = side / longest
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part or a query (which may hold a token), for messages."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", "")) if parts.hostname else url
 
 
 def _iso(t: float) -> str:

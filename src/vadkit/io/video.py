@@ -387,7 +387,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".mp4", dir=path.parent)
+    # named like the atomic writes of io.files (".<name>.XXXX"), so that a cleanup finds what a kill left
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".mp4", dir=path.parent)
     os.close(handle)
     written = 0
     try:

@@ -34,10 +34,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from vadkit.viewer.catalog import Catalog, UnsafePathError
+from vadkit.viewer.catalog import BrokenFileError, Catalog, UnsafePathError
 from vadkit.viewer.jobs import JobQueue, QueueFullError, Scorer, default_scorer
 from vadkit.viewer.live import LIVE_KEY, WatchFolder, add_live_routes
-from vadkit.viewer.upload import UploadError, receive_upload
+from vadkit.viewer.upload import IncomingLimits, UploadError, receive_upload
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_UPLOAD_BYTES = 500 * 1000 * 1000
@@ -53,7 +53,8 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, scorer: Optional[Scorer] = None,
                allowed_hosts: Iterable[str] = (), max_pending: int = DEFAULT_MAX_PENDING,
                keep_uploads_hours: float = DEFAULT_KEEP_UPLOADS_HOURS,
-               watch_dir: str | Path | None = None) -> FastAPI:
+               watch_dir: str | Path | None = None, max_uploading: int | None = None,
+               max_incoming_bytes: int | None = None) -> FastAPI:
     """Build the viewer app.
 
     Args:
@@ -65,6 +66,9 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
         allowed_hosts: host names accepted in the ``Host`` header besides the loopback names (e.g. the address the
             server listens on, or a name users reach it by).
         max_pending: uploads queued or being scored at most.
+        max_uploading: uploads being received at once (default ``max_pending``); more get 503 with Retry-After.
+        max_incoming_bytes: bytes the uploads being received may hold on disk together (default twice
+            ``max_upload_bytes``); an upload that would pass it gets 503 with Retry-After and is removed.
         keep_uploads_hours: uploads and their results are deleted this long after they were written.
         watch_dir: a ``vadkit watch --out`` folder: a live page per stream (its frame, scores and events as the
             watcher writes them).
@@ -90,6 +94,7 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
         return f"runs/{real.relative_to(real_runs).as_posix()}"
 
     jobs = JobQueue(scorer or default_scorer, detector, uploads, ref_of, max_pending=max_pending)
+    incoming = IncomingLimits(max_uploading or max_pending, max_incoming_bytes or 2 * max_upload_bytes)
 
     def expire() -> None:
         expire_uploads(uploads, keep_uploads_hours * 3600.0, keep=jobs.busy_videos())
@@ -122,13 +127,18 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
     async def unsafe_path(_: Request, err: UnsafePathError):
         return JSONResponse({"detail": str(err)}, status_code=403)
 
+    @app.exception_handler(BrokenFileError)
+    async def broken_file(_: Request, err: BrokenFileError):
+        return JSONResponse({"detail": str(err)}, status_code=422)
+
     @app.exception_handler(FileNotFoundError)
     async def not_found(_: Request, err: FileNotFoundError):
         return JSONResponse({"detail": str(err)}, status_code=404)
 
     @app.exception_handler(UploadError)
     async def upload_refused(_: Request, err: UploadError):
-        return JSONResponse({"detail": err.message}, status_code=err.status)
+        retry = {"Retry-After": "30"} if err.status == 503 else None
+        return JSONResponse({"detail": err.message}, status_code=err.status, headers=retry)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -179,7 +189,7 @@ def create_app(runs: str | Path, *, scores: str | Path | None = None, detector: 
         if jobs.full():  # before reading the body: a full queue costs the client nothing to learn
             return queue_full(f"{max_pending} uploads are already waiting to be scored; try again later")
         expire()
-        saved = await receive_upload(request.headers, request.stream(), uploads, max_upload_bytes)
+        saved = await receive_upload(request.headers, request.stream(), uploads, max_upload_bytes, incoming)
         try:
             job = jobs.submit(saved.path, saved.original_name)
         except QueueFullError as err:  # filled while this upload arrived

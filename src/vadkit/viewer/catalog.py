@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -35,6 +36,18 @@ SERVED_SUFFIXES = {
 
 class UnsafePathError(ValueError):
     """A requested path leaves the viewer's folders, or names something it never serves."""
+
+
+class BrokenFileError(ValueError):
+    """A ``result.json`` / ``metrics.json`` that exists but cannot be shown (the message says why)."""
+
+
+MAX_JSON_DEPTH = 64  # nesting a result or metrics file may have (vadkit writes 4 levels; 100,000 broke the list)
+#: the fields of result.json a list or page reads, and the types they must have when present
+RESULT_FIELDS = {"name": (str,), "events": (list,), "files": (dict,), "scores": (list,), "smoothed": (list,),
+                 "model": (dict, str), "num_frames": (int, float), "fps": (int, float), "duration_s": (int, float),
+                 "threshold": (int, float)}
+METRICS_FIELDS = {"protocol": (dict,)}
 
 
 @dataclass(frozen=True)
@@ -110,27 +123,38 @@ class Catalog:
         return iter(sorted(found))
 
     def videos(self) -> list[dict]:
-        """Summaries of every scored video (no score arrays)."""
+        """Summaries of every scored video (no score arrays); a broken ``result.json`` is listed with ``broken``
+        saying why, and never hides the others."""
         out = []
         for ref, folder in self.folders(RESULT_FILE):
-            result = self._read(folder / RESULT_FILE)
-            if result is not None:
+            result = self._load(folder / RESULT_FILE, RESULT_FIELDS)
+            if isinstance(result, dict):
                 out.append(video_summary(ref, result))
+            elif result is not None:
+                out.append(broken_summary(ref, folder, RESULT_FILE, result))
         return out
 
     def runs(self) -> list[dict]:
-        """Summaries of every evaluation run."""
+        """Summaries of every evaluation run (a broken ``metrics.json`` listed with ``broken``, as for videos)."""
         out = []
         for ref, folder in self.folders(METRICS_FILE):
-            metrics = self._read(folder / METRICS_FILE)
-            if metrics is not None:
+            metrics = self._load(folder / METRICS_FILE, METRICS_FIELDS)
+            if isinstance(metrics, dict):
                 out.append(run_summary(ref, folder, metrics))
+            elif metrics is not None:
+                out.append(broken_summary(ref, folder, METRICS_FILE, metrics))
         return out
 
     def video(self, ref: str) -> dict:
-        """The full ``result.json`` of one scored video, with ``id`` and file URLs added."""
+        """The full ``result.json`` of one scored video, with ``id`` and file URLs added.
+
+        Raises:
+            FileNotFoundError: no scored video there. BrokenFileError: its ``result.json`` cannot be shown.
+        """
         folder = self.resolve(ref)
-        result = self._read(folder / RESULT_FILE)
+        result = self._load(folder / RESULT_FILE, RESULT_FIELDS)
+        if isinstance(result, str):
+            raise BrokenFileError(f"{ref}/{RESULT_FILE}: {result}")
         if result is None:
             raise FileNotFoundError(f"no scored video {ref!r}")
         detail = dict(result)
@@ -142,7 +166,9 @@ class Catalog:
     def run(self, ref: str) -> dict:
         """One evaluation run: its metrics, protocol card and the URLs of its plots and text files."""
         folder = self.resolve(ref)
-        metrics = self._read(folder / METRICS_FILE)
+        metrics = self._load(folder / METRICS_FILE, METRICS_FIELDS)
+        if isinstance(metrics, str):
+            raise BrokenFileError(f"{ref}/{METRICS_FILE}: {metrics}")
         if metrics is None:
             raise FileNotFoundError(f"no evaluation run {ref!r}")
         summary = run_summary(ref, folder, metrics)
@@ -152,7 +178,13 @@ class Catalog:
         return summary
 
     def _read(self, file: Path) -> dict | None:
-        """A JSON object, cached by mtime and size; ``None`` when missing or unreadable (e.g. being replaced)."""
+        """A JSON object, cached by mtime and size; ``None`` when missing, unreadable or broken."""
+        data = self._load(file, {})
+        return data if isinstance(data, dict) else None
+
+    def _load(self, file: Path, fields: Mapping[str, tuple]) -> dict | str | None:
+        """A JSON object whose ``fields`` have their types, cached by mtime and size; ``None`` when missing or
+        unreadable (e.g. being replaced); a string saying why when it exists but is broken."""
         try:
             stat = file.stat()
         except OSError:
@@ -161,16 +193,16 @@ class Catalog:
         with self._lock:
             cached = self._cache.get(file)
         if cached and cached[0] == stamp:
-            return cached[1]
-        try:
-            data = json.loads(file.read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict):
-            return None
-        with self._lock:
-            self._cache[file] = (stamp, data)
-        return data
+            data = cached[1]
+        else:
+            try:
+                text = file.read_bytes().decode("utf-8", "replace")
+            except OSError:
+                return None
+            data = _parse(text)
+            with self._lock:
+                self._cache[file] = (stamp, data)
+        return data if isinstance(data, str) else (_wrong_field(data, fields) or data)
 
 
 # -----------------------------------------------------------------------------------------------------------
@@ -178,6 +210,49 @@ class Catalog:
 # -----------------------------------------------------------------------------------------------------------
 def file_url(ref: str) -> str:
     return f"/files/{ref}"
+
+
+def _parse(text: str) -> dict | str:
+    """The JSON object of ``text``, or why it is not one (the nesting is measured before the parser recurses)."""
+    depth = _nesting(text)
+    if depth > MAX_JSON_DEPTH:
+        return f"nested {depth} levels deep, expected at most {MAX_JSON_DEPTH}"
+    try:  # NaN, Infinity and 1e400 become null: the server's JSON has no place for them
+        data = json.loads(text, parse_constant=lambda _: None, parse_float=_finite)
+    except ValueError as err:
+        return f"not valid JSON ({err})"
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__}"
+    return data
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of a JSON text (brackets inside strings ignored), without recursion."""
+    deepest = depth = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub('""', text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: no backtracking frame per character
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _wrong_field(data: Mapping[str, Any], fields: Mapping[str, tuple]) -> str | None:
+    """Why a field of ``data`` has the wrong type (``None``: every field present has its type)."""
+    for key, types in fields.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            names = {"dict": "an object", "list": "a list", "str": "a string", "int": "a number", "float": "a number"}
+            expected = " or ".join(dict.fromkeys(names[t.__name__] for t in types))
+            return f"{key!r} is {type(value).__name__} {str(value)[:40]!r}, expected {expected}"
+    return None
+
+
+def broken_summary(ref: str, folder: Path, file: str, why: str) -> dict:
+    """The list entry of a folder whose ``file`` cannot be shown: its name and why."""
+    return {"id": ref, "name": folder.name, "broken": f"{file}: {why}"}
 
 
 def _safe_parts(rest: str) -> list[str]:

@@ -26,7 +26,11 @@ def serve_command(
     max_upload_mb: float = typer.Option(500.0, "--max-upload-mb", min=0.001, help="largest upload accepted, MB"),
     allow_host: Optional[List[str]] = typer.Option(None, "--allow-host", help="a host name browsers may use to reach "
                                                    "the viewer besides localhost and --host (repeatable)"),
-    max_pending: int = typer.Option(8, "--max-pending", min=1, help="uploads waiting to be scored at most"),
+    max_pending: int = typer.Option(8, "--max-pending", min=1, help="uploads waiting to be scored at most (and "
+                                    "uploads being received at once)"),
+    max_incoming_mb: Optional[float] = typer.Option(None, "--max-incoming-mb", min=0.001,
+                                                    help="MB the uploads being received may hold on disk together "
+                                                    "(default: 2 x --max-upload-mb)"),
     keep_uploads_hours: float = typer.Option(24.0, "--keep-uploads-hours", min=0.001,
                                              help="uploads and their results are deleted this long after upload"),
     watch_dir: Optional[Path] = typer.Option(None, "--watch-dir", help="a `vadkit watch --out` folder: a live page "
@@ -60,7 +64,8 @@ def serve_command(
     hosts = [*(allow_host or []), *([] if host in ("0.0.0.0", "::", "") else [host])]
     app = create_app(runs, scores=scores, detector=model, max_upload_bytes=int(max_upload_mb * 1e6),
                      allowed_hosts=hosts, max_pending=max_pending, keep_uploads_hours=keep_uploads_hours,
-                     watch_dir=watch_dir)
+                     watch_dir=watch_dir,
+                     max_incoming_bytes=int(max_incoming_mb * 1e6) if max_incoming_mb is not None else None)
     read = [str(p) for p in (runs, scores, watch_dir) if p is not None]
     typer.echo(f"vadkit viewer on http://{host}:{port}/ reading {' and '.join(read)}")
     # live pages hold an event stream open: on Ctrl-C, wait for them 2 s at most

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ MAX_PIXELS = 3840 * 2160  # larger frames are refused (a tiny file can hold huge
 
 
 class UploadError(Exception):
-    """A refused upload: ``status`` is the HTTP status to answer with (400, 413, 415)."""
+    """A refused upload: ``status`` is the HTTP status to answer with (400, 413, 415; 503 when the server is busy
+    receiving others, to be tried again later)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -40,6 +42,60 @@ class SavedUpload:
     path: Path
     original_name: str
     size: int
+
+
+class IncomingLimits:
+    """Bounds the uploads being received at once and the bytes they hold in ``.incoming`` together (a slow client
+    holds its place and its bytes until its upload ends). An upload past either bound is refused with 503.
+
+    An upload announcing its length (``Content-Length``) reserves it at the start; one that does not is counted
+    as its bytes arrive."""
+
+    def __init__(self, max_uploads: int, max_bytes: int) -> None:
+        if max_uploads < 1 or max_bytes < 1:
+            raise ValueError(f"expected at least one upload and one byte in progress, got {max_uploads} uploads "
+                             f"and {max_bytes} bytes")
+        self.max_uploads, self.max_bytes = max_uploads, max_bytes
+        self.active = self.bytes = 0
+        self._lock = threading.Lock()
+
+    def enter(self, announced: int) -> "_Slot":
+        """A place for one upload announcing ``announced`` bytes (0: unknown), or ``UploadError(503)``."""
+        with self._lock:
+            if self.active >= self.max_uploads:
+                raise UploadError(503, f"{self.max_uploads} uploads are already being received; try again later")
+            if self.bytes + announced > self.max_bytes:
+                raise UploadError(503, f"uploads in progress hold {_megabytes(self.bytes)} of the "
+                                       f"{_megabytes(self.max_bytes)} allowed; try again later")
+            self.active += 1
+            self.bytes += announced
+        return _Slot(self, announced)
+
+
+class _Slot:
+    """One upload's place in :class:`IncomingLimits`: its charge is the larger of what it announced and received."""
+
+    def __init__(self, limits: IncomingLimits, announced: int) -> None:
+        self.limits, self.charge, self.received = limits, announced, 0
+
+    def add(self, nbytes: int) -> None:
+        """Count ``nbytes`` more written to disk, or ``UploadError(503)`` when all uploads would hold too much."""
+        self.received += nbytes
+        extra = max(self.received - self.charge, 0)
+        if extra:
+            limits = self.limits
+            with limits._lock:
+                if limits.bytes + extra > limits.max_bytes:
+                    raise UploadError(503, f"uploads in progress would hold more than the "
+                                           f"{_megabytes(limits.max_bytes)} allowed; try again later")
+                limits.bytes += extra
+            self.charge += extra
+
+    def leave(self) -> None:
+        with self.limits._lock:
+            self.limits.active -= 1
+            self.limits.bytes -= self.charge
+        self.charge = 0
 
 
 def safe_stem(filename: str, max_length: int = 40) -> str:
@@ -109,7 +165,8 @@ class _MultipartSink:
         self._in_file = False
 
 
-async def receive_upload(headers, stream: AsyncIterator[bytes], uploads: Path, max_bytes: int) -> SavedUpload:
+async def receive_upload(headers, stream: AsyncIterator[bytes], uploads: Path, max_bytes: int,
+                         limits: IncomingLimits | None = None) -> SavedUpload:
     """Stream a ``multipart/form-data`` body with a ``file`` field to ``uploads``; validate it as a video.
 
     Args:
@@ -117,9 +174,11 @@ async def receive_upload(headers, stream: AsyncIterator[bytes], uploads: Path, m
         stream: the request body, chunk by chunk.
         uploads: folder the video is saved in (created if missing).
         max_bytes: the largest file accepted.
+        limits: the bounds on all uploads in progress together (none when ``None``).
 
     Raises:
-        UploadError: 400 (not a multipart form with a ``file`` field), 413 (over ``max_bytes``), 415 (not a video).
+        UploadError: 400 (not a multipart form with a ``file`` field), 413 (over ``max_bytes``), 415 (not a video),
+            503 (``limits`` reached: too many uploads in progress, or too many bytes).
     """
     import python_multipart
     from python_multipart.multipart import parse_options_header
@@ -134,6 +193,8 @@ async def receive_upload(headers, stream: AsyncIterator[bytes], uploads: Path, m
         raise UploadError(413, f"upload of {_megabytes(int(length))} is larger than the limit of "
                                f"{_megabytes(max_bytes)}")
 
+    announced = min(int(length), max_bytes) if length is not None and length.isdigit() else 0
+    slot = limits.enter(announced) if limits is not None else None
     incoming = uploads / INCOMING
     incoming.mkdir(parents=True, exist_ok=True)
     part = incoming / f"{uuid.uuid4().hex}.part"
@@ -146,6 +207,8 @@ async def receive_upload(headers, stream: AsyncIterator[bytes], uploads: Path, m
             parser.write(chunk)
             if sink.pending:
                 data, sink.pending = b"".join(sink.pending), []
+                if slot is not None:
+                    slot.add(len(data))
                 await run_in_threadpool(handle.write, data)
         parser.finalize()
         handle.close()
@@ -164,6 +227,8 @@ async def receive_upload(headers, stream: AsyncIterator[bytes], uploads: Path, m
             handle.close()
         if part.exists():
             part.unlink()
+        if slot is not None:
+            slot.leave()
 
 
 def check_video(path: Path) -> None:

@@ -29,9 +29,9 @@ const fmt = (value, digits = 4) =>
 // ------------------------------------------------------------------------------------------------ lists
 async function loadLists() {
   const [videos, runs] = await Promise.all([api('/api/videos'), api('/api/runs')]);
-  fillList($('#video-list'), videos, 'video', (v) =>
+  fillList($('#video-list'), videos, 'video', (v) => v.broken ? `broken: ${v.broken}` :
     `${v.num_events} event${v.num_events === 1 ? '' : 's'} · ${fmt(v.duration_s, 1)} s · ${v.model ?? ''}`);
-  fillList($('#run-list'), runs, 'run', (r) =>
+  fillList($('#run-list'), runs, 'run', (r) => r.broken ? `broken: ${r.broken}` :
     `${r.method ?? ''} · ${r.dataset ?? ''} · AUC ${fmt(r.micro_auc, 3)}`);
   markCurrent();
 }
