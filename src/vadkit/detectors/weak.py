@@ -87,7 +87,7 @@ class _WeakDetector(TrainableDetector):
     Threshold: a stated fixed value for probabilities, 0.5 (the outputs are sigmoid scores); nothing is measured.
     """
 
-    state_types = {"model": ((dict,), True)}
+    state_types = {"model": ((dict,), True), "schedule": ((dict,), False)}
     threshold_rule = "fixed 0.5 (the scores are sigmoid probabilities)"
 
     def __init__(self, model: str, model_args: dict | None = None, steps: int = 1000, lr: float = 1e-4,
