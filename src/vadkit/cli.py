@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from vadkit.cli_output import (RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console,  # noqa: F401
+from vadkit.cli_output import (FPS_OPTION, RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console,  # noqa: F401
                                err_console, fail)
 from vadkit.io.files import json_safe
 
@@ -76,11 +76,16 @@ def datasets_check(
 # ---------------------------------------------------------------------------------------------------------------
 @app.command("extract")
 def extract_command(
+    inputs: Optional[List[Path]] = typer.Argument(None, help="video files, frame folders, or folders of them "
+                                                  "(or --dataset NAME --root PATH)"),
     out: Path = typer.Option(..., "--out", help="feature store folder"),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="dataset name (with --root)"),
     root: Optional[Path] = typer.Option(None, "--root", help="dataset folder"),
-    video: Optional[List[Path]] = typer.Option(None, "--video", help="a video file or frame folder (repeatable)"),
+    video: Optional[List[Path]] = typer.Option(None, "--video", hidden=True, help="deprecated: give videos as arguments"),
     split: Optional[str] = typer.Option(None, "--split", help="only this split of the dataset"),
+    pick: Optional[str] = typer.Option(None, "--videos", help="with --dataset: only these videos, by id or folder "
+                                       "name, comma-separated (Test001,Test002 or 01,02)"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="with --dataset: only the first N videos"),
     crops: int = typer.Option(1, "--crops", help="1 (centre), 5 or 10 (with flips)"),
     snippet: int = typer.Option(16, "--snippet", help="frames per snippet"),
     stride: Optional[int] = typer.Option(None, "--stride", help="frames between snippet starts (default: --snippet)"),
@@ -95,13 +100,23 @@ def extract_command(
     ray: Optional[str] = RAY_OPTION,
     threads: int = THREADS_OPTION,
     workers: Optional[int] = WORKERS_OPTION,
+    fps: Optional[float] = FPS_OPTION,
 ) -> None:
-    """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos."""
+    """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos.
+    A video of a benchmark layout is stored under the key `vadkit train` reads (train/Train001), others by name."""
     from vadkit.features.backends import describe
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
 
-    if (dataset is None) == (not video):
-        fail("give either --dataset NAME --root PATH or one or more --video PATH")
+    if video:
+        err_console.print("note: --video is deprecated: give videos as arguments (vadkit extract a.mp4 b.mp4 --out …)",
+                          highlight=False)
+    inputs = [*(inputs or []), *(video or [])]  # --video: the old spelling, kept working
+    if (dataset is None) == (not inputs):
+        fail("give either videos (files, frame folders or folders of them) or --dataset NAME --root PATH")
+    if (pick or limit) and dataset is None:
+        fail("--videos and --limit select videos of a --dataset; give other videos as arguments")
+    if fps is not None and ray is not None:
+        fail("--fps does not combine with --ray (Ray workers take a frame folder's rate from its layout, else 25)")
     try:
         settings = ExtractionSettings(snippet_len=snippet, stride=stride or snippet, resize=resize, crops=crops,
                                       input_range=input_range, modality=modality, precision=precision)
@@ -109,19 +124,18 @@ def extract_command(
             if root is None:
                 fail("--dataset needs --root PATH")
             from vadkit.datasets import get_dataset
-            from vadkit.engine.train import record_key
+            from vadkit.engine.train import record_key, select_records
 
-            try:
-                records = get_dataset(dataset, root).videos(split)
-            except USER_ERRORS as err:
-                fail(str(err))
-                return
-            videos = [(record_key(r), r.path) for r in records]
+            records = select_records(get_dataset(dataset, root).videos(split), pick, limit)
+            videos = [(record_key(r), r.path, fps or r.fps) for r in records]
         else:
-            from vadkit.io.inputs import unique_names
+            from vadkit.engine.train import input_keys
+            from vadkit.io.inputs import find_videos
 
-            videos = list(zip(unique_names(list(video)), video))  # a/clip.mp4 and b/clip.mp4 keep apart
+            paths = find_videos(inputs)
+            videos = [(key, p, fps) for key, p in zip(input_keys(paths), paths)]
         if ray is not None:
+            videos = [v[:2] for v in videos]
             from vadkit.inference.cluster import LOCAL, extract_videos_ray
 
             report = extract_videos_ray(videos, out, settings, weights=weights, batch_size=batch_size,
@@ -181,7 +195,8 @@ def train_command(
 
     try:
         cfg = load_config(config, overrides or [])
-        run = train(cfg, progress=not as_json, run_dir=run_dir)
+        run = train(cfg, progress=not as_json, run_dir=run_dir,
+                    say=lambda line: err_console.print(line, highlight=False, soft_wrap=True))
     except USER_ERRORS as err:
         fail(str(err))
         return

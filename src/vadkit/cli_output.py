@@ -31,3 +31,7 @@ def ray_options() -> tuple:
 
 
 RAY_OPTION, THREADS_OPTION, WORKERS_OPTION = ray_options()
+
+# `--fps` of score, fit-normal, evaluate and extract: the rate of frame folders (video files keep their own)
+FPS_OPTION = typer.Option(None, "--fps", help="frame rate of frame folders (default: the benchmark layout's, "
+                          "e.g. UCSD 10; else 25); video files keep their own")

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from vadkit.cli_output import RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console, err_console, fail
+from vadkit.cli_output import FPS_OPTION, RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console, err_console, fail
 
 
 def score_command(
@@ -36,13 +36,14 @@ def score_command(
     workers: Optional[int] = WORKERS_OPTION,
     rescore: bool = typer.Option(False, "--rescore", help="with --ray: score again the videos an earlier run already "
                                  "scored with the same model and options (by default a rerun skips them)"),
+    fps: Optional[float] = FPS_OPTION,
 ) -> None:
     """Score videos: per-frame scores (CSV, JSON), anomaly events, a plot, an annotated mp4 and an HTML report."""
     from vadkit.inference import resolve_model, score_videos
 
     errors: list = []
     options = dict(smoothing_sigma=smoothing, min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
-                   write_annotated=not no_video, batch_size=batch_size)
+                   write_annotated=not no_video, batch_size=batch_size, fps=fps)
     try:
         if ray is not None:
             from vadkit.inference.cluster import LOCAL, score_videos_ray
@@ -60,14 +61,15 @@ def score_command(
     for r in results:
         folder = out / r["name"]
         if as_json:
-            summary = {k: r[k] for k in ("name", "video", "num_frames", "fps", "threshold", "events", "seconds",
+            summary = {k: r[k] for k in ("name", "video", "num_frames", "fps", "fps_source", "threshold", "events", "seconds",
                                          "frames_per_s", "warnings")}
             sys.stdout.write(json.dumps({**summary, "folder": str(folder)}) + "\n")
         else:
             spans = ", ".join(f"{e['start_s']:.1f}-{e['end_s']:.1f}s" for e in r["events"][:6])
             more = " …" if len(r["events"]) > 6 else ""
             console.print(f"{r['name']}: {len(r['events'])} event(s){': ' + spans + more if spans else ''} "
-                          f"({r['frames_per_s']:.1f} frames/s) → {folder / 'report.html'}", highlight=False)
+                          f"at {r['fps']:g} fps ({r['fps_source']}; {r['frames_per_s']:.1f} frames/s scored) → "
+                          f"{folder / 'report.html'}", highlight=False)
         for warning in r.get("warnings", []):
             err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     for path, message in errors:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +22,40 @@ from vadkit.scoring import gaussian_smooth, minmax_per_video
 def record_key(record) -> str:
     """The key of a dataset record in feature stores and run folders: ``<split>/<id>`` of the official split."""
     return f"{record.split}/{record.id}"
+
+
+def select_records(records: Sequence, pick: str | None = None, limit: int | None = None) -> list:
+    """Some of a dataset's records: ``pick`` names them, comma-separated, by id (``Test001``), key
+    (``test/Test001``) or file / folder name (``01``, ``01.avi``), in the order given; ``limit`` keeps the first N.
+
+    Raises:
+        ValueError: a name matches no record (the message lists a few that exist).
+    """
+    records = list(records)
+    if pick:
+        chosen = []
+        for name in (n.strip() for n in pick.split(",") if n.strip()):
+            found = [r for r in records if name in (r.id, record_key(r), Path(r.path).name, Path(r.path).stem)]
+            if not found:
+                known = ", ".join(f"{r.id} ({Path(r.path).name})" for r in records[:4])
+                raise ValueError(f"--videos: no video {name!r} in the dataset (expected an id or a file / folder "
+                                 f"name, e.g. {known} …)")
+            chosen += [r for r in found if r not in chosen]
+        records = chosen
+    return records[:limit] if limit else records
+
+
+def input_keys(paths: Sequence[Path]) -> list[str]:
+    """Feature-store keys for videos given by path: the key ``vadkit train`` reads (``train/Train001``) for a video
+    of a benchmark layout, its name (``clip``, ``clip-2`` …) for any other."""
+    from vadkit.datasets.layouts import find_layout
+    from vadkit.io.inputs import unique_names
+
+    keys = []
+    for path, name in zip(paths, unique_names(list(paths))):
+        match = find_layout(path)
+        keys.append(match.key if match is not None and match.key not in keys else name)
+    return keys
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,8 +115,10 @@ def store_item(key: str, num_frames: int, path: Path, fps: float, store=None, cr
                      load_features=lambda: collapse_crops(store.load(key), crops), **fields)
 
 
-def ensure_features(records: Sequence, features_dir: str | Path, progress: bool = True):
-    """Open the feature store, extracting (with the default settings) any video it lacks."""
+def ensure_features(records: Sequence, features_dir: str | Path, progress: bool = True,
+                    say: Callable[[str], None] | None = None):
+    """Open the feature store, extracting (with the default settings) any video it lacks; ``say`` hears, before,
+    how many videos and frames that is and roughly how long it will take."""
     from vadkit.features.store import FeatureStore
 
     root = Path(features_dir)
@@ -93,9 +129,31 @@ def ensure_features(records: Sequence, features_dir: str | Path, progress: bool 
 
         settings = ExtractionSettings(**{k: v for k, v in store.settings.items()
                                           if k in ExtractionSettings.__dataclass_fields__}) if store else ExtractionSettings()
-        extract_videos([(record_key(r), r.path) for r in missing], root, SnippetExtractor(settings), progress=progress)
+        extractor = SnippetExtractor(settings)
+        if say is not None:
+            say(extraction_note(missing, len(records), root, extractor))
+        extract_videos([(record_key(r), r.path, r.fps) for r in missing], root, extractor, progress=progress)
         store = FeatureStore(root)
     return store
+
+
+def extraction_note(missing: Sequence, total: int, root: Path, extractor) -> str:
+    """"extracting I3D features of 28 of 28 videos (4,600 frames) into features/ped2 first: roughly 3 min here …"."""
+    from vadkit.features.extract import count_snippets
+
+    frames = sum(r.num_frames for r in missing)
+    line = (f"extracting I3D features of {len(missing)} of {total} videos ({frames:,} frames) into {root} first "
+            f"(`vadkit extract` fills it beforehand; keys like {record_key(missing[0])})")
+    row = (extractor.backend_measurement or {}).get(extractor.backend)
+    if row and row.get("seconds"):
+        per_snippet = row["seconds"] / max(extractor.batch_size, 1)  # the network only: decoding adds some
+        seconds = per_snippet * sum(count_snippets(r.num_frames, extractor.settings) for r in missing)
+        line += f": roughly {_duration(seconds * 1.3)} on this machine"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -183,8 +241,10 @@ def evaluate_detector(detector: Detector, test: list[VideoItem], config: RunConf
 # ---------------------------------------------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------------------------------------------
-def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None = None) -> RunDir:
-    """Train the config's detector, score the test split once, write the run folder. Returns it."""
+def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None = None,
+          say: Callable[[str], None] | None = None) -> RunDir:
+    """Train the config's detector, score the test split once, write the run folder. Returns it. ``say`` hears
+    when features are extracted first, and roughly for how long."""
     seed_everything(config.seed)
     detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args})  # bad args fail here
     train_records, test_records, split_info = split_records(config)
@@ -197,7 +257,7 @@ def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None =
     run.write_json("split.json", split_info)
     store = None
     if detector.inputs == "features":
-        store = ensure_features(train_records + test_records, config.data.features, progress)
+        store = ensure_features(train_records + test_records, config.data.features, progress, say)
     class_names = _class_names(config)
     train_items = make_items(train_records, store, config.data.crops, class_names)
     test_items = make_items(test_records, store, config.data.crops, class_names)

@@ -406,23 +406,26 @@ class SnippetExtractor:
         return features[:, 0] if self.settings.crops == 1 else features
 
 
-def extract_videos(videos: Sequence[tuple[str, str | Path]], store_root: str | Path,
+def extract_videos(videos: Sequence[tuple], store_root: str | Path,
                    extractor: SnippetExtractor, progress: bool = True) -> dict:
-    """Extract every ``(video_id, path)`` into the store at ``store_root``, skipping finished videos.
+    """Extract every ``(video_id, path)`` or ``(video_id, path, fps)`` into the store at ``store_root``, skipping
+    finished videos. A frame folder without ``fps`` takes its benchmark layout's rate (UCSD 10 fps), else 25; see
+    :func:`vadkit.datasets.layouts.frame_rate`.
 
     Returns ``{"done": [...], "skipped": [...], "frames": n, "seconds": t}``.
     """
     import time
 
+    from vadkit.datasets.layouts import frame_rate
     from vadkit.features.store import FeatureStore
 
     store = FeatureStore(store_root, extractor.manifest_settings())
-    todo = [(vid, Path(p)) for vid, p in videos if not store.has(vid)]
-    skipped = [vid for vid, _ in videos if store.has(vid)]
+    todo = [(v[0], Path(v[1]), v[2] if len(v) > 2 else None) for v in videos if not store.has(v[0])]
+    skipped = [v[0] for v in videos if store.has(v[0])]
     report = {"done": [], "skipped": skipped, "frames": 0, "seconds": 0.0, "store": str(store.root)}
     if not todo:
         return report
-    sources = [(vid, open_video(p)) for vid, p in todo]
+    sources = [(vid, open_video(p, fps=frame_rate(p, fps)[0])) for vid, p, fps in todo]
     total_snippets = sum(count_snippets(src.num_frames, extractor.settings) for _, src in sources)
     start = time.perf_counter()
     with progress_bar("{task.description}", progress) as bar:
