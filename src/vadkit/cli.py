@@ -217,11 +217,19 @@ def evaluate_command(
     videos: Optional[List[Path]] = typer.Option(None, "--videos", help="fit-normal runs: videos to evaluate on "
                                                 "(files, frame folders or folders of them; repeatable)"),
     labels: Optional[Path] = typer.Option(None, "--labels", help="fit-normal runs: anomalous frame ranges of those "
-                                          "videos (CSV video,start,end or JSON {video: [[start, end], ...]})"),
+                                          "videos: CSV rows video,start,end (video: file name without extension or "
+                                          "frame folder name; frames 0-based, end exclusive; a header row is "
+                                          "allowed) or JSON {\"video\": \[\[start, end], ...]}; unlisted videos "
+                                          "are normal"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the evaluation here (fit-normal runs: default "
+                                       "RUN-eval beside the run; never into the run folder)"),
+    scored: Optional[List[Path]] = typer.Option(None, "--scored", help="fit-normal runs: `vadkit score --out` "
+                                                "folders whose results of this model are reused (repeatable)"),
+    fps: Optional[float] = FPS_OPTION,
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
     """Evaluate a run: micro/macro AUC, AP, EER, false-alarm rates at the model's threshold (and video accuracy for
-    classifiers); a fit-normal run reports what its videos and labels allow."""
+    classifiers); a fit-normal run reports what its videos and labels allow, in a folder of its own (--out)."""
     from vadkit.engine.train import evaluate_run
 
     if overrides and not seeds:
@@ -234,7 +242,8 @@ def evaluate_command(
 
             metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json, overrides=overrides or [])
         else:
-            metrics = evaluate_run(run_dir, progress=not as_json, videos=videos or None, labels=labels)
+            metrics = evaluate_run(run_dir, progress=not as_json, videos=videos or None, labels=labels, out=out,
+                                   scored=scored, fps=fps)
     except USER_ERRORS as err:
         fail(str(err))
         return
@@ -249,6 +258,11 @@ def evaluate_command(
         console.print(table)
     else:
         _print_metrics(metrics, str(run_dir))
+        if metrics.get("reused_scores"):
+            console.print(f"reused the scores of {len(metrics['reused_scores'])} video(s) from --scored",
+                          highlight=False)
+        if metrics.get("out"):
+            console.print(f"evaluation written to {metrics['out']}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -166,6 +166,7 @@ def fit_normal_command(
                                                 "object detector (boxes and scores after NMS), or 'hog' for "
                                                 "OpenCV's built-in people detector, whose boxes come before the "
                                                 "motion boxes"),
+    fps: Optional[float] = FPS_OPTION,
 ) -> None:
     """Fit a one-class detector on normal footage only; the run folder works with `vadkit score --model`."""
     from vadkit.engine.oneclass import fit_normal
@@ -173,7 +174,7 @@ def fit_normal_command(
     try:
         run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
                          features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset,
-                         method=method, box_thresholds=box_thresholds, box_detector=box_detector)
+                         method=method, box_thresholds=box_thresholds, box_detector=box_detector, fps=fps)
     except USER_ERRORS as err:
         fail(str(err))
         return
@@ -190,3 +191,8 @@ def fit_normal_command(
             console.print(f"k-NN fitted on {calibration['bank_snippets']} snippets; threshold "
                           f"{calibration['threshold']} (false-alarm rate {far} requested, {achieved} on "
                           f"{calibration['held_out_snippets']} held-out snippets) → {run.path}", highlight=False)
+    if not as_json:
+        rates = "; ".join(f"{rate} ({why})" for rate, why in calibration.get("fps", {}).items())
+        console.print(f"frame rate: {rates}", highlight=False, soft_wrap=True)
+    for warning in calibration.get("warnings", []):
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

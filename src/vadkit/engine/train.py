@@ -319,12 +319,16 @@ def _class_names(config: RunConfig) -> list[str] | None:
 
 
 def evaluate_run(run_dir: str | Path, progress: bool = True, videos: Sequence[str | Path] | None = None,
-                 labels: str | Path | None = None) -> dict:
+                 labels: str | Path | None = None, out: str | Path | None = None,
+                 scored: Sequence[str | Path] | None = None, fps: float | None = None) -> dict:
     """Re-score a finished run's test split with its saved detector and recompute every number.
 
     A ``fit-normal`` run has no test split of its own: it is evaluated on ``videos`` (with ``labels``, a CSV / JSON
     range table as the ``folder`` dataset reads, for the label-based numbers), or, without videos, reports its
-    calibration on held-out normal footage.
+    calibration on held-out normal footage. That evaluation never writes into the model's folder: it goes to
+    ``out`` (default ``<run>-eval`` beside it; ``metrics["out"]`` says where); ``scored`` folders of `vadkit score`
+    results are reused for the videos they scored with this model; ``fps`` is the rate of frame folders.
+    A training run's evaluation goes to ``out`` when given, else into the run folder (its own test split).
     """
     from vadkit.engine.config import config_from_dict
 
@@ -334,7 +338,10 @@ def evaluate_run(run_dir: str | Path, progress: bool = True, videos: Sequence[st
     if config.data.split == "fit-normal":
         from vadkit.engine.oneclass import evaluate_fit_normal
 
-        return evaluate_fit_normal(run, config, detector, videos, labels, progress)
+        return evaluate_fit_normal(run, config, detector, videos, labels, progress, out=out, scored=scored, fps=fps)
+    if scored or fps:
+        raise ValueError(f"--scored / --fps apply to fit-normal runs evaluated on --videos; {run.path} is evaluated "
+                         f"on its own test split")
     if videos or labels:
         raise ValueError(f"--videos / --labels apply to fit-normal runs; {run.path} is a {config.data.split!r} run "
                          f"evaluated on its own test split")
@@ -345,10 +352,12 @@ def evaluate_run(run_dir: str | Path, progress: bool = True, videos: Sequence[st
     selection = run.path / "selection.json"
     card = protocol_card(config, detector, split_info, store,
                          selection_text(run.read_json("selection.json")) if selection.is_file() else FIXED_SCHEDULE)
-    metrics = evaluate_detector(detector, test_items, config, card, run, class_names, progress)
+    target = RunDir(out) if out else run
+    target.path.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate_detector(detector, test_items, config, card, target, class_names, progress)
     previous = run.read_json("metrics.json") if (run.path / "metrics.json").exists() else {}
     for key in ("train_seconds", "selected_steps", "selection_seconds"):
         if key in previous:
             metrics[key] = previous[key]
-    run.write_json("metrics.json", metrics)
-    return metrics
+    target.write_json("metrics.json", metrics)
+    return {**metrics, "out": str(target.path)}
