@@ -24,11 +24,11 @@ app.add_typer(datasets_app, name="datasets")
 # ---------------------------------------------------------------------------------------------------------------
 @datasets_app.command("list")
 def datasets_list() -> None:
-    """List the dataset layouts vadkit reads."""
-    from vadkit.datasets import list_datasets
+    """List the dataset layouts vadkit reads, each with what it is and where its files go."""
+    from vadkit.datasets import describe_dataset, list_datasets
 
     for name in list_datasets():
-        console.print(name)
+        console.print(f"[bold]{name:<13}[/] {describe_dataset(name)}", highlight=False, soft_wrap=True)
 
 
 @datasets_app.command("check")

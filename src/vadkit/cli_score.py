@@ -161,7 +161,10 @@ def fit_normal_command(
     method: str = typer.Option("knn", "--method", help="knn (I3D snippet features, 1-NN) or objects (object "
                                "velocity and appearance on motion boxes: a box and a reason for every event)"),
     box_thresholds: str = typer.Option("ped2", "--box-thresholds", help="with --method objects: motion-box "
-                                       "thresholds by dataset (ped2, avenue, shanghaitech)"),
+                                       "thresholds tuned for a dataset's camera (ped2, avenue, shanghaitech); "
+                                       "they differ mostly in the smallest moving box kept (ped2 10x10 px, "
+                                       "avenue 40x40, shanghaitech 8x8): for another camera, take the one "
+                                       "whose people are closest in size in pixels"),
     box_detector: Optional[Path] = typer.Option(None, "--box-detector", help="with --method objects: an ONNX "
                                                 "object detector (boxes and scores after NMS), or 'hog' for "
                                                 "OpenCV's built-in people detector, whose boxes come before the "
@@ -189,7 +192,7 @@ def fit_normal_command(
                           f"held-out training frames, each video left out once) → {run.path}", highlight=False)
         else:
             console.print(f"k-NN fitted on {calibration['bank_snippets']} snippets; threshold "
-                          f"{calibration['threshold']} (false-alarm rate {far} requested, {achieved} on "
+                          f"{calibration['threshold']:.4g} (false-alarm rate {far} requested, {achieved:.3g} on "
                           f"{calibration['held_out_snippets']} held-out snippets) → {run.path}", highlight=False)
     if not as_json:
         rates = "; ".join(f"{rate} ({why})" for rate, why in calibration.get("fps", {}).items())

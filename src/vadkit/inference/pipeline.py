@@ -7,7 +7,7 @@ For each video the pipeline
 2. asks the detector for its :class:`~vadkit.detectors.FrameScores`, smooths them (Gaussian, ``smoothing_sigma``
    frames) and finds the anomaly events (:func:`vadkit.report.events.find_events`) at or above the detector's own
    fitted threshold (the same one ``vadkit evaluate`` and the viewer use; ``threshold=`` overrides it);
-3. writes the scored-video folder: ``scores.csv``, ``plot.png``, ``thumbs/event-<i>.jpg``, ``annotated.mp4``
+3. writes the scored-video folder: ``scores.csv``, ``events.csv``, ``plot.png``, ``thumbs/event-<i>.jpg``, ``annotated.mp4``
    (a second streaming decode), ``report.html`` and, last, ``result.json``; a folder without ``result.json`` is
    unfinished.
 
@@ -113,6 +113,18 @@ def scores_csv(scores: np.ndarray, smoothed: np.ndarray, threshold: float, fps: 
     for i, (s, m) in enumerate(zip(scores.tolist(), smoothed.tolist())):
         writer.writerow([i, f"{i / fps:.4f}", f"{s:.6g}" if math.isfinite(s) else "",
                          f"{m:.6g}" if math.isfinite(m) else "", int(math.isfinite(m) and m >= threshold)])
+    return buffer.getvalue().encode()
+
+
+def events_csv(events: list[dict]) -> bytes:
+    """``event,start_frame,end_frame,start_s,end_s,peak_frame,peak_score,reason`` (frames inclusive, 0-based)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    columns = ["start_frame", "end_frame", "start_s", "end_s", "peak_frame", "peak_score"]
+    writer.writerow(["event", *columns, "reason"])
+    for i, e in enumerate(events):
+        writer.writerow([i, *(f"{e[c]:.6g}" if isinstance(e[c], float) else e[c] for c in columns),
+                         e.get("reason", "")])
     return buffer.getvalue().encode()
 
 
@@ -271,7 +283,8 @@ def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_s
         video.close()
     for rel, data in thumbs.items():
         atomic_write_bytes(out_dir / rel, data)
-    files = {"csv": "scores.csv", "plot": "plot.png", "report": "report.html"}
+    atomic_write_bytes(out_dir / "events.csv", events_csv(event_dicts))
+    files = {"csv": "scores.csv", "events": "events.csv", "plot": "plot.png", "report": "report.html"}
     if write_annotated:
         files["video"] = "annotated.mp4"
     result = {
@@ -294,7 +307,7 @@ def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_s
     return result
 
 
-OUTPUTS = ("scores.csv", "plot.png", "annotated.mp4", "report.html")
+OUTPUTS = ("scores.csv", "events.csv", "plot.png", "annotated.mp4", "report.html")
 
 
 def _prepare_folder(out_dir: Path) -> None:
