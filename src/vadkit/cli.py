@@ -219,7 +219,7 @@ def evaluate_command(
     labels: Optional[Path] = typer.Option(None, "--labels", help="fit-normal runs: anomalous frame ranges of those "
                                           "videos: CSV rows video,start,end (video: file name without extension or "
                                           "frame folder name; frames 0-based, end exclusive; a header row is "
-                                          "allowed) or JSON {\"video\": \[\[start, end], ...]}; unlisted videos "
+                                          "allowed) or JSON {\"video\": \\[\\[start, end], ...]}; unlisted videos "
                                           "are normal"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the evaluation here (fit-normal runs: default "
                                        "RUN-eval beside the run; never into the run folder)"),

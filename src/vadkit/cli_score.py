@@ -182,6 +182,8 @@ def fit_normal_command(
         fail(str(err))
         return
     calibration = run.read_json("calibration.json")
+    for warning in calibration.get("warnings", []):  # first: a --json line stays the last line
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps({**calibration, "run_dir": str(run.path)}) + "\n")
     else:
@@ -197,5 +199,3 @@ def fit_normal_command(
     if not as_json:
         rates = "; ".join(f"{rate} ({why})" for rate, why in calibration.get("fps", {}).items())
         console.print(f"frame rate: {rates}", highlight=False, soft_wrap=True)
-    for warning in calibration.get("warnings", []):
-        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
