@@ -9,7 +9,8 @@ Every given video is normal training footage. The run folder is the same as ``va
 detector, its calibrated threshold, extraction settings and card), plus ``calibration.json`` / ``calibration.png``.
 
 ``vadkit evaluate RUN`` accepts it: without test videos it reports the calibration on held-out normal footage;
-with ``--videos`` it scores them and reports what needs no labels (the share of frames at or above the threshold,
+with ``--videos`` it scores them (into an evaluation folder of its own, ``--out``, never the run folder; results of
+``vadkit score`` with this model are reused with ``--scored``) and reports what needs no labels (the share of frames at or above the threshold,
 events per video); with ``--labels FILE`` (CSV ``video,start,end`` rows or JSON ``{"video": [[start, end], ...]}``,
 0-based, end exclusive, as the ``folder`` dataset reads; videos not listed are normal) every frame-level number.
 """
