@@ -137,7 +137,7 @@ def short_footage_warnings(calibration: dict, threshold: float, far: float, hold
             f"rate of {far:g} needs at least {needed} (1/far), about {held_minutes:.1f} min of held-out footage at "
             f"{fps:g} fps, so roughly {held_minutes / holdout:.0f} min of normal footage with --holdout {holdout:g}. "
             f"The threshold was set to {threshold:.4g} instead, the {1 - far:g} quantile of {held} scores{top}: "
-            f"{above} of {held} held-out snippets lie above it ({above / max(held, 1):.3f}), so expect more false "
+            f"{above} of {held} held-out snippets {'lies' if above == 1 else 'lie'} above it ({above / max(held, 1):.3f}), so expect more false "
             f"alarms than asked. Give more normal footage, or ask for --far {1 / max(held, 1):.2g} or more."]
 
 
