@@ -49,8 +49,11 @@ def find_layout(path: str | Path) -> LayoutMatch | None:
 def _search(target: Path) -> LayoutMatch | None:
     from vadkit.datasets import DATASETS
 
+    # a UCSD root reads as Ped1 and as Ped2 alike: the one the path names comes first
+    path = str(target).lower()
+    names = sorted(LAYOUT_DATASETS, key=lambda n: n.replace("ucsd_", "") not in path)
     for root in list(target.parents)[:LEVELS_UP]:
-        for name in LAYOUT_DATASETS:
+        for name in names:
             cls = DATASETS.get(name)
             for entry in _entries(name, root):
                 if Path(entry.path).resolve() == target:
