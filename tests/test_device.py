@@ -51,7 +51,7 @@ def test_every_command_says_it_in_one_line_and_exits_1(tmp_path):
     runner = CliRunner()
     demo = "src/vadkit/assets/demo/ped2_test004.mp4"
     for args in (["score", demo, "--device", "cuda", "--out", str(tmp_path / "s")],
-                 ["extract", "--video", demo, "--out", str(tmp_path / "f"), "--device", "cuda"],
+                 ["extract", demo, "--out", str(tmp_path / "f"), "--device", "cuda"],
                  ["fit-normal", demo, "--out", str(tmp_path / "r"), "--device", "cuda:0"],
                  ["watch", demo, "--out", str(tmp_path / "w"), "--device", "cuda"],
                  ["train", "configs/arnet_ped2.yaml", "--device", "cuda"]):

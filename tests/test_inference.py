@@ -116,7 +116,10 @@ def test_score_video_writes_the_scored_folder(tmp_path):
     assert open_video(folder / "annotated.mp4").num_frames == 60
     assert (folder / "thumbs" / "event-0.jpg").stat().st_size > 0 and (folder / "plot.png").stat().st_size > 0
     page = (folder / "report.html").read_text()
-    assert all(r.startswith("data:") for r in re.findall(r'(?:src|href)="([^"]*)"', page)) and "1 anomaly event" in page
+    assert all(r.startswith("data:") for r in re.findall(r'src="([^"]*)"', page)) and "1 anomaly event" in page
+    assert all("/" not in r for r in re.findall(r'href="([^"]*)"', page))  # links: only the files beside it
+    row = (folder / "events.csv").read_text().splitlines()[1].split(",")
+    assert row[1:3] == [str(event["start_frame"]), str(event["end_frame"])] and float(row[3]) == event["start_s"]
     assert not [p for p in folder.rglob(".*")]  # no temporary files left
 
 

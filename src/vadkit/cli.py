@@ -10,8 +10,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from vadkit.cli_output import (DEVICE_OPTION, RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION,  # noqa: F401
-                               console, err_console, fail, resolve_device_option)
+from vadkit.cli_output import (DEVICE_OPTION, FPS_OPTION, RAY_OPTION, THREADS_OPTION, USER_ERRORS,  # noqa: F401
+                               WORKERS_OPTION, console, err_console, fail, resolve_device_option)
 from vadkit.io.files import json_safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -24,11 +24,11 @@ app.add_typer(datasets_app, name="datasets")
 # ---------------------------------------------------------------------------------------------------------------
 @datasets_app.command("list")
 def datasets_list() -> None:
-    """List the dataset layouts vadkit reads."""
-    from vadkit.datasets import list_datasets
+    """List the dataset layouts vadkit reads, each with what it is and where its files go."""
+    from vadkit.datasets import describe_dataset, list_datasets
 
     for name in list_datasets():
-        console.print(name)
+        console.print(f"[bold]{name:<13}[/] {describe_dataset(name)}", highlight=False, soft_wrap=True)
 
 
 @datasets_app.command("check")
@@ -76,11 +76,16 @@ def datasets_check(
 # ---------------------------------------------------------------------------------------------------------------
 @app.command("extract")
 def extract_command(
+    inputs: Optional[List[Path]] = typer.Argument(None, help="video files, frame folders, or folders of them "
+                                                  "(or --dataset NAME --root PATH)"),
     out: Path = typer.Option(..., "--out", help="feature store folder"),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="dataset name (with --root)"),
     root: Optional[Path] = typer.Option(None, "--root", help="dataset folder"),
-    video: Optional[List[Path]] = typer.Option(None, "--video", help="a video file or frame folder (repeatable)"),
+    video: Optional[List[Path]] = typer.Option(None, "--video", hidden=True, help="deprecated: give videos as arguments"),
     split: Optional[str] = typer.Option(None, "--split", help="only this split of the dataset"),
+    pick: Optional[str] = typer.Option(None, "--videos", help="with --dataset: only these videos, by id or folder "
+                                       "name, comma-separated (Test001,Test002 or 01,02)"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="with --dataset: only the first N videos"),
     crops: int = typer.Option(1, "--crops", help="1 (centre), 5 or 10 (with flips)"),
     snippet: int = typer.Option(16, "--snippet", help="frames per snippet"),
     stride: Optional[int] = typer.Option(None, "--stride", help="frames between snippet starts (default: --snippet)"),
@@ -102,13 +107,23 @@ def extract_command(
     ray: Optional[str] = RAY_OPTION,
     threads: int = THREADS_OPTION,
     workers: Optional[int] = WORKERS_OPTION,
+    fps: Optional[float] = FPS_OPTION,
 ) -> None:
-    """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos."""
+    """Extract I3D snippet features into a feature store (one .npy per video + manifest); reruns skip finished videos.
+    A video of a benchmark layout is stored under the key `vadkit train` reads (train/Train001), others by name."""
     from vadkit.features.backends import describe
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
 
-    if (dataset is None) == (not video):
-        fail("give either --dataset NAME --root PATH or one or more --video PATH")
+    if video:
+        err_console.print("note: --video is deprecated: give videos as arguments (vadkit extract a.mp4 b.mp4 --out …)",
+                          highlight=False)
+    inputs = [*(inputs or []), *(video or [])]  # --video: the old spelling, kept working
+    if (dataset is None) == (not inputs):
+        fail("give either videos (files, frame folders or folders of them) or --dataset NAME --root PATH")
+    if (pick or limit) and dataset is None:
+        fail("--videos and --limit select videos of a --dataset; give other videos as arguments")
+    if fps is not None and ray is not None:
+        fail("--fps does not combine with --ray (Ray workers take a frame folder's rate from its layout, else 25)")
     if ray is None:
         device = resolve_device_option(device)
     batch_size = batch_size or (4 if ray is not None or device == "cpu" else 32)
@@ -119,19 +134,18 @@ def extract_command(
             if root is None:
                 fail("--dataset needs --root PATH")
             from vadkit.datasets import get_dataset
-            from vadkit.engine.train import record_key
+            from vadkit.engine.train import record_key, select_records
 
-            try:
-                records = get_dataset(dataset, root).videos(split)
-            except USER_ERRORS as err:
-                fail(str(err))
-                return
-            videos = [(record_key(r), r.path) for r in records]
+            records = select_records(get_dataset(dataset, root).videos(split), pick, limit)
+            videos = [(record_key(r), r.path, fps or r.fps) for r in records]
         else:
-            from vadkit.io.inputs import unique_names
+            from vadkit.engine.train import input_keys
+            from vadkit.io.inputs import find_videos
 
-            videos = list(zip(unique_names(list(video)), video))  # a/clip.mp4 and b/clip.mp4 keep apart
+            paths = find_videos(inputs)
+            videos = [(key, p, fps) for key, p in zip(input_keys(paths), paths)]
         if ray is not None:
+            videos = [v[:2] for v in videos]
             from vadkit.inference.cluster import LOCAL, extract_videos_ray
 
             report = extract_videos_ray(videos, out, settings, weights=weights, batch_size=batch_size,
@@ -200,7 +214,8 @@ def train_command(
         return
     device = resolve_device_option(device or cfg.device)
     try:
-        run = train(cfg, progress=not as_json, run_dir=run_dir, device=device)
+        run = train(cfg, progress=not as_json, run_dir=run_dir, device=device,
+                    say=lambda line: err_console.print(line, highlight=False, soft_wrap=True))
     except USER_ERRORS as err:
         fail(str(err))
         return
@@ -221,12 +236,20 @@ def evaluate_command(
     videos: Optional[List[Path]] = typer.Option(None, "--videos", help="fit-normal runs: videos to evaluate on "
                                                 "(files, frame folders or folders of them; repeatable)"),
     labels: Optional[Path] = typer.Option(None, "--labels", help="fit-normal runs: anomalous frame ranges of those "
-                                          "videos (CSV video,start,end or JSON {video: [[start, end], ...]})"),
+                                          "videos: CSV rows video,start,end (video: file name without extension or "
+                                          "frame folder name; frames 0-based, end exclusive; a header row is "
+                                          "allowed) or JSON {\"video\": \\[\\[start, end], ...]}; unlisted videos "
+                                          "are normal"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the evaluation here (fit-normal runs: default "
+                                       "RUN-eval beside the run; never into the run folder)"),
+    scored: Optional[List[Path]] = typer.Option(None, "--scored", help="fit-normal runs: `vadkit score --out` "
+                                                "folders whose results of this model are reused (repeatable)"),
+    fps: Optional[float] = FPS_OPTION,
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
     device: str = DEVICE_OPTION,
 ) -> None:
     """Evaluate a run: micro/macro AUC, AP, EER, false-alarm rates at the model's threshold (and video accuracy for
-    classifiers); a fit-normal run reports what its videos and labels allow."""
+    classifiers); a fit-normal run reports what its videos and labels allow, in a folder of its own (--out)."""
     from vadkit.engine.train import evaluate_run
 
     if overrides and not seeds:
@@ -241,8 +264,8 @@ def evaluate_command(
             metrics = repeat_over_seeds(run_dir, seeds, progress=not as_json, overrides=overrides or [],
                                         device=device)
         else:
-            metrics = evaluate_run(run_dir, progress=not as_json, videos=videos or None, labels=labels,
-                                   device=device)
+            metrics = evaluate_run(run_dir, progress=not as_json, videos=videos or None, labels=labels, out=out,
+                                   scored=scored, fps=fps, device=device)
     except USER_ERRORS as err:
         fail(str(err))
         return
@@ -257,6 +280,11 @@ def evaluate_command(
         console.print(table)
     else:
         _print_metrics(metrics, str(run_dir))
+        if metrics.get("reused_scores"):
+            console.print(f"reused the scores of {len(metrics['reused_scores'])} video(s) from --scored",
+                          highlight=False)
+        if metrics.get("out"):
+            console.print(f"evaluation written to {metrics['out']}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -35,6 +35,10 @@ def ray_options() -> tuple:
 
 RAY_OPTION, THREADS_OPTION, WORKERS_OPTION = ray_options()
 
+# `--fps` of score, fit-normal, evaluate and extract: the rate of frame folders (video files keep their own)
+FPS_OPTION = typer.Option(None, "--fps", help="frame rate of frame folders (default: the benchmark layout's, "
+                          "e.g. UCSD 10; else 25); video files keep their own")
+
 
 DEVICE_OPTION = typer.Option("auto", "--device", metavar="auto|cpu|cuda|cuda:N",
                              help="where the networks run: auto (CUDA when torch sees one, else the CPU), cpu, cuda "

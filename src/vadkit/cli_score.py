@@ -15,8 +15,8 @@ from typing import List, Optional
 
 import typer
 
-from vadkit.cli_output import (DEVICE_OPTION, RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION, console,
-                               err_console, fail, resolve_device_option)
+from vadkit.cli_output import (DEVICE_OPTION, FPS_OPTION, RAY_OPTION, THREADS_OPTION, USER_ERRORS, WORKERS_OPTION,
+                               console, err_console, fail, resolve_device_option)
 from vadkit.io.inputs import printable
 
 
@@ -41,6 +41,7 @@ def score_command(
                                           "(e.g. 1, or 0.5 for two networks per GPU); workers then run on CUDA"),
     rescore: bool = typer.Option(False, "--rescore", help="with --ray: score again the videos an earlier run already "
                                  "scored with the same model and options (by default a rerun skips them)"),
+    fps: Optional[float] = FPS_OPTION,
 ) -> None:
     """Score videos: per-frame scores (CSV, JSON), anomaly events, a plot, an annotated mp4 and an HTML report."""
     from vadkit.inference import resolve_model, score_videos
@@ -50,7 +51,7 @@ def score_command(
         device = resolve_device_option(device)
     skipped: list = []
     options = dict(smoothing_sigma=smoothing, min_event_frames=min_event, merge_gap=merge_gap, threshold=threshold,
-                   write_annotated=not no_video, batch_size=batch_size)
+                   write_annotated=not no_video, batch_size=batch_size, fps=fps)
     try:
         if ray is not None:
             from vadkit.inference.cluster import LOCAL, score_videos_ray
@@ -69,14 +70,15 @@ def score_command(
     for r in results:
         folder = out / r["name"]
         if as_json:
-            summary = {k: r[k] for k in ("name", "video", "num_frames", "fps", "threshold", "events", "seconds",
+            summary = {k: r[k] for k in ("name", "video", "num_frames", "fps", "fps_source", "threshold", "events", "seconds",
                                          "frames_per_s", "warnings")}
             sys.stdout.write(json.dumps({**summary, "folder": str(folder)}) + "\n")
         else:
             spans = ", ".join(f"{e['start_s']:.1f}-{e['end_s']:.1f}s" for e in r["events"][:6])
             more = " …" if len(r["events"]) > 6 else ""
             console.print(f"{r['name']}: {len(r['events'])} event(s){': ' + spans + more if spans else ''} "
-                          f"({r['frames_per_s']:.1f} frames/s) → {folder / 'report.html'}", highlight=False)
+                          f"at {r['fps']:g} fps ({r['fps_source']}; {r['frames_per_s']:.1f} frames/s scored) → "
+                          f"{folder / 'report.html'}", highlight=False)
         for warning in r.get("warnings", []):
             err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     for path, reason in skipped:
@@ -177,12 +179,16 @@ def fit_normal_command(
     method: str = typer.Option("knn", "--method", help="knn (I3D snippet features, 1-NN) or objects (object "
                                "velocity and appearance on motion boxes: a box and a reason for every event)"),
     box_thresholds: str = typer.Option("ped2", "--box-thresholds", help="with --method objects: motion-box "
-                                       "thresholds by dataset (ped2, avenue, shanghaitech)"),
+                                       "thresholds tuned for a dataset's camera (ped2, avenue, shanghaitech); "
+                                       "they differ mostly in the smallest moving box kept (ped2 10x10 px, "
+                                       "avenue 40x40, shanghaitech 8x8): for another camera, take the one "
+                                       "whose people are closest in size in pixels"),
     box_detector: Optional[Path] = typer.Option(None, "--box-detector", help="with --method objects: an ONNX "
                                                 "object detector (boxes and scores after NMS), or 'hog' for "
                                                 "OpenCV's built-in people detector, whose boxes come before the "
                                                 "motion boxes"),
     device: str = DEVICE_OPTION,
+    fps: Optional[float] = FPS_OPTION,
 ) -> None:
     """Fit a one-class detector on normal footage only; the run folder works with `vadkit score --model`."""
     from vadkit.engine.oneclass import fit_normal
@@ -191,11 +197,14 @@ def fit_normal_command(
     try:
         run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
                          features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset,
-                         method=method, box_thresholds=box_thresholds, box_detector=box_detector, device=device)
+                         method=method, box_thresholds=box_thresholds, box_detector=box_detector, device=device,
+                         fps=fps)
     except USER_ERRORS as err:
         fail(str(err))
         return
     calibration = run.read_json("calibration.json")
+    for warning in calibration.get("warnings", []):  # first: a --json line stays the last line
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps({**calibration, "run_dir": str(run.path)}) + "\n")
     else:
@@ -206,5 +215,8 @@ def fit_normal_command(
                           f"held-out training frames, each video left out once) → {run.path}", highlight=False)
         else:
             console.print(f"k-NN fitted on {calibration['bank_snippets']} snippets; threshold "
-                          f"{calibration['threshold']} (false-alarm rate {far} requested, {achieved} on "
+                          f"{calibration['threshold']:.4g} (false-alarm rate {far} requested, {achieved:.3g} on "
                           f"{calibration['held_out_snippets']} held-out snippets) → {run.path}", highlight=False)
+    if not as_json:
+        rates = "; ".join(f"{rate} ({why})" for rate, why in calibration.get("fps", {}).items())
+        console.print(f"frame rate: {rates}", highlight=False, soft_wrap=True)

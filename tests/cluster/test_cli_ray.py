@@ -16,7 +16,7 @@ runner = CliRunner()
 
 def test_ray_without_ray_installed_prints_the_install_hint(tmp_path, clips, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
-    for args in (["extract", "--video", str(clips[0][1]), "--out", str(tmp_path / "store"), "--ray=local"],
+    for args in (["extract", str(clips[0][1]), "--out", str(tmp_path / "store"), "--ray=local"],
                  ["score", str(clips[0][1]), "--out", str(tmp_path / "scored"), "--ray=local"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 1
@@ -26,8 +26,8 @@ def test_ray_without_ray_installed_prints_the_install_hint(tmp_path, clips, monk
 def test_extract_and_score_with_ray(tmp_path, ray_address, clips):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    extract = subprocess.run([sys.executable, "-m", "vadkit.cli", "extract", "--video", str(clips[2][1]),
-                              "--video", str(broken), "--out", str(tmp_path / "store"), "--ray", ray_address,
+    extract = subprocess.run([sys.executable, "-m", "vadkit.cli", "extract", str(clips[2][1]),
+                              str(broken), "--out", str(tmp_path / "store"), "--ray", ray_address,
                               "--backend", "torch"], capture_output=True, text=True, timeout=300)
     assert extract.returncode == 1, extract.stderr[-2000:]  # a failed video: listed, exit code 1
     assert "extracted 1 videos" in extract.stdout and "1 failed" in extract.stdout

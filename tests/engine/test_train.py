@@ -69,6 +69,11 @@ def test_train_writes_a_complete_run_folder(setup):
     assert "tail" not in resolved["eval"]  # the detector's own tail decides (detector_args.tail)
     again = evaluate_run(run.path, progress=False)
     assert again["micro_auc"] == pytest.approx(metrics["micro_auc"], abs=1e-12)
+    files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.path.rglob("*") if p.is_file()}
+    elsewhere = evaluate_run(run.path, progress=False, out=run.path.parent / "evaluated")
+    assert elsewhere["micro_auc"] == pytest.approx(metrics["micro_auc"], abs=1e-12)
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.path.rglob("*") if p.is_file()} == files
+    assert (run.path.parent / "evaluated" / "metrics.json").is_file() and (run.path.parent / "evaluated" / "roc.png").is_file()
     # AED writes video-level accuracy and a confusion matrix too
     aed = dict(raw, detector="aed", name="aed-synthetic",
                detector_args={"model": "aed", "model_args": {"feature_dim": F, "num_classes": 2, "window": 2, "hidden": 8,

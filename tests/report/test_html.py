@@ -26,8 +26,10 @@ def test_report_is_self_contained_and_lists_the_events():
     thumb = jpeg(np.full((48, 64, 3), 128, np.uint8))
     page = render_report(result_with_events(), plot_png=b"\x89PNG fake", thumbnails={"thumbs/event-0.jpg": thumb,
                                                                                     "thumbs/event-1.jpg": thumb})
-    references = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
-    assert len(references) == 3 and all(r.startswith("data:") for r in references)  # plot + two thumbnails
+    sources = re.findall(r'src\s*=\s*"([^"]*)"', page)
+    assert len(sources) == 3 and all(r.startswith("data:") for r in sources)  # plot + two thumbnails, inlined
+    links = re.findall(r'href\s*=\s*"([^"]*)"', page)  # the files beside the report, linked by name
+    assert links == ["scores.csv", "plot.png", "annotated.mp4", "result.json"]
     assert not re.search(r"https?://|url\(|@import|<script|<link", page)
     assert "10–29" in page and "60–79" in page and "0.40–1.20" in page and "2 anomaly events" in page
     assert "cam &lt;1&gt;" in page and "<1>" not in page  # escaped

@@ -149,12 +149,13 @@ def test_unknown_or_unsafe_stream_names_are_refused(live_server, name, status):
     assert get(f"{live_server}/api/live/{name}/events").status_code == status
 
 
-def test_serve_refuses_a_watch_dir_that_is_not_a_folder(tmp_path):
+def test_serve_refuses_a_watch_dir_that_is_a_file(tmp_path):
     from typer.testing import CliRunner
 
     from vadkit.cli import app
 
-    result = CliRunner().invoke(app, ["serve", "--watch-dir", str(tmp_path / "missing")])
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(app, ["serve", "--watch-dir", str(tmp_path / "file")])
     assert result.exit_code == 1 and "--watch-dir" in result.output and "vadkit watch" in result.output
 
 

@@ -41,6 +41,30 @@ def list_datasets() -> list[str]:
     return DATASETS.list()
 
 
+DESCRIPTIONS = {
+    "ucsd_ped1": "UCSD Ped1: walkway towards the camera, 34 train / 36 test frame folders at 10 fps "
+                 "(UCSDped1/Train/Train001/*.tif, or ped1/training/frames/01/)",
+    "ucsd_ped2": "UCSD Ped2: walkway across the view, 16 train / 12 test frame folders at 10 fps "
+                 "(UCSDped2/Train/Train001/*.tif, or ped2/training/frames/01/ + ped2.mat)",
+    "avenue": "CUHK Avenue: campus avenue, 16 train / 21 test videos at 25 fps (training_videos/01.avi + "
+              "ground_truth_demo/, or training/frames/01/)",
+    "shanghaitech": "ShanghaiTech Campus: 13 scenes, 330 train videos / 107 test frame folders (24 fps); "
+                    "protocol=weak for the 238/199 re-split",
+    "ucf_crime": "UCF-Crime: 1900 untrimmed surveillance videos (30 fps), 13 crime classes; weak training labels, "
+                 "frame annotations for the 290 test videos",
+    "xd_violence": "XD-Violence: 4754 film and web videos with six violence classes in the file names; frame "
+                   "annotations for the test videos",
+    "lad2000": "LAD2000: 2000 videos in 14 category folders, frame labels in gt_*.mat, train/test split lists",
+    "folder": "your own videos: train/normal/*, test/{normal,abnormal}/*, optional labels.csv "
+              "(video,start,end)",
+}
+
+
+def describe_dataset(name: str) -> str:
+    """One line on what layout ``name`` reads (for `vadkit datasets list`)."""
+    return DESCRIPTIONS.get(name, "")
+
+
 def get_dataset(name: str, root: str | Path, **options) -> VideoDataset:
     """Open dataset ``name`` stored under ``root``.
 

@@ -9,13 +9,15 @@ Every given video is normal training footage. The run folder is the same as ``va
 detector, its calibrated threshold, extraction settings and card), plus ``calibration.json`` / ``calibration.png``.
 
 ``vadkit evaluate RUN`` accepts it: without test videos it reports the calibration on held-out normal footage;
-with ``--videos`` it scores them and reports what needs no labels (the share of frames at or above the threshold,
+with ``--videos`` it scores them (into an evaluation folder of its own, ``--out``, never the run folder; results of
+``vadkit score`` with this model are reused with ``--scored``) and reports what needs no labels (the share of frames at or above the threshold,
 events per video); with ``--labels FILE`` (CSV ``video,start,end`` rows or JSON ``{"video": [[start, end], ...]}``,
 0-based, end exclusive, as the ``folder`` dataset reads; videos not listed are normal) every frame-level number.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -38,7 +40,7 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
                center: bool = False, holdout: float = 0.2, seed: int = 0, settings=None,
                features_dir=None, batch_size: int = 4, progress: bool = True, dataset: str = "user footage",
                method: str = "knn", box_thresholds: str = "ped2", box_detector: str | Path | None = None,
-               device: str = "cpu") -> RunDir:
+               fps: float | None = None, device: str = "cpu") -> RunDir:
     """Fit a one-class detector on normal videos and write a run folder: ``method="knn"`` a
     :class:`~vadkit.detectors.knn.KNNDetector` (the arguments below), ``method="objects"`` the object-attribute
     detector on motion boxes (``box_thresholds``: the motion-box thresholds, by dataset name; ``false_alarm_rate``,
@@ -54,13 +56,17 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
             are not extracted again.
         dataset: what the footage is, for the protocol card.
         device: where the I3D features are extracted (the k-NN bank itself stays on the CPU).
+        fps: the frame rate of frame folders (default: their benchmark layout's, else 25; files keep their own).
+
+    ``calibration.json`` holds the frame rates used (``fps``) and, when the held-out footage is too short for the
+    false-alarm rate asked, a ``warnings`` line saying how much footage it would need and what the threshold is.
     """
     if method not in METHODS:
         raise ValueError(f"unknown fit-normal method {method!r}; expected one of {', '.join(METHODS)}")
     if method == "objects":
         return fit_normal_objects(inputs, out_dir, false_alarm_rate=false_alarm_rate, seed=seed,
                                   box_thresholds=box_thresholds, box_detector=box_detector, progress=progress,
-                                  dataset=dataset)
+                                  dataset=dataset, fps=fps)
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
     from vadkit.features.store import FeatureStore
     from vadkit.report.plots import plot_calibration
@@ -75,7 +81,7 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
     store_root = Path(features_dir) if features_dir else run.path / "features"
     _refuse_name_clashes(store_root, names, videos)
     extractor = SnippetExtractor(settings or ExtractionSettings(), batch_size=batch_size, device=device)
-    extract_videos(list(zip(names, videos)), store_root, extractor, progress=progress)
+    extract_videos([(n, p, fps) for n, p in zip(names, videos)], store_root, extractor, progress=progress)
     store = FeatureStore(store_root)
     items = [store_item(n, store.videos[n]["num_frames"], p, store.videos[n]["fps"], store, label=0)
              for n, p in zip(names, videos)]
@@ -89,11 +95,51 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
         dataset=dataset, method=f"knn: k={k}, {metric}{', centred' if center else ''}")
     save_model(detector, run, card, config.data.crops, trained_on)
     calibration = {key: v for key, v in detector.calibration_.items() if key != "held_out_scores"}
+    warnings = short_footage_warnings(detector.calibration_, detector.threshold_, false_alarm_rate, holdout,
+                                      extractor.settings.stride, np.mean([item.fps for item in items]))
     run.write_json("calibration.json", {**calibration, "threshold": detector.threshold_,
-                                        "false_alarm_rate": false_alarm_rate})
+                                        "false_alarm_rate": false_alarm_rate, "fps": frame_rates(videos, fps),
+                                        "warnings": warnings})
     plot_calibration(detector.calibration_["held_out_scores"], detector.threshold_, false_alarm_rate,
                      run.path / "calibration.png", title=f"k-NN calibration: {trained_on}"[:120])
     return run
+
+
+def frame_rates(videos: Sequence[Path], fps: float | None) -> dict[str, str]:
+    """``{"10 fps": "the ucsd_ped2 layout's rate", …}``: each rate the videos were read at and why."""
+    from vadkit.datasets.layouts import frame_rate
+    from vadkit.io import open_video
+
+    rates: dict[str, str] = {}
+    for path in videos:
+        rate, why = frame_rate(path, fps)
+        if rate is None:
+            with open_video(path) as video:
+                rate = video.fps
+        rates.setdefault(f"{rate:g} fps", why)
+    return rates
+
+
+def short_footage_warnings(calibration: dict, threshold: float, far: float, holdout: float, stride: int,
+                           fps: float) -> list[str]:
+    """The warning a user needs when the held-out snippets are too few to measure the false-alarm rate ``far``:
+    a (1 - far) quantile of n scores is only meaningful with n >= 1/far of them."""
+    import math
+
+    held = int(calibration.get("held_out_snippets") or 0)
+    needed = math.ceil(1.0 / far)
+    if held >= needed:
+        return []
+    scores = np.sort(np.asarray(calibration.get("held_out_scores", []), dtype=np.float64))[::-1]
+    above = int((scores > threshold).sum())
+    held_minutes = needed * stride / fps / 60
+    top = f" (the highest held-out score is {scores[0]:.4g})" if scores.size else ""
+    return [f"the held-out footage is too short for --far {far:g}: {held} held-out snippets, and a false-alarm "
+            f"rate of {far:g} needs at least {needed} (1/far), about {held_minutes:.1f} min of held-out footage at "
+            f"{fps:g} fps, so roughly {held_minutes / holdout:.0f} min of normal footage with --holdout {holdout:g}. "
+            f"The threshold was set to {threshold:.4g} instead, the {1 - far:g} quantile of {held} scores{top}: "
+            f"{above} of {held} held-out snippets {'lies' if above == 1 else 'lie'} above it ({above / max(held, 1):.3f}), so expect more false "
+            f"alarms than asked. Give more normal footage, or ask for --far {1 / max(held, 1):.2g} or more."]
 
 
 def describe_footage(names: Sequence[str], items: Sequence) -> str:
@@ -119,10 +165,11 @@ BOX_DETECTOR_NAMES = {"onnx": "ONNX detector + ", "hog": "OpenCV HOG people dete
 
 def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed: int = 0,
                        box_thresholds: str = "ped2", box_detector: str | Path | None = None, progress: bool = True,
-                       dataset: str = "user footage") -> RunDir:
+                       dataset: str = "user footage", fps: float | None = None) -> RunDir:
     """Fit the object-attribute detector on normal videos (motion boxes, after the boxes of ``box_detector``, an ONNX
     detector or ``"hog"`` for OpenCV's built-in people detector, when given; boxes, flow and attributes cached in
     the run folder) and write a run folder that `vadkit score --model` takes."""
+    from vadkit.datasets.layouts import frame_rate
     from vadkit.detectors import build_detector
     from vadkit.io import open_video
 
@@ -144,7 +191,7 @@ def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed:
     run.clear()
     items = []
     for name, path in zip(names, videos):
-        with open_video(path) as video:
+        with open_video(path, fps=frame_rate(path, fps)[0]) as video:
             items.append(store_item(name, video.num_frames, path, video.fps, label=0))
     trained_on = describe_footage(names, items)
     config = RunConfig(detector="objects", detector_args=args,
@@ -159,7 +206,7 @@ def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed:
     c = detector.calibration_
     run.write_json("calibration.json", {"threshold": detector.threshold_, "false_alarm_rate": false_alarm_rate,
                                         "achieved_far": c["held_out_far"], "held_out_unit": "frames",
-                                        "training_objects": c["training_objects"],
+                                        "training_objects": c["training_objects"], "fps": frame_rates(videos, fps),
                                         "attributes": {n: c[n] for n in ("velocity", "appearance")}})
     return run
 
@@ -182,8 +229,11 @@ def _refuse_name_clashes(store_root: Path, names: Sequence[str], videos: Sequenc
 # Evaluating a fit-normal run
 # ---------------------------------------------------------------------------------------------------------------
 def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, videos: Sequence | None,
-                        labels: str | Path | None, progress: bool = True, device: str = "cpu") -> dict:
-    """The numbers a fit-normal run supports (see the module docstring); written to ``metrics.json``."""
+                        labels: str | Path | None, progress: bool = True, out: str | Path | None = None,
+                        scored: Sequence[str | Path] | None = None, fps: float | None = None, device: str = "cpu") -> dict:
+    """The numbers a fit-normal run supports (see the module docstring), written to ``<out>/metrics.json`` with
+    each video's scores (``out`` defaults to ``<run>-eval``; nothing is written into the run folder). Videos that
+    a `vadkit score` folder in ``scored`` already scored with this model are not scored again."""
     from vadkit.metrics import evaluate_frames
     from vadkit.report.events import find_events
     from vadkit.scoring import gaussian_smooth
@@ -196,78 +246,124 @@ def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, vide
         metrics = {"evaluated_on": "held-out normal training footage (calibration)", "threshold": detector.threshold_,
                    "far_requested": calibration.get("false_alarm_rate"), "far_held_out": calibration.get("achieved_far"),
                    "held_out_snippets": calibration.get("held_out_snippets"), "protocol": protocol}
-        run.write_json("metrics.json", metrics)
-        return metrics
-    items = _evaluation_items(run, config, detector, videos, progress, device)
-    frame_labels = _read_labels(labels, items) if labels else None
+        if out:
+            RunDir(out).path.mkdir(parents=True, exist_ok=True)
+            RunDir(out).write_json("metrics.json", metrics)
+        return {**metrics, **({"out": str(out)} if out else {})}
+    target = RunDir(out or run.path.parent / f"{run.path.name}-eval")
+    if target.path.resolve() == run.path.resolve():
+        raise ValueError(f"--out {target.path} is the model's own folder: give an evaluation folder of its own")
+    target.path.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target.path / "scores", ignore_errors=True)  # no scores of an earlier evaluation beside new ones
+    paths = [p.resolve() for p in find_videos(videos)]
+    names = unique_names(paths)
+    reused = reuse_scored(run, names, paths, scored or [])
+    todo = [(n, p) for n, p in zip(names, paths) if n not in reused]
+    items = {item.id: item for item in _evaluation_items(target, detector, todo, progress, fps, device)}
+    frame_labels = _read_labels(labels, names, paths, reused, items) if labels else None
     scores, alarms, events = {}, {}, {}
-    for item in items:
-        result = detector.score(item)
-        scores[item.id] = result.values
-        alarms[item.id] = float(result.abnormal()[result.scored].mean()) if result.scored.any() else float("nan")
-        events[item.id] = len(find_events(gaussian_smooth(result.values, 3.0), result.threshold, item.fps))
-        run.write_scores(f"eval/{item.id}", result.values)
+    for name in names:
+        if name in reused:
+            values, rate = reused[name]["scores"], reused[name]["fps"]
+        else:
+            values, rate = detector.score(items[name]).values, items[name].fps
+        scored_frames = np.isfinite(values)
+        scores[name] = values
+        alarms[name] = float((values[scored_frames] >= detector.threshold_).mean()) if scored_frames.any() else float("nan")
+        events[name] = len(find_events(gaussian_smooth(values, 3.0), detector.threshold_, rate))
+        target.write_scores(name, values)
     pooled = np.concatenate([s[np.isfinite(s)] for s in scores.values()])
-    metrics: dict = {"evaluated_on": f"{len(items)} given videos" + (f", labels {labels}" if labels else ", no labels"),
-                     "threshold": detector.threshold_, "num_videos": len(items), "num_frames": int(pooled.size),
+    metrics: dict = {"evaluated_on": f"{len(names)} given videos" + (f", labels {labels}" if labels else ", no labels"),
+                     "model": str(run.path), "threshold": detector.threshold_, "num_videos": len(names),
+                     "num_frames": int(pooled.size),
                      "frames_at_or_above_threshold": float((pooled >= detector.threshold_).mean()),
-                     "per_video": {v.split("/", 1)[-1]: {"frames_at_or_above_threshold": alarms[v], "events": events[v]}
-                                   for v in scores}}
+                     "reused_scores": {n: reused[n]["folder"] for n in names if n in reused},
+                     "per_video": {v: {"frames_at_or_above_threshold": alarms[v], "events": events[v]} for v in scores}}
     if frame_labels is not None:
         metrics.update(evaluate_frames(scores, frame_labels, threshold=detector.threshold_))
         protocol["split"] = f"{protocol.get('split', '')}; evaluated on given videos with labels {labels}"
+        from vadkit.report.plots import plot_roc
+
+        plot_roc(scores, frame_labels, target.path / "roc.png", title=f"{run.path.name} on {len(names)} videos")
     metrics["protocol"] = protocol
-    run.write_json("metrics.json", metrics)
-    return metrics
+    target.write_json("metrics.json", metrics)
+    return {**metrics, "out": str(target.path)}
 
 
-def _evaluation_items(run: RunDir, config: RunConfig, detector: Detector, videos: Sequence, progress: bool,
-                      device: str = "cpu") -> list:
+def reuse_scored(run: RunDir, names: Sequence[str], paths: Sequence[Path], folders: Sequence) -> dict[str, dict]:
+    """``{name: {"scores", "fps", "folder"}}`` for the videos a `vadkit score` output folder in ``folders`` scored
+    with this run's model (its ``result.json`` names this run and this video, and is newer than ``model.pt``)."""
+    import json
+
+    from vadkit.io.inputs import printable
+
+    model_time = (run.path / "model.pt").stat().st_mtime
+    found: dict[str, dict] = {}
+    for name, path in zip(names, paths):
+        for folder in folders:
+            file = Path(folder) / name / "result.json"
+            try:
+                result = json.loads(file.read_text())
+                fresh = file.stat().st_mtime >= model_time
+            except (OSError, ValueError):
+                continue
+            if (fresh and result.get("video") == printable(str(path))
+                    and (result.get("model") or {}).get("source") == str(run.path.resolve())
+                    and len(result.get("scores") or []) == result.get("num_frames")):
+                values = np.array([np.nan if v is None else v for v in result["scores"]], dtype=np.float64)
+                found[name] = {"scores": values, "fps": float(result["fps"]), "folder": str(file.parent)}
+                break
+    return found
+
+
+def _evaluation_items(target: RunDir, detector: Detector, videos: Sequence[tuple[str, Path]], progress: bool,
+                      fps: float | None, device: str = "cpu") -> list:
     """Detector inputs for the evaluation videos (features extracted with the detector's own settings into the
-    run's store, under ``eval/<name>``)."""
+    evaluation folder's store, reused by a later evaluation into the same folder)."""
+    from vadkit.datasets.layouts import frame_rate
     from vadkit.io import open_video
 
-    paths = [p.resolve() for p in find_videos(videos)]
-    names = unique_names(paths)
     if detector.inputs != "features":
         items = []
-        for name, path in zip(names, paths):
-            with open_video(path) as source:
+        for name, path in videos:
+            with open_video(path, fps=frame_rate(path, fps)[0]) as source:
                 items.append(store_item(name, source.num_frames, path, source.fps))
         return items
+    if not videos:
+        return []
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
     from vadkit.features.store import FeatureStore
 
     settings = ExtractionSettings(**{k: v for k, v in (detector.extraction_ or {}).items()
                                      if k in ExtractionSettings.__dataclass_fields__})
-    root = Path(config.data.features or run.path / "features")
-    keys = [f"eval/{n}" for n in names]
-    _refuse_name_clashes(root, keys, paths)
-    extract_videos(list(zip(keys, paths)), root, SnippetExtractor(settings, device=device), progress=progress)
+    root = target.path / "features"
+    names, paths = [n for n, _ in videos], [p for _, p in videos]
+    _refuse_name_clashes(root, names, paths)
+    extract_videos([(n, p, fps) for n, p in videos], root, SnippetExtractor(settings, device=device),
+                   progress=progress)
     store = FeatureStore(root)
-    return [store_item(key, store.videos[key]["num_frames"], path, store.videos[key]["fps"], store, detector.crops_)
-            for key, path in zip(keys, paths)]
+    return [store_item(n, store.videos[n]["num_frames"], p, store.videos[n]["fps"], store, detector.crops_)
+            for n, p in videos]
 
 
-def _read_labels(path: str | Path, items: list) -> dict[str, np.ndarray]:
-    """``{item id: (num_frames,) 0/1}`` from a range table; a video not in the table is all normal."""
+def _read_labels(path: str | Path, names: Sequence[str], paths: Sequence[Path], reused: dict,
+                 items: dict) -> dict[str, np.ndarray]:
+    """``{video name: (num_frames,) 0/1}`` from a range table; a video not in the table is all normal."""
     from vadkit.datasets.groundtruth import read_range_table
 
     table = read_range_table(path)
     out = {}
-    for item in items:
-        name = item.id.split("/", 1)[-1]
-        path_name = Path(item.path).name if item.path is not None else name
-        ranges = table.get(name, table.get(path_name, []))
-        labels = np.zeros(item.num_frames, dtype=np.int64)
+    for name, video in zip(names, paths):
+        num_frames = len(reused[name]["scores"]) if name in reused else items[name].num_frames
+        ranges = table.get(name, table.get(video.name, []))
+        labels = np.zeros(num_frames, dtype=np.int64)
         for start, end in ranges:
-            if not 0 <= start < end <= item.num_frames:
-                raise ValueError(f"{path}: range [{start}, {end}) of video {name} lies outside its {item.num_frames} "
+            if not 0 <= start < end <= num_frames:
+                raise ValueError(f"{path}: range [{start}, {end}) of video {name} lies outside its {num_frames} "
                                  f"frames")
             labels[start:end] = 1
-        out[item.id] = labels
-    unknown = sorted(set(table) - {i.id.split("/", 1)[-1] for i in items}
-                     - {Path(i.path).name for i in items if i.path is not None})
+        out[name] = labels
+    unknown = sorted(set(table) - set(names) - {p.name for p in paths})
     if unknown:
         raise ValueError(f"{path} labels videos that were not given: {unknown[:5]}")
     return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -20,6 +20,40 @@ from vadkit.engine.items import (FIXED_SCHEDULE, class_index, make_items, protoc
 from vadkit.engine.run import RunDir, seed_everything
 from vadkit.metrics import ProtocolCard, evaluate_classification, evaluate_frames
 from vadkit.scoring import gaussian_smooth, minmax_per_video
+
+
+def select_records(records: Sequence, pick: str | None = None, limit: int | None = None) -> list:
+    """Some of a dataset's records: ``pick`` names them, comma-separated, by id (``Test001``), key
+    (``test/Test001``) or file / folder name (``01``, ``01.avi``), in the order given; ``limit`` keeps the first N.
+
+    Raises:
+        ValueError: a name matches no record (the message lists a few that exist).
+    """
+    records = list(records)
+    if pick:
+        chosen = []
+        for name in (n.strip() for n in pick.split(",") if n.strip()):
+            found = [r for r in records if name in (r.id, record_key(r), Path(r.path).name, Path(r.path).stem)]
+            if not found:
+                known = ", ".join(f"{r.id} ({Path(r.path).name})" for r in records[:4])
+                raise ValueError(f"--videos: no video {name!r} in the dataset (expected an id or a file / folder "
+                                 f"name, e.g. {known} …)")
+            chosen += [r for r in found if r not in chosen]
+        records = chosen
+    return records[:limit] if limit else records
+
+
+def input_keys(paths: Sequence[Path]) -> list[str]:
+    """Feature-store keys for videos given by path: the key ``vadkit train`` reads (``train/Train001``) for a video
+    of a benchmark layout, its name (``clip``, ``clip-2`` …) for any other."""
+    from vadkit.datasets.layouts import find_layout
+    from vadkit.io.inputs import unique_names
+
+    keys = []
+    for path, name in zip(paths, unique_names(list(paths))):
+        match = find_layout(path)
+        keys.append(match.key if match is not None and match.key not in keys else name)
+    return keys
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -49,9 +83,10 @@ def split_records(config: RunConfig) -> tuple[list, list, dict]:
     return train, test, info
 
 
-def ensure_features(records: Sequence, features_dir: str | Path, progress: bool = True, device: str = "cpu"):
+def ensure_features(records: Sequence, features_dir: str | Path, progress: bool = True, device: str = "cpu",
+                    say: Callable[[str], None] | None = None):
     """Open the feature store, extracting (with the store's settings, or the defaults, on ``device``) any video it
-    lacks."""
+    lacks; ``say`` hears, before, how many videos and frames that is and roughly how long it will take."""
     from vadkit.features.store import FeatureStore
 
     root = Path(features_dir)
@@ -62,10 +97,35 @@ def ensure_features(records: Sequence, features_dir: str | Path, progress: bool 
 
         settings = ExtractionSettings(**{k: v for k, v in store.settings.items()
                                           if k in ExtractionSettings.__dataclass_fields__}) if store else ExtractionSettings()
-        extract_videos([(record_key(r), r.path) for r in missing], root, SnippetExtractor(settings, device=device),
-                       progress=progress)
+        extractor = SnippetExtractor(settings, device=device)
+        if say is not None:
+            say(extraction_note(missing, len(records), root, extractor))
+        extract_videos([(record_key(r), r.path, r.fps) for r in missing], root, extractor, progress=progress)
         store = FeatureStore(root)
     return store
+
+
+def extraction_note(missing: Sequence, total: int, root: Path, extractor) -> str:
+    """"extracting I3D features of 28 of 28 videos (4,600 frames) into features/ped2 first: roughly 3 min here …"."""
+    from vadkit.features.extract import count_snippets
+
+    frames = sum(r.num_frames for r in missing)
+    line = (f"extracting I3D features of {len(missing)} of {total} videos ({frames:,} frames) into {root} first "
+            f"(`vadkit extract` fills it beforehand; keys like {record_key(missing[0])})")
+    row = (extractor.backend_measurement or {}).get(extractor.backend)
+    if row and row.get("seconds"):
+        per_snippet = row["seconds"] / max(extractor.batch_size, 1)  # the network alone, measured once here
+        seconds = per_snippet * sum(count_snippets(r.num_frames, extractor.settings) for r in missing)
+        # decoding and resizing come on top: all of Ped2 took 2m45s where the network alone predicts 65 s
+        line += f": roughly {_duration(seconds * DECODE_FACTOR)} on this machine when it is otherwise idle"
+    return line
+
+
+DECODE_FACTOR = 2.5  # whole extraction time / the network's time (UCSD Ped2 on a 2-core machine)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -132,11 +192,12 @@ def evaluate_detector(detector: Detector, test: list[VideoItem], config: RunConf
 # Entry points
 # ---------------------------------------------------------------------------------------------------------------
 def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None = None,
-          device: str | None = None) -> RunDir:
+          device: str | None = None, say: Callable[[str], None] | None = None) -> RunDir:
     """Train the config's detector, score the test split once, write the run folder. Returns it.
 
     ``device`` (default: the config's ``device``, ``auto``) is where features are extracted and the detector trains
-    and scores, at the config's ``precision``; both are written on the protocol card."""
+    and scores, at the config's ``precision``; both are written on the protocol card. ``say`` hears when features
+    are extracted first, and roughly for how long."""
     device = str(resolve_device(device or config.device))
     seed_everything(config.seed)
     detector = build_detector(config.detector, **{"seed": config.seed, **config.detector_args})  # bad args fail here
@@ -151,7 +212,7 @@ def train(config: RunConfig, progress: bool = True, run_dir: str | Path | None =
     run.write_json("split.json", split_info)
     store = None
     if detector.inputs == "features":
-        store = ensure_features(train_records + test_records, config.data.features, progress, device)
+        store = ensure_features(train_records + test_records, config.data.features, progress, device, say)
     class_names = _class_names(config)
     train_items = make_items(train_records, store, config.data.crops, class_names)
     test_items = make_items(test_records, store, config.data.crops, class_names)
@@ -206,12 +267,17 @@ def _class_names(config: RunConfig) -> list[str] | None:
 
 
 def evaluate_run(run_dir: str | Path, progress: bool = True, videos: Sequence[str | Path] | None = None,
-                 labels: str | Path | None = None, device: str | None = None) -> dict:
+                 labels: str | Path | None = None, out: str | Path | None = None,
+                 scored: Sequence[str | Path] | None = None, fps: float | None = None,
+                 device: str | None = None) -> dict:
     """Re-score a finished run's test split with its saved detector and recompute every number.
 
     A ``fit-normal`` run has no test split of its own: it is evaluated on ``videos`` (with ``labels``, a CSV / JSON
     range table as the ``folder`` dataset reads, for the label-based numbers), or, without videos, reports its
-    calibration on held-out normal footage.
+    calibration on held-out normal footage. That evaluation never writes into the model's folder: it goes to
+    ``out`` (default ``<run>-eval`` beside it; ``metrics["out"]`` says where); ``scored`` folders of `vadkit score`
+    results are reused for the videos they scored with this model; ``fps`` is the rate of frame folders.
+    A training run's evaluation goes to ``out`` when given, else into the run folder (its own test split).
     """
     from vadkit.engine.config import config_from_dict
 
@@ -224,7 +290,11 @@ def evaluate_run(run_dir: str | Path, progress: bool = True, videos: Sequence[st
     if config.data.split == "fit-normal":
         from vadkit.engine.oneclass import evaluate_fit_normal
 
-        return evaluate_fit_normal(run, config, detector, videos, labels, progress, device=device)
+        return evaluate_fit_normal(run, config, detector, videos, labels, progress, out=out, scored=scored, fps=fps,
+                                   device=device)
+    if scored or fps:
+        raise ValueError(f"--scored / --fps apply to fit-normal runs evaluated on --videos; {run.path} is evaluated "
+                         f"on its own test split")
     if videos or labels:
         raise ValueError(f"--videos / --labels apply to fit-normal runs; {run.path} is a {config.data.split!r} run "
                          f"evaluated on its own test split")
@@ -237,10 +307,12 @@ def evaluate_run(run_dir: str | Path, progress: bool = True, videos: Sequence[st
     card = protocol_card(config, detector, split_info, store,
                          selection_text(run.read_json("selection.json")) if selection.is_file() else FIXED_SCHEDULE)
     card = card.replace(device=trained[0], precision=trained[1])  # where it was trained, as the run's own card says
-    metrics = evaluate_detector(detector, test_items, config, card, run, class_names, progress)
+    target = RunDir(out) if out else run
+    target.path.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate_detector(detector, test_items, config, card, target, class_names, progress)
     previous = run.read_json("metrics.json") if (run.path / "metrics.json").exists() else {}
     for key in ("train_seconds", "selected_steps", "selection_seconds"):
         if key in previous:
             metrics[key] = previous[key]
-    run.write_json("metrics.json", metrics)
-    return metrics
+    target.write_json("metrics.json", metrics)
+    return {**metrics, "out": str(target.path)}

@@ -490,9 +490,11 @@ def default_decode_workers(device: torch.device | str) -> int:
     return 1 if torch.device(device).type == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
-def extract_videos(videos: Sequence[tuple[str, str | Path]], store_root: str | Path,
+def extract_videos(videos: Sequence[tuple], store_root: str | Path,
                    extractor: SnippetExtractor, progress: bool = True, decode_workers: int | None = None) -> dict:
-    """Extract every ``(video_id, path)`` into the store at ``store_root``, skipping finished videos.
+    """Extract every ``(video_id, path)`` or ``(video_id, path, fps)`` into the store at ``store_root``, skipping
+    finished videos. A frame folder without ``fps`` takes its benchmark layout's rate (UCSD 10 fps), else 25; see
+    :func:`vadkit.datasets.layouts.frame_rate`.
 
     ``decode_workers`` (default :func:`default_decode_workers`): 1 decodes one video at a time in a background
     thread, each batch from one video (the CPU path); more decode that many videos at once and fill each batch from
@@ -502,17 +504,18 @@ def extract_videos(videos: Sequence[tuple[str, str | Path]], store_root: str | P
     """
     import time
 
+    from vadkit.datasets.layouts import frame_rate
     from vadkit.features.store import FeatureStore
 
     store = FeatureStore(store_root, extractor.manifest_settings())
-    todo = [(vid, Path(p)) for vid, p in videos if not store.has(vid)]
-    skipped = [vid for vid, _ in videos if store.has(vid)]
+    todo = [(v[0], Path(v[1]), v[2] if len(v) > 2 else None) for v in videos if not store.has(v[0])]
+    skipped = [v[0] for v in videos if store.has(v[0])]
     workers = max(1, int(decode_workers or default_decode_workers(extractor.device)))
     report = {"done": [], "skipped": skipped, "frames": 0, "seconds": 0.0, "store": str(store.root),
               "device": str(extractor.device), "precision": extractor.settings.precision, "decode_workers": workers}
     if not todo:
         return report
-    sources = [(vid, open_video(p)) for vid, p in todo]
+    sources = [(vid, open_video(p, fps=frame_rate(p, fps)[0])) for vid, p, fps in todo]
     total_snippets = sum(count_snippets(src.num_frames, extractor.settings) for _, src in sources)
     start = time.perf_counter()
     try:

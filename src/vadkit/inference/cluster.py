@@ -214,11 +214,12 @@ class _ExtractWorker:
         return {**self.info, "manifest": self.manifest, "backend": getattr(self.extractor, "backend", None)}
 
     def extract(self, video_id: str, path: str) -> dict:
+        from vadkit.datasets.layouts import frame_rate
         from vadkit.io import open_video
 
         start = time.perf_counter()
         try:
-            video = open_video(path)
+            video = open_video(path, fps=frame_rate(path)[0])  # a frame folder: its layout's rate (UCSD 10 fps)
             try:
                 features = self.extractor.extract(video)
             finally:
@@ -509,7 +510,8 @@ def finished_result(out_dir: Path, video: str | os.PathLike, source: str, option
             or any(result.get(k) != wanted[k] for k in ("smoothing_sigma", "min_event_frames", "merge_gap"))
             or result.get("threshold") != (float(wanted["threshold"]) if wanted["threshold"] is not None
                                             else model_threshold)
-            or ("video" in (result.get("files") or {})) != bool(wanted["write_annotated"])):
+            or ("video" in (result.get("files") or {})) != bool(wanted["write_annotated"])
+            or (options.get("fps") is not None and result.get("fps") != float(options["fps"]))):
         return None
     model_path = Path(source)
     if model_path.exists():  # a run folder or model file refitted since: score again

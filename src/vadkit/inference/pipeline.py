@@ -7,7 +7,7 @@ For each video the pipeline
 2. asks the detector for its :class:`~vadkit.detectors.FrameScores`, smooths them (Gaussian, ``smoothing_sigma``
    frames) and finds the anomaly events (:func:`vadkit.report.events.find_events`) at or above the detector's own
    fitted threshold (the same one ``vadkit evaluate`` and the viewer use; ``threshold=`` overrides it);
-3. writes the scored-video folder: ``scores.csv``, ``plot.png``, ``thumbs/event-<i>.jpg``, ``annotated.mp4``
+3. writes the scored-video folder: ``scores.csv``, ``events.csv``, ``plot.png``, ``thumbs/event-<i>.jpg``, ``annotated.mp4``
    (a second streaming decode), ``report.html`` and, last, ``result.json``; a folder without ``result.json`` is
    unfinished.
 
@@ -116,6 +116,18 @@ def scores_csv(scores: np.ndarray, smoothed: np.ndarray, threshold: float, fps: 
     return buffer.getvalue().encode()
 
 
+def events_csv(events: list[dict]) -> bytes:
+    """``event,start_frame,end_frame,start_s,end_s,peak_frame,peak_score,reason`` (frames inclusive, 0-based)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    columns = ["start_frame", "end_frame", "start_s", "end_s", "peak_frame", "peak_score"]
+    writer.writerow(["event", *columns, "reason"])
+    for i, e in enumerate(events):
+        writer.writerow([i, *(f"{e[c]:.6g}" if isinstance(e[c], float) else e[c] for c in columns),
+                         e.get("reason", "")])
+    return buffer.getvalue().encode()
+
+
 def jpeg(frame: np.ndarray, height: int = 180, quality: int = 85) -> bytes:
     """RGB frame → JPEG bytes, resized to ``height`` pixels high (aspect kept)."""
     h, w = frame.shape[:2]
@@ -173,7 +185,7 @@ def _render(video, out_dir: Path, smoothed: np.ndarray, threshold: float, events
 def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | Path, *, name: str | None = None,
                 smoothing_sigma: float = 3.0, min_event_frames: int = 8, merge_gap: int = 5,
                 threshold: float | None = None, write_annotated: bool = True, progress=None,
-                batch_size: int = 4) -> dict:
+                batch_size: int = 4, fps: float | None = None) -> dict:
     """Score one video and write its scored-video folder ``out_dir`` (see the module docstring).
 
     Args:
@@ -187,6 +199,8 @@ def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | 
         threshold: overrides the threshold the detector fitted on its training data.
         write_annotated: write ``annotated.mp4`` (the second decode pass).
         progress: a rich ``Progress`` from :func:`make_progress`, or ``None`` for none.
+        fps: a frame folder's frame rate (default: its benchmark layout's, e.g. UCSD 10 fps, else 25); a video
+            file keeps its own. ``result.json`` says which rate was used and why (``fps``, ``fps_source``).
 
     Returns:
         the ``result.json`` content.
@@ -198,16 +212,16 @@ def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | 
     _prepare_folder(out_dir)
     try:
         return _score_video(path, model, out_dir, name or out_dir.name, smoothing_sigma, min_event_frames, merge_gap,
-                            threshold, write_annotated, progress, batch_size)
+                            threshold, write_annotated, progress, batch_size, fps)
     except BaseException:
         _remove_partial(out_dir, created)  # a failed score never leaves a folder that looks like a result
         raise
 
 
-def open_for_scoring(path: str | Path, max_side: int = MAX_SCORING_SIDE) -> tuple:
-    """Open a video; frames larger than ``max_side`` on their longest side are resized at decoding (aspect kept).
-    Returns ``(video, warnings)``."""
-    video = open_video(path)
+def open_for_scoring(path: str | Path, max_side: int = MAX_SCORING_SIDE, fps: float | None = None) -> tuple:
+    """Open a video; frames larger than ``max_side`` on their longest side are resized at decoding (aspect kept);
+    ``fps``: a frame folder's rate (see :func:`vadkit.datasets.layouts.frame_rate`). Returns ``(video, warnings)``."""
+    video = open_video(path, fps=fps)
     notes = list(video.warnings)
     longest = max(video.width, video.height)
     if longest > max_side:
@@ -216,7 +230,7 @@ def open_for_scoring(path: str | Path, max_side: int = MAX_SCORING_SIDE) -> tupl
         notes.append(f"frames of {video.width}x{video.height} were resized to {size[0]}x{size[1]} at decoding "
                      f"(largest side {max_side}; the feature network sees 224x224 anyway)")
         video.close()
-        video = open_video(path, size=size)
+        video = open_video(path, size=size, fps=fps)
     return video, notes
 
 
@@ -232,10 +246,14 @@ def _length_warnings(video, detector: Detector) -> list[str]:
 
 
 def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_sigma: float, min_event_frames: int,
-                 merge_gap: int, threshold: float | None, write_annotated: bool, progress, batch_size: int) -> dict:
+                 merge_gap: int, threshold: float | None, write_annotated: bool, progress, batch_size: int,
+                 fps: float | None) -> dict:
+    from vadkit.datasets.layouts import frame_rate
+
     start = time.perf_counter()
     name = printable(name)
-    video, warnings_ = open_for_scoring(path)
+    rate, rate_source = frame_rate(path, fps)
+    video, warnings_ = open_for_scoring(path, fps=rate)
     warnings_ += _length_warnings(video, model.detector)
     try:
         try:
@@ -265,13 +283,15 @@ def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_s
         video.close()
     for rel, data in thumbs.items():
         atomic_write_bytes(out_dir / rel, data)
-    files = {"csv": "scores.csv", "plot": "plot.png", "report": "report.html"}
+    atomic_write_bytes(out_dir / "events.csv", events_csv(event_dicts))
+    files = {"csv": "scores.csv", "events": "events.csv", "plot": "plot.png", "report": "report.html"}
     if write_annotated:
         files["video"] = "annotated.mp4"
     result = {
         "format": FORMAT_VERSION, "video": printable(str(Path(path).resolve())), "name": printable(name),
-        "num_frames": video.num_frames, "fps": float(video.fps), "width": video.width, "height": video.height,
-        "duration_s": video.num_frames / video.fps, "model": model.info(), "device": model.device, "threshold": thr,
+        "num_frames": video.num_frames, "fps": float(video.fps), "fps_source": rate_source, "width": video.width,
+        "height": video.height, "duration_s": video.num_frames / video.fps, "model": model.info(), "device": model.device,
+        "threshold": thr,
         "smoothing_sigma": smoothing_sigma, "min_event_frames": min_event_frames, "merge_gap": merge_gap,
         "scores": _clean(scores), "smoothed": _clean(smoothed), "events": event_dicts,
         "files": files, "protocol": model.protocol, "warnings": warnings_,
@@ -288,7 +308,7 @@ def _score_video(path, model: LoadedModel, out_dir: Path, name: str, smoothing_s
     return result
 
 
-OUTPUTS = ("scores.csv", "plot.png", "annotated.mp4", "report.html")
+OUTPUTS = ("scores.csv", "events.csv", "plot.png", "annotated.mp4", "report.html")
 _TEMPORARY_PREFIXES = tuple(f".{n}." for n in (*OUTPUTS, "result.json")) + (".annotated.",)
 
 

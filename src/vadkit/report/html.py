@@ -1,6 +1,7 @@
 """A self-contained HTML report of one scored video: summary, events with thumbnails, the score plot, the model and
 its protocol card. Images are inlined as base64 ``data:`` URIs and the style is inline: the file opens anywhere,
-offline, and references nothing outside itself.
+offline, and needs nothing outside itself; its last lines link the files beside it (``annotated.mp4``, the CSVs,
+``result.json``), which are not inside it.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ at or above the model's threshold for at least {_e(result.get('min_event_frames'
 {f"<table>{protocol_rows}</table>" if protocol_rows else "<p>No protocol card recorded for this model.</p>"}
 {f"<ul>{notes}</ul>" if notes else ""}
 <h2>Files</h2>
-<p class="muted">Beside this report: {_e(', '.join(str(v) for v in files.values()))}, result.json.</p>
+<p class="muted">Beside this report (the video itself is not inside it: the annotated one is linked here):
+{' · '.join(f'<a href="{_e(v)}">{_e(v)}</a>' for v in [*files.values(), 'result.json'] if v != 'report.html')}.</p>
 </body></html>
 """

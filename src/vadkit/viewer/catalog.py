@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping
 MAX_DEPTH = 2
 RESULT_FILE = "result.json"
 METRICS_FILE = "metrics.json"
-RUN_IMAGES = ("roc.png", "training.png", "confusion.png")
+RUN_IMAGES = ("roc.png", "training.png", "confusion.png", "calibration.png")
 RUN_TEXT_FILES = ("config.yaml", "protocol.json", "split.json", "curves.csv")
 # Only these kinds of file are served; a run folder also holds model.pt and .npy arrays, which a page never needs.
 SERVED_SUFFIXES = {

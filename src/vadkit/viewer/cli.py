@@ -47,8 +47,15 @@ def serve_command(
              f"pip install fastapi uvicorn python-multipart")
     if scores is not None and not scores.is_dir():
         fail(f"--scores {scores} is not a folder")
-    if watch_dir is not None and not watch_dir.is_dir():
-        fail(f"--watch-dir {watch_dir} is not a folder (expected the --out folder of `vadkit watch`)")
+    if watch_dir is not None and watch_dir.exists() and not watch_dir.is_dir():
+        fail(f"--watch-dir {watch_dir} is a file, expected a folder (the --out folder of `vadkit watch`)")
+    if watch_dir is not None and not watch_dir.exists():  # the viewer may well start before the watcher
+        try:
+            watch_dir.mkdir(parents=True)
+        except OSError as err:
+            fail(f"--watch-dir {watch_dir} does not exist and cannot be created: {err}")
+        typer.echo(f"created {watch_dir}: a live page appears for each stream `vadkit watch --out {watch_dir}` "
+                   f"starts writing there", err=True)
     device = resolve_device_option(device)
     model = None
     if detector is not None or device != "cpu":

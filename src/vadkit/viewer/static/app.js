@@ -1,5 +1,5 @@
 // vadkit viewer: lists on the left, detail on the right; routes are #/video/<id>, #/run/<id> and #/live/<stream>.
-import { LiveView } from './live.js';
+import { LiveView, liveSummary } from './live.js';
 import { Timeline } from './timeline.js';
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -53,8 +53,7 @@ async function loadLiveList() {
   $('#live-section').hidden = false;
   const streams = await api('/api/live').catch(() => null);
   if (streams) {
-    fillList($('#live-list'), streams, 'live', (s) =>
-      `${s.state} · ${s.open_event ? 'EVENT OPEN · ' : ''}${s.events ?? 0} event${s.events === 1 ? '' : 's'}`);
+    fillList($('#live-list'), streams, 'live', liveSummary);
     markCurrent();
   }
   state.liveListing = setTimeout(loadLiveList, 5000);
@@ -150,9 +149,24 @@ function showRun(run) {
   $('#detail').replaceChildren(view);
 }
 
+/** {row: {column: value}} (a run's per_video): a table of its own, one row per video. */
+function isRowTable(value) {
+  const rows = value && typeof value === 'object' && !Array.isArray(value) ? Object.values(value) : [];
+  return rows.length > 0 && rows.every((r) => r && typeof r === 'object' && !Array.isArray(r));
+}
+
+function rowTable(rows) {
+  const columns = [...new Set(Object.values(rows).flatMap((r) => Object.keys(r)))];
+  const head = el('tr', {}, el('th', { textContent: '' }), ...columns.map((c) => el('th', { textContent: c })));
+  const body = Object.entries(rows).map(([name, r]) =>
+    el('tr', {}, el('th', { textContent: name }), ...columns.map((c) => el('td', { textContent: fmt(r[c]) }))));
+  return el('table', { className: 'rows' }, head, ...body);
+}
+
 function table(node, data) {
   for (const [key, value] of Object.entries(data)) {
-    const cell = value !== null && typeof value === 'object'
+    const cell = isRowTable(value) ? el('td', {}, rowTable(value))
+      : value !== null && typeof value === 'object'
       ? el('td', {}, el('pre', { textContent: JSON.stringify(value, null, 1) }))
       : el('td', { textContent: fmt(value) });
     const row = el('tr', {}, el('th', { textContent: key }), cell);

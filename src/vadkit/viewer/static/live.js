@@ -14,6 +14,10 @@ const el = (tag, props = {}, ...children) => {
 };
 const fmt = (v, digits = 3) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–');
 
+/** The one-line state of a stream, the same words in the sidebar and on the page (both from one status). */
+export const liveSummary = (s) =>
+  `${s.state ?? '?'} · ${s.open_event ? 'EVENT OPEN · ' : ''}${s.events ?? 0} event${s.events === 1 ? '' : 's'}`;
+
 export class LiveView {
   /**
    * @param {DocumentFragment} view a clone of the #live-view template, not yet in the page
@@ -99,6 +103,10 @@ export class LiveView {
       : 'no open event';
     this.openLine.classList.toggle('open', Boolean(open));
     this.root.dataset.open = open ? 'true' : 'false';
+    // the sidebar's line for this stream follows every status, not only its own 5 s refresh
+    for (const link of document.querySelectorAll('#live-list a[data-id]')) {
+      if (link.dataset.id === this.id && link.nextElementSibling) link.nextElementSibling.textContent = liveSummary(s);
+    }
   }
 
   showEvents() {
