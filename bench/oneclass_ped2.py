@@ -56,8 +56,9 @@ def main() -> None:
         test_items = make_items(test_records, store)
         fit_seconds = time.perf_counter() - start
     else:
-        run = fit_normal([r.path for r in train_records], args.work / "run", k=args.k, metric=args.metric,
-                         false_alarm_rate=args.far, features_dir=args.work / "train_features", progress=False)
+        run = fit_normal([r.path for r in train_records], args.work / "run",
+                         detector_args={"k": args.k, "metric": args.metric}, false_alarm_rate=args.far,
+                         features_dir=args.work / "train_features", progress=False)
         fit_seconds = time.perf_counter() - start
         model = resolve_model(run.path)
         detector = model.detector

@@ -182,7 +182,7 @@ def _print_metrics(metrics: dict, title: str) -> None:
     for key in ("micro_auc", "macro_auc", "macro_videos", "ap", "eer", "auc_abnormal_videos", "threshold", "far_all",
                 "far_normal_videos", "far_abnormal_videos", "video_accuracy", "num_videos", "num_frames",
                 "frames_without_score", "frames_at_or_above_threshold", "far_requested", "far_held_out",
-                "held_out_snippets", "train_seconds"):
+                "held_out", "held_out_unit", "train_seconds"):
         if key in metrics:
             value = metrics[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))

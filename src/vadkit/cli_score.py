@@ -167,10 +167,12 @@ def _say_backend(loaded, batch_size: int) -> None:
 def fit_normal_command(
     videos: List[Path] = typer.Argument(..., help="normal footage: video files, frame folders, or folders of them"),
     out: Path = typer.Option(..., "--out", help="the run folder to write"),
-    k: int = typer.Option(1, "--k", help="nearest neighbours averaged"),
-    far: float = typer.Option(0.01, "--far", help="false-alarm rate on held-out normal snippets that sets the threshold"),
-    metric: str = typer.Option("cosine", "--metric", help="cosine or euclidean"),
-    holdout: float = typer.Option(0.2, "--holdout", help="share of the videos held out to calibrate the threshold"),
+    k: Optional[int] = typer.Option(None, "--k", help="with --method knn: nearest neighbours averaged (default 1)"),
+    far: float = typer.Option(0.01, "--far", help="false-alarm rate on held-out normal footage that sets the threshold"),
+    metric: Optional[str] = typer.Option(None, "--metric", help="with --method knn: cosine (default) or euclidean"),
+    holdout: Optional[float] = typer.Option(None, "--holdout", help="with --method knn: share of the videos held out "
+                                            "to calibrate the threshold (default 0.2; objects holds out each video "
+                                            "in turn)"),
     seed: int = typer.Option(0, "--seed", help="seed of the holdout split"),
     dataset: str = typer.Option("user footage", "--dataset", help="what the footage is, for the protocol card"),
     features: Optional[Path] = typer.Option(None, "--features", help="feature store to reuse (default RUN_DIR/features)"),
@@ -178,11 +180,12 @@ def fit_normal_command(
     as_json: bool = typer.Option(False, "--json", help="print the calibration as JSON"),
     method: str = typer.Option("knn", "--method", help="knn (I3D snippet features, 1-NN) or objects (object "
                                "velocity and appearance on motion boxes: a box and a reason for every event)"),
-    box_thresholds: str = typer.Option("ped2", "--box-thresholds", help="with --method objects: motion-box "
-                                       "thresholds tuned for a dataset's camera (ped2, avenue, shanghaitech); "
-                                       "they differ mostly in the smallest moving box kept (ped2 10x10 px, "
-                                       "avenue 40x40, shanghaitech 8x8): for another camera, take the one "
-                                       "whose people are closest in size in pixels"),
+    box_thresholds: Optional[str] = typer.Option(None, "--box-thresholds", help="with --method objects: motion-box "
+                                                 "thresholds tuned for a dataset's camera (ped2, the default, "
+                                                 "avenue, shanghaitech); they differ mostly in the smallest moving "
+                                                 "box kept (ped2 10x10 px, avenue 40x40, shanghaitech 8x8): for "
+                                                 "another camera, take the one whose people are closest in size in "
+                                                 "pixels"),
     box_detector: Optional[Path] = typer.Option(None, "--box-detector", help="with --method objects: an ONNX "
                                                 "object detector (boxes and scores after NMS), or 'hog' for "
                                                 "OpenCV's built-in people detector, whose boxes come before the "
@@ -194,11 +197,16 @@ def fit_normal_command(
     from vadkit.engine.oneclass import fit_normal
 
     device = resolve_device_option(device)
+    given = dict(k=k, metric=metric, holdout=holdout, thresholds=box_thresholds)
+    detector_args = {key: value for key, value in given.items() if value is not None}
+    if box_detector is not None:
+        from vadkit.detectors.objects import box_source_args
+
+        detector_args.update(box_source_args(box_detector))
     try:
-        run = fit_normal(videos, out, k=k, false_alarm_rate=far, metric=metric, holdout=holdout, seed=seed,
+        run = fit_normal(videos, out, method=method, detector_args=detector_args, false_alarm_rate=far, seed=seed,
                          features_dir=features, batch_size=batch_size, progress=not as_json, dataset=dataset,
-                         method=method, box_thresholds=box_thresholds, box_detector=box_detector, device=device,
-                         fps=fps)
+                         device=device, fps=fps)
     except USER_ERRORS as err:
         fail(str(err))
         return
@@ -209,14 +217,10 @@ def fit_normal_command(
         sys.stdout.write(json.dumps({**calibration, "run_dir": str(run.path)}) + "\n")
     else:
         achieved = calibration.get("achieved_far")
-        if method == "objects":
-            console.print(f"objects fitted on {calibration['training_objects']} training objects; threshold "
-                          f"{calibration['threshold']:.4g} (false-alarm rate {far} requested, {achieved:.4g} on "
-                          f"held-out training frames, each video left out once) → {run.path}", highlight=False)
-        else:
-            console.print(f"k-NN fitted on {calibration['bank_snippets']} snippets; threshold "
-                          f"{calibration['threshold']:.4g} (false-alarm rate {far} requested, {achieved:.3g} on "
-                          f"{calibration['held_out_snippets']} held-out snippets) → {run.path}", highlight=False)
+        held = (f"{achieved:.3g} on {calibration.get('held_out')} held-out {calibration.get('held_out_unit')}"
+                if achieved is not None else "not measured")
+        console.print(f"{method} fitted on {calibration.get('fitted_on')}; threshold {calibration['threshold']:.4g} "
+                      f"(false-alarm rate {far} requested, {held}) → {run.path}", highlight=False)
     if not as_json:
         rates = "; ".join(f"{rate} ({why})" for rate, why in calibration.get("fps", {}).items())
         console.print(f"frame rate: {rates}", highlight=False, soft_wrap=True)

@@ -17,6 +17,9 @@ __all__ = ["snippets_to_frames", "valid_frames", "gaussian_smooth", "minmax_per_
 NORMALISATIONS = ("none", "train-zscore", "per-video-minmax")
 
 
+DEFAULT_SMOOTHING_SIGMA = 3.0  # frames: what `vadkit score`, `watch` and a fit-normal evaluation smooth with
+
+
 def gaussian_smooth(scores: np.ndarray, sigma: float | None) -> np.ndarray:
     """Gaussian smoothing along time (``sigma`` in frames; ``None`` or 0 returns the scores unchanged).
 

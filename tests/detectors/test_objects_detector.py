@@ -167,7 +167,7 @@ def test_fit_normal_objects_makes_a_model_vadkit_score_uses(fitted, tmp_path):
     calibration = json.loads(fitted_run.output.strip().splitlines()[-1])
     assert calibration["training_objects"] > 0 and 0 < calibration["achieved_far"] <= 0.1
     card = json.loads((tmp_path / "run" / "protocol.json").read_text())
-    assert card["method"].startswith("objects: motion boxes") and card["split"].startswith("one-class, fit-normal")
+    assert card["method"].startswith("objects: boxes=motion, thresholds=ped2") and card["split"].startswith("one-class, fit-normal")
     probe = write_video(tmp_path / "probe.mp4", scene(210, fast=True), fps=25)
     scored = runner.invoke(app, ["score", str(probe), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "out"),
                                  "--no-video", "--json"])
@@ -177,7 +177,7 @@ def test_fit_normal_objects_makes_a_model_vadkit_score_uses(fitted, tmp_path):
     assert all(e.get("reason") for e in result["events"])
     one = runner.invoke(app, ["fit-normal", str(footage / "cam0.mp4"), "--out", str(tmp_path / "run1"),
                               "--method", "objects"])
-    assert one.exit_code == 1 and "at least two normal videos" in one.output
+    assert one.exit_code == 1 and "at least two training videos" in one.output
 
 
 def test_calibration_rules_map_held_out_training_scores_to_one_scale():
@@ -340,7 +340,7 @@ def test_fit_normal_objects_with_opencvs_people_detector(fitted, tmp_path):
                                       "objects", "--box-detector", "hog", "--json"])
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "run" / "protocol.json").read_text())
-    assert card["method"].startswith("objects: OpenCV HOG people detector + motion boxes")
+    assert card["method"].startswith("objects: boxes=hog, thresholds=ped2")
     assert json.loads(result.output.strip().splitlines()[-1])["training_objects"] > 0
     detector = build_detector("objects", boxes="hog", detector_options={"upscale": 1.0}, detect_every=5,
                               cache_dir=str(tmp_path / "cache"))

@@ -242,6 +242,10 @@ class Detector(ABC):
     # how an exported network takes its input: "rows" (a batch of independent rows) or "batch-of-one" (one whole
     # sequence per call)
     export_layout: ClassVar[str] = "rows"
+    # the constructor arguments that say what a fitted detector is, on its protocol card ("knn: k=1, metric=cosine")
+    card_args: ClassVar[tuple[str, ...]] = ()
+    # `vadkit fit-normal --method NAME`: None = not offered; a dict = offered, with these arguments beside the user's
+    fit_normal_args: ClassVar[dict | None] = None
     # what ``state()`` holds, checked when a model file is loaded: {key: (accepted types, required)}
     state_types: ClassVar[dict[str, tuple[tuple[type, ...], bool]]] = {}
 
@@ -293,6 +297,18 @@ class Detector(ABC):
     def explain(self, item: VideoItem) -> FrameObjects | None:
         """Where each frame's score comes from (object detectors override it); None: the detector cannot say."""
         return None
+
+    def describe(self) -> str:
+        """The method on a protocol card: the name and the arguments in ``card_args``."""
+        shown = [f"{k}={self.args[k]}" for k in self.card_args if self.args.get(k) is not None]
+        return self.name + (": " + ", ".join(shown) if shown else "")
+
+    def calibration_report(self) -> dict:
+        """What fitting measured on held-out normal training data (``calibration.json`` of `vadkit fit-normal`):
+        ``achieved_far`` (the share of held-out scores above the threshold), ``held_out`` and ``held_out_unit``
+        (how many held-out scores: ``snippets`` or ``frames``), ``fitted_on`` (one line), ``held_out_scores`` when
+        kept. Detectors calibrated on something other than held-out normal data return ``{}``."""
+        return {}
 
     @abstractmethod
     def _fit(self, train: list[VideoItem], progress: bool) -> None:

@@ -116,6 +116,8 @@ class KNNDetector(Detector):
 
     name = "knn"
     scoring_kind = "snippets"
+    card_args = ("k", "metric", "center")
+    fit_normal_args = {}
     inputs = "features"
     stream_context = 1
     state_types = {"bank": ((torch.Tensor,), True), "mean": ((torch.Tensor, type(None)), True),
@@ -229,6 +231,11 @@ class KNNDetector(Detector):
             "skipped_abnormal_videos": len(train) - len(normal),
             "achieved_far": float((held_scores > self.threshold_).mean()),
         }
+
+    def calibration_report(self) -> dict:
+        c = self.calibration_
+        return {**c, "held_out": c.get("held_out_snippets"), "held_out_unit": "snippets",
+                "fitted_on": f"{c.get('bank_snippets')} bank snippets"}
 
     # -- scoring -------------------------------------------------------------------------------------------------
     def _score(self, item: VideoItem) -> np.ndarray:

@@ -48,6 +48,16 @@ from vadkit.io.files import atomic_path, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
 BOX_SOURCES = ("vec", "motion", "onnx", "hog", "background")
+BUILT_IN_DETECTORS = ("hog",)  # person detectors that ship with vadkit or OpenCV, named instead of a file
+
+
+def box_source_args(box_detector: str | Path) -> dict:
+    """The detector arguments for a person/object detector named on the command line: a built-in one by name
+    (``hog``), or an ONNX file (``boxes: onnx``)."""
+    name = str(box_detector)
+    if name in BUILT_IN_DETECTORS and not Path(name).is_file():
+        return {"boxes": name}
+    return {"boxes": "onnx", "detector_file": str(Path(name).resolve())}
 CALIBRATIONS = ("range", "median", "zscore", "balanced")
 APPEARANCES = ("i3d", "hog")
 VELOCITY_SCALES = ("box", "scene")
@@ -243,6 +253,8 @@ class ObjectsDetector(Detector):
 
     name = "objects"
     scoring_kind = "objects"
+    card_args = ("boxes", "thresholds", "appearance")
+    fit_normal_args = {"calibration": "balanced", "appearance": "hog"}  # chosen on training clips (docs/results.md)
     inputs = "frames"
     state_types = {"gmm": ((dict,), True), "bank": ((torch.Tensor,), True), "calibration": ((dict,), True)}
     threshold_rule = ("calibrated false-alarm quantile: the (1 - false_alarm_rate) quantile of the training frames' "
@@ -477,10 +489,18 @@ class ObjectsDetector(Detector):
                                            for o, c, item in zip(per_video, held_calibrated, train)])
             self.threshold_ = quantile_threshold(frame_scores, 1.0 - a["false_alarm_rate"], "held-out frame scores")
             self.calibration_["held_out_far"] = float((frame_scores > self.threshold_).mean())
+            self.calibration_["held_out_frames"] = int(frame_scores.size)
             everything = [o for o in per_video if len(o["frame"])]
             self.gmm_ = fit_gmm(np.concatenate([self._velocity(o) for o in everything]), a["components"], a["seed"])
             self.bank_ = self._bank(np.concatenate([o["appearance"] for o in everything]), rng)
             self.calibration_["training_objects"] = int(sum(len(o["frame"]) for o in per_video))
+
+    def calibration_report(self) -> dict:
+        c = self.calibration_
+        return {"achieved_far": c.get("held_out_far"), "held_out": c.get("held_out_frames"), "held_out_unit": "frames",
+                "held_out_rule": "each training video scored by densities fitted without it",
+                "fitted_on": f"{c.get('training_objects')} training objects", "training_objects": c.get("training_objects"),
+                "attributes": {n: c[n] for n in ATTRIBUTES if n in c}}
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def object_attributes(self, item: VideoItem) -> dict[str, np.ndarray]:

@@ -24,60 +24,127 @@ from typing import Sequence
 import numpy as np
 
 from vadkit.detectors import Detector
-from vadkit.detectors.knn import KNNDetector
 from vadkit.engine.config import DataConfig, RunConfig
 from vadkit.engine.run import RunDir
 from vadkit.engine.items import protocol_card, save_model, store_item
 from vadkit.io.inputs import common_root, find_videos, unique_names
+from vadkit.scoring import DEFAULT_SMOOTHING_SIGMA
 
-FIT_NORMAL_SELECTION = "none (fixed k); threshold = the (1 - FAR) quantile of held-out normal snippet scores"
-OBJECTS_SELECTION = ("none (fixed arguments); attributes calibrated and threshold = the (1 - FAR) quantile of frame "
-                     "scores, both leaving one training video out")
-METHODS = ("knn", "objects")
+SELECTION = "none (fixed arguments); threshold: {rule}"
 
 
-def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, metric: str = "cosine",
-               center: bool = False, holdout: float = 0.2, seed: int = 0, settings=None,
-               features_dir=None, batch_size: int = 4, progress: bool = True, dataset: str = "user footage",
-               method: str = "knn", box_thresholds: str = "ped2", box_detector: str | Path | None = None,
-               fps: float | None = None, device: str = "cpu") -> RunDir:
-    """Fit a one-class detector on normal videos and write a run folder: ``method="knn"`` a
-    :class:`~vadkit.detectors.knn.KNNDetector` (the arguments below), ``method="objects"`` the object-attribute
-    detector on motion boxes (``box_thresholds``: the motion-box thresholds, by dataset name; ``false_alarm_rate``,
-    ``seed`` and ``dataset`` apply too; ``box_detector``: an ONNX object detector, or ``"hog"`` for OpenCV's built-in
-    people detector, whose boxes come first).
+def fit_normal(inputs, out_dir, *, method: str = "knn", detector_args: dict | None = None,
+               false_alarm_rate: float = 0.01, seed: int = 0, settings=None, features_dir=None, batch_size: int = 4,
+               progress: bool = True, dataset: str = "user footage", fps: float | None = None,
+               device: str = "cpu") -> RunDir:
+    """Fit a one-class detector of the registry on normal videos and write a run folder that `vadkit score
+    --model`, `evaluate` and the viewer take: ``method="knn"`` (the default; I3D snippet features) or ``"objects"``
+    (the object-attribute detector; boxes, flow and attributes cached in the run folder).
 
     Args:
         inputs: video files, frame folders or folders of them (see :func:`vadkit.io.inputs.find_videos`).
         out_dir: the run folder (created).
-        k, false_alarm_rate, metric, center, holdout, seed: the detector's arguments.
-        settings: :class:`~vadkit.features.extract.ExtractionSettings` (default: vadkit's defaults).
+        method: the detector (its name in the registry); its ``fit_normal_args`` come before ``detector_args``.
+        detector_args: the detector's own arguments (``k``, ``metric``, ``holdout`` for knn; ``boxes``,
+            ``thresholds`` for objects, ...); an argument the detector does not take is refused.
+        false_alarm_rate, seed: the threshold's false-alarm rate on held-out normal data, and the seed.
+        settings: :class:`~vadkit.features.extract.ExtractionSettings` of a feature detector (default: vadkit's).
         features_dir: the feature store to extract into (default ``<out_dir>/features``); videos already in it
             are not extracted again.
         dataset: what the footage is, for the protocol card.
-        device: where the I3D features are extracted (the k-NN bank itself stays on the CPU).
         fps: the frame rate of frame folders (default: their benchmark layout's, else 25; files keep their own).
+        device: where the networks run (I3D features; the k-NN bank and the object densities stay on the CPU).
 
-    ``calibration.json`` holds the frame rates used (``fps``) and, when the held-out footage is too short for the
-    false-alarm rate asked, a ``warnings`` line saying how much footage it would need and what the threshold is.
+    ``calibration.json`` holds the detector's :meth:`~vadkit.detectors.Detector.calibration_report`, the frame
+    rates used (``fps``) and, when the held-out footage is too short for the false-alarm rate asked, a
+    ``warnings`` line saying how much footage it would need and what the threshold is.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown fit-normal method {method!r}; expected one of {', '.join(METHODS)}")
-    if method == "objects":
-        return fit_normal_objects(inputs, out_dir, false_alarm_rate=false_alarm_rate, seed=seed,
-                                  box_thresholds=box_thresholds, box_detector=box_detector, progress=progress,
-                                  dataset=dataset, fps=fps)
-    from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
-    from vadkit.features.store import FeatureStore
-    from vadkit.report.plots import plot_calibration
+    from vadkit.detectors import build_detector
 
-    args = dict(k=k, metric=metric, center=center, holdout=holdout, false_alarm_rate=false_alarm_rate)
-    detector = KNNDetector(**args, seed=seed)  # the arguments are checked before minutes of feature extraction
+    if method not in fit_normal_methods():
+        raise ValueError(f"unknown fit-normal method {method!r}; expected one of {', '.join(fit_normal_methods())}")
+    run = RunDir(out_dir)
+    args = {**_detector_class(method).fit_normal_args, **(detector_args or {}), "false_alarm_rate": false_alarm_rate}
+    if "cache_dir" in _accepted_args(method) and not args.get("cache_dir"):
+        args["cache_dir"] = str(Path(run.path).resolve() / f"{method}-cache")
+    _refuse_unknown_args(method, args)
+    detector = build_detector(method, **args, seed=seed)  # the arguments are checked before minutes of work
+    detector.to_device(device)
     videos = [p.resolve() for p in find_videos(inputs)]
     names = unique_names(videos)
-    run = RunDir(out_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     run.clear()
+    items, store, stride = _training_items(detector, names, videos, run, settings, features_dir, batch_size,
+                                           progress, fps, device)
+    trained_on = describe_footage(names, items)
+    config = RunConfig(detector=method, detector_args=args,
+                       data=DataConfig(dataset="folder", root=str(common_root(videos)),
+                                       features=str(store.root) if store is not None else None, split="fit-normal"),
+                       seed=seed, output=str(run.path.parent), name=run.path.name)
+    split = write_one_class_split(run, config, names, videos, "held-out normal footage for calibration")
+    detector.fit(items, progress=progress)
+    card = protocol_card(config, detector, split, store, SELECTION.format(rule=detector.threshold_rule)).replace(
+        dataset=dataset, method=detector.describe())
+    save_model(detector, run, card, config.data.crops, trained_on)
+    report = detector.calibration_report()
+    warnings = short_footage_warnings(report, detector.threshold_, false_alarm_rate, detector.args.get("holdout"),
+                                      stride, float(np.mean([item.fps for item in items])))
+    run.write_json("calibration.json", {**{k: v for k, v in report.items() if k != "held_out_scores"},
+                                        "threshold": detector.threshold_, "false_alarm_rate": false_alarm_rate,
+                                        "fps": frame_rates(videos, fps), "warnings": warnings})
+    if report.get("held_out_scores") is not None:
+        from vadkit.report.plots import plot_calibration
+
+        plot_calibration(report["held_out_scores"], detector.threshold_, false_alarm_rate,
+                         run.path / "calibration.png", title=f"{detector.name} calibration: {trained_on}"[:120])
+    return run
+
+
+def _detector_class(method: str) -> type:
+    from vadkit.detectors.base import DETECTORS, _import_detectors
+
+    _import_detectors()
+    return DETECTORS.get(method)
+
+
+def fit_normal_methods() -> list[str]:
+    """The registered detectors `vadkit fit-normal` offers (their ``fit_normal_args`` is not None)."""
+    from vadkit.detectors import list_detectors
+
+    return [name for name in list_detectors() if _detector_class(name).fit_normal_args is not None]
+
+
+def _accepted_args(method: str) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(_detector_class(method).__init__).parameters) - {"self"}
+
+
+def _refuse_unknown_args(method: str, args: dict) -> None:
+    """An option that the chosen method does not take is an error, never silently dropped."""
+    unknown = sorted(set(args) - _accepted_args(method))
+    if unknown:
+        others = [m for m in fit_normal_methods() if m != method]
+        raise ValueError(f"--method {method} does not take {', '.join(unknown)} (options of "
+                         f"{', '.join(others) or 'another method'})")
+
+
+def _training_items(detector: Detector, names: Sequence[str], videos: Sequence[Path], run: RunDir, settings,
+                    features_dir, batch_size: int, progress: bool, fps: float | None, device: str):
+    """The normal videos as detector inputs: snippet features extracted into a store for a feature detector,
+    decoded frames otherwise. Returns ``(items, store or None, frames per held-out unit)``."""
+    from vadkit.datasets.layouts import frame_rate
+    from vadkit.io import open_video
+
+    if detector.inputs != "features":
+        items = []
+        for name, path in zip(names, videos):
+            with open_video(path, fps=frame_rate(path, fps)[0]) as video:
+                items.append(store_item(name, video.num_frames, path, video.fps, label=0))
+        return items, None, 1
+    from vadkit.features.extract import ExtractionSettings, SnippetExtractor, extract_videos
+    from vadkit.features.store import FeatureStore
+
     store_root = Path(features_dir) if features_dir else run.path / "features"
     _refuse_name_clashes(store_root, names, videos)
     extractor = SnippetExtractor(settings or ExtractionSettings(), batch_size=batch_size, device=device)
@@ -85,24 +152,7 @@ def fit_normal(inputs, out_dir, *, k: int = 1, false_alarm_rate: float = 0.01, m
     store = FeatureStore(store_root)
     items = [store_item(n, store.videos[n]["num_frames"], p, store.videos[n]["fps"], store, label=0)
              for n, p in zip(names, videos)]
-    trained_on = describe_footage(names, items)
-    config = RunConfig(detector="knn", detector_args=args,
-                       data=DataConfig(dataset="folder", root=str(common_root(videos)), features=str(store_root),
-                                       split="fit-normal"), seed=seed, output=str(run.path.parent), name=run.path.name)
-    split = write_one_class_split(run, config, names, videos, f"holdout {holdout} for calibration")
-    detector.fit(items, progress=progress)
-    card = protocol_card(config, detector, split, store, FIT_NORMAL_SELECTION).replace(
-        dataset=dataset, method=f"knn: k={k}, {metric}{', centred' if center else ''}")
-    save_model(detector, run, card, config.data.crops, trained_on)
-    calibration = {key: v for key, v in detector.calibration_.items() if key != "held_out_scores"}
-    warnings = short_footage_warnings(detector.calibration_, detector.threshold_, false_alarm_rate, holdout,
-                                      extractor.settings.stride, np.mean([item.fps for item in items]))
-    run.write_json("calibration.json", {**calibration, "threshold": detector.threshold_,
-                                        "false_alarm_rate": false_alarm_rate, "fps": frame_rates(videos, fps),
-                                        "warnings": warnings})
-    plot_calibration(detector.calibration_["held_out_scores"], detector.threshold_, false_alarm_rate,
-                     run.path / "calibration.png", title=f"k-NN calibration: {trained_on}"[:120])
-    return run
+    return items, store, extractor.settings.stride
 
 
 def frame_rates(videos: Sequence[Path], fps: float | None) -> dict[str, str]:
@@ -120,26 +170,33 @@ def frame_rates(videos: Sequence[Path], fps: float | None) -> dict[str, str]:
     return rates
 
 
-def short_footage_warnings(calibration: dict, threshold: float, far: float, holdout: float, stride: int,
+def short_footage_warnings(report: dict, threshold: float, far: float, holdout: float | None, stride: int,
                            fps: float) -> list[str]:
-    """The warning a user needs when the held-out snippets are too few to measure the false-alarm rate ``far``:
-    a (1 - far) quantile of n scores is only meaningful with n >= 1/far of them."""
+    """The warning a user needs when the held-out scores (``report["held_out"]`` of them, each ``stride`` frames
+    of footage) are too few to measure the false-alarm rate ``far``: a (1 - far) quantile of n scores is only
+    meaningful with n >= 1/far of them. ``holdout``: the share of the footage held out (``None``: all of it, each
+    video in turn)."""
     import math
 
-    held = int(calibration.get("held_out_snippets") or 0)
+    if report.get("held_out") is None:
+        return []
+    held, unit = int(report["held_out"]), report.get("held_out_unit", "scores")
     needed = math.ceil(1.0 / far)
     if held >= needed:
         return []
-    scores = np.sort(np.asarray(calibration.get("held_out_scores", []), dtype=np.float64))[::-1]
-    above = int((scores > threshold).sum())
+    scores = np.sort(np.asarray(report.get("held_out_scores") or [], dtype=np.float64))[::-1]
+    above = int((scores > threshold).sum()) if scores.size else round(float(report.get("achieved_far") or 0) * held)
     held_minutes = needed * stride / fps / 60
+    share = holdout or 1.0
+    footage = (f"so roughly {held_minutes / share:.0f} min of normal footage with --holdout {share:g}" if holdout
+               else "all of it normal footage (each video is held out in turn)")
     top = f" (the highest held-out score is {scores[0]:.4g})" if scores.size else ""
-    return [f"the held-out footage is too short for --far {far:g}: {held} held-out snippets, and a false-alarm "
+    return [f"the held-out footage is too short for --far {far:g}: {held} held-out {unit}, and a false-alarm "
             f"rate of {far:g} needs at least {needed} (1/far), about {held_minutes:.1f} min of held-out footage at "
-            f"{fps:g} fps, so roughly {held_minutes / holdout:.0f} min of normal footage with --holdout {holdout:g}. "
-            f"The threshold was set to {threshold:.4g} instead, the {1 - far:g} quantile of {held} scores{top}: "
-            f"{above} of {held} held-out snippets {'lies' if above == 1 else 'lie'} above it ({above / max(held, 1):.3f}), so expect more false "
-            f"alarms than asked. Give more normal footage, or ask for --far {1 / max(held, 1):.2g} or more."]
+            f"{fps:g} fps, {footage}. The threshold was set to {threshold:.4g} instead, the {1 - far:g} quantile "
+            f"of {held} scores{top}: {above} of {held} held-out {unit} {'lies' if above == 1 else 'lie'} above it "
+            f"({above / max(held, 1):.3f}), so expect more false alarms than asked. Give more normal footage, or "
+            f"ask for --far {1 / max(held, 1):.2g} or more."]
 
 
 def describe_footage(names: Sequence[str], items: Sequence) -> str:
@@ -158,57 +215,6 @@ def write_one_class_split(run: RunDir, config: RunConfig, names: Sequence[str], 
     run.write_config(config.to_dict())
     run.write_json("split.json", split)
     return split
-
-
-BOX_DETECTOR_NAMES = {"onnx": "ONNX detector + ", "hog": "OpenCV HOG people detector + "}
-
-
-def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed: int = 0,
-                       box_thresholds: str = "ped2", box_detector: str | Path | None = None, progress: bool = True,
-                       dataset: str = "user footage", fps: float | None = None) -> RunDir:
-    """Fit the object-attribute detector on normal videos (motion boxes, after the boxes of ``box_detector``, an ONNX
-    detector or ``"hog"`` for OpenCV's built-in people detector, when given; boxes, flow and attributes cached in
-    the run folder) and write a run folder that `vadkit score --model` takes."""
-    from vadkit.datasets.layouts import frame_rate
-    from vadkit.detectors import build_detector
-    from vadkit.io import open_video
-
-    run = RunDir(out_dir)
-    boxes = dict(boxes="motion")
-    if box_detector and str(box_detector) == "hog" and not Path(box_detector).is_file():
-        boxes = dict(boxes="hog")  # OpenCV's built-in HOG people detector
-    elif box_detector:
-        boxes = dict(boxes="onnx", detector_file=str(Path(box_detector).resolve()))
-    args = dict(**boxes, thresholds=box_thresholds, false_alarm_rate=false_alarm_rate, calibration="balanced",
-                appearance="hog", cache_dir=str(Path(run.path).resolve() / "objects-cache"))
-    detector = build_detector("objects", **args, seed=seed)  # the arguments are checked before minutes of work
-    videos = [p.resolve() for p in find_videos(inputs)]
-    if len(videos) < 2:
-        raise ValueError(f"the objects method needs at least two normal videos (it calibrates by leaving one video "
-                         f"out); found {len(videos)} in {', '.join(map(str, inputs))}")
-    names = unique_names(videos)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.clear()
-    items = []
-    for name, path in zip(names, videos):
-        with open_video(path, fps=frame_rate(path, fps)[0]) as video:
-            items.append(store_item(name, video.num_frames, path, video.fps, label=0))
-    trained_on = describe_footage(names, items)
-    config = RunConfig(detector="objects", detector_args=args,
-                       data=DataConfig(dataset="folder", root=str(common_root(videos)), split="fit-normal"),
-                       seed=seed, output=str(run.path.parent), name=run.path.name)
-    split = write_one_class_split(run, config, names, videos, "each held out once for calibration")
-    detector.fit(items, progress=progress)
-    card = protocol_card(config, detector, split, None, OBJECTS_SELECTION).replace(
-        dataset=dataset, method=f"objects: {BOX_DETECTOR_NAMES.get(boxes['boxes'], '')}motion boxes "
-                                f"({box_thresholds} thresholds), velocity + HOG appearance")
-    save_model(detector, run, card, config.data.crops, trained_on)
-    c = detector.calibration_
-    run.write_json("calibration.json", {"threshold": detector.threshold_, "false_alarm_rate": false_alarm_rate,
-                                        "achieved_far": c["held_out_far"], "held_out_unit": "frames",
-                                        "training_objects": c["training_objects"], "fps": frame_rates(videos, fps),
-                                        "attributes": {n: c[n] for n in ("velocity", "appearance")}})
-    return run
 
 
 def _refuse_name_clashes(store_root: Path, names: Sequence[str], videos: Sequence[Path]) -> None:
@@ -230,7 +236,8 @@ def _refuse_name_clashes(store_root: Path, names: Sequence[str], videos: Sequenc
 # ---------------------------------------------------------------------------------------------------------------
 def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, videos: Sequence | None,
                         labels: str | Path | None, progress: bool = True, out: str | Path | None = None,
-                        scored: Sequence[str | Path] | None = None, fps: float | None = None, device: str = "cpu") -> dict:
+                        scored: Sequence[str | Path] | None = None, fps: float | None = None, device: str = "cpu",
+                        smoothing_sigma: float = DEFAULT_SMOOTHING_SIGMA) -> dict:
     """The numbers a fit-normal run supports (see the module docstring), written to ``<out>/metrics.json`` with
     each video's scores (``out`` defaults to ``<run>-eval``; nothing is written into the run folder). Videos that
     a `vadkit score` folder in ``scored`` already scored with this model are not scored again."""
@@ -245,7 +252,8 @@ def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, vide
         calibration = run.read_json("calibration.json")
         metrics = {"evaluated_on": "held-out normal training footage (calibration)", "threshold": detector.threshold_,
                    "far_requested": calibration.get("false_alarm_rate"), "far_held_out": calibration.get("achieved_far"),
-                   "held_out_snippets": calibration.get("held_out_snippets"), "protocol": protocol}
+                   "held_out": calibration.get("held_out"), "held_out_unit": calibration.get("held_out_unit"),
+                   "protocol": protocol}
         if out:
             RunDir(out).path.mkdir(parents=True, exist_ok=True)
             RunDir(out).write_json("metrics.json", metrics)
@@ -270,11 +278,12 @@ def evaluate_fit_normal(run: RunDir, config: RunConfig, detector: Detector, vide
         scored_frames = np.isfinite(values)
         scores[name] = values
         alarms[name] = float((values[scored_frames] >= detector.threshold_).mean()) if scored_frames.any() else float("nan")
-        events[name] = len(find_events(gaussian_smooth(values, 3.0), detector.threshold_, rate))
+        events[name] = len(find_events(gaussian_smooth(values, smoothing_sigma), detector.threshold_, rate))
         target.write_scores(name, values)
     pooled = np.concatenate([s[np.isfinite(s)] for s in scores.values()])
     metrics: dict = {"evaluated_on": f"{len(names)} given videos" + (f", labels {labels}" if labels else ", no labels"),
                      "model": str(run.path), "threshold": detector.threshold_, "num_videos": len(names),
+                     "events_smoothing_sigma": smoothing_sigma,
                      "num_frames": int(pooled.size),
                      "frames_at_or_above_threshold": float((pooled >= detector.threshold_).mean()),
                      "reused_scores": {n: reused[n]["folder"] for n in names if n in reused},

@@ -32,12 +32,13 @@ from vadkit.features.backends import (BACKENDS, PARITY_BOUND, SCORE_PARITY, Expo
                                       open_session, relative_error, require, versions)
 from vadkit.inference.bundle import LoadedModel, resolve_model
 from vadkit.io.files import atomic_write_json, json_safe, sha256_file
+from vadkit.scoring import DEFAULT_SMOOTHING_SIGMA
 
 FORMATS = ("onnx", "openvino")
 EXPORT_FILE = "vadkit-export.json"
 
 
-def export_model(model: str | Path | LoadedModel, out_dir: str | Path, fmt: str = "onnx", *, smoothing_sigma: float = 3.0,
+def export_model(model: str | Path | LoadedModel, out_dir: str | Path, fmt: str = "onnx", *, smoothing_sigma: float = DEFAULT_SMOOTHING_SIGMA,
                  min_event_frames: int = 8, merge_gap: int = 5, overwrite: bool = False) -> dict:
     """Export ``model`` into ``out_dir`` (see the module docstring); returns the ``vadkit-export.json`` content.
 

@@ -38,7 +38,7 @@ from vadkit.io.files import atomic_write_bytes, atomic_write_json
 from vadkit.io.inputs import find_videos, printable, unique_names
 from vadkit.progress import progress_bar
 from vadkit.report.events import Event, event_mask, find_events
-from vadkit.scoring import gaussian_smooth
+from vadkit.scoring import DEFAULT_SMOOTHING_SIGMA, gaussian_smooth
 
 FORMAT_VERSION = 1
 MAX_SCORING_SIDE = 1280  # frames larger than this (longest side) are resized at decoding
@@ -183,7 +183,7 @@ def _render(video, out_dir: Path, smoothed: np.ndarray, threshold: float, events
 
 
 def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | Path, *, name: str | None = None,
-                smoothing_sigma: float = 3.0, min_event_frames: int = 8, merge_gap: int = 5,
+                smoothing_sigma: float = DEFAULT_SMOOTHING_SIGMA, min_event_frames: int = 8, merge_gap: int = 5,
                 threshold: float | None = None, write_annotated: bool = True, progress=None,
                 batch_size: int = 4, fps: float | None = None) -> dict:
     """Score one video and write its scored-video folder ``out_dir`` (see the module docstring).

@@ -50,7 +50,7 @@ from vadkit.inference.bundle import LoadedModel
 from vadkit.io.files import atomic_write_bytes, atomic_write_json, json_safe
 from vadkit.io.stream import Frame, Gap, StreamError, kind_of, stream_frames, stream_name
 from vadkit.report.events import Event, EventTracker
-from vadkit.scoring import StreamingGaussian
+from vadkit.scoring import DEFAULT_SMOOTHING_SIGMA, StreamingGaussian
 
 JPEG_QUALITY = 80
 RING_MAX_SIDE = 640  # frames kept for clips are shrunk to this longest side
@@ -62,7 +62,7 @@ class WatchOptions:
 
     realtime: bool = False
     loop: bool = False
-    smoothing_sigma: float = 3.0
+    smoothing_sigma: float = DEFAULT_SMOOTHING_SIGMA
     min_event_frames: int = 8
     merge_gap: int = 5
     threshold: float | None = None
