@@ -240,3 +240,42 @@ def _tensors(value):
     elif isinstance(value, (list, tuple)):
         for v in value:
             yield from _tensors(v)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring is a pure function of the item's data: one id scored twice with different data
+# ---------------------------------------------------------------------------------------------------------------
+def _fresh_copy(detector: Detector, path: Path, cache: Path) -> Detector:
+    """The detector as a new process would load it, with empty caches of its own."""
+    detector.save(path)
+    fresh = Detector.load(path)
+    if "cache_dir" in fresh.args:
+        fresh.args["cache_dir"] = str(cache)
+    return fresh
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_one_id_scored_twice_with_different_data_gets_each_datas_scores(name, data, tmp_path):
+    """Nothing keyed by the item's id (in memory, or on disk by its path) outlives a call: the second video under
+    the same id (frame detectors: written over the same file) gets its own scores, equal to a fresh detector's."""
+    detector = build_detector(name, **CASES[name](tmp_path / "cache"))
+    train = data.train(detector.inputs, 0)
+    detector.fit(train, progress=False)
+    if detector.inputs == "features":
+        other = data.train("features", 1)[1]  # features of another scale: other scores
+        first = VideoItem(id="same", num_frames=train[1].num_frames, load_features=train[1].load_features,
+                          extraction=train[1].extraction)
+        second = VideoItem(id="same", num_frames=other.num_frames, load_features=other.load_features,
+                           extraction=other.extraction)
+    else:
+        path = tmp_path / "upload" / "clip.mp4"
+        write_video(path, moving_square(FRAMES, 9), fps=25)
+        first = VideoItem(id="same", num_frames=FRAMES, path=path)
+    scores_first = detector.score(first).values
+    if detector.inputs == "frames":  # the same file name, another video (a brighter scene, a faster square)
+        write_video(path, moving_square(FRAMES, 3, kind=1), fps=25)
+        second = VideoItem(id="same", num_frames=FRAMES, path=path)
+    scores_second = detector.score(second).values
+    assert not np.allclose(scores_first, scores_second), "the second video got the first one's scores"
+    fresh = _fresh_copy(detector, tmp_path / "model.pt", tmp_path / "fresh-cache")
+    np.testing.assert_allclose(scores_second, fresh.score(second).values, rtol=1e-6, atol=1e-9)

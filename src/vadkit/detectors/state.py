@@ -50,7 +50,7 @@ from vadkit.detectors.loop import TrainableDetector
 from vadkit.features.cubes import CubeDataset, CubeStore
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
-from vadkit.io.files import safe_name
+from vadkit.io.files import content_stamp, safe_name
 from vadkit.models import get_model
 from vadkit.models.recon.state import perturbed_errors, state_loss
 
@@ -193,8 +193,10 @@ class STATEDetector(TrainableDetector):
 
     @staticmethod
     def _video_key(item: VideoItem) -> str:
-        """A cube-store key: the item id and a hash of its resolved path and length (ids need not be unique)."""
-        return f"{safe_name(item.id)}-{_digest([str(Path(item.path).resolve()), item.num_frames])[:8]}"
+        """A cube-store key: the item id and a hash of its resolved path, content stamp and length (ids need not be
+        unique, and a path may be rewritten with another video)."""
+        record = [str(Path(item.path).resolve()), item.num_frames, content_stamp(item.path)]
+        return f"{safe_name(item.id)}-{_digest(record)[:8]}"
 
     # -- boxes ----------------------------------------------------------------------------------------------------
     def vec_boxes(self, item: VideoItem) -> list[np.ndarray] | None:
