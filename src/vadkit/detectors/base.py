@@ -277,6 +277,21 @@ class Detector(ABC):
         """Where each frame's score comes from (object detectors override it); None: the detector cannot say."""
         return None
 
+    @contextmanager
+    def caches_in(self, folder: str | Path):
+        """Inside the block, keep the per-video disk caches (boxes, flow, attributes, cubes) under ``folder``, which
+        the caller deletes after: for videos scored once and never again, such as a live stream's segments
+        (`vadkit watch`), whose caches would otherwise pile up. Detectors without a ``cache_dir`` are unchanged."""
+        if "cache_dir" not in self.args:
+            yield self
+            return
+        previous = self.args["cache_dir"]
+        self.args["cache_dir"] = str(folder)
+        try:
+            yield self
+        finally:
+            self.args["cache_dir"] = previous
+
     @abstractmethod
     def _fit(self, train: list[VideoItem], progress: bool) -> None:
         ...

@@ -38,6 +38,7 @@ import json
 import math
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
@@ -190,6 +191,17 @@ class STATEDetector(TrainableDetector):
         if root not in self._stores:  # one instance per folder: its manifest stays current as videos are added
             self._stores[root] = CubeStore(root)
         return self._stores[root]
+
+    @contextmanager
+    def caches_in(self, folder: str | Path):
+        """As :meth:`Detector.caches_in`; the cube stores opened under ``folder`` are forgotten after the block."""
+        try:
+            with super().caches_in(folder):
+                yield self
+        finally:
+            root = Path(os.path.expanduser(str(folder)))
+            for store in [r for r in self._stores if root == r or root in r.parents]:
+                del self._stores[store]
 
     @staticmethod
     def _video_key(item: VideoItem) -> str:
