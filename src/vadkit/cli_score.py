@@ -106,6 +106,7 @@ def watch_command(
     max_retries: Optional[int] = typer.Option(None, "--max-retries", help="give a source up after this many failed reopenings in a row (default: never)"),
     batch_size: int = typer.Option(8, "--batch-size", help="snippets per I3D forward pass, across streams"),
     queue_snippets: int = typer.Option(8, "--queue", help="snippets a stream may have waiting before new ones are skipped"),
+    segment: float = typer.Option(10.0, "--segment", help="frame detectors (sendec, state, objects): seconds of frames scored together as one video (adds that much delay)"),
     backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or openvino"),
     device: str = DEVICE_OPTION,
 ) -> None:
@@ -127,7 +128,7 @@ def watch_command(
     options = WatchOptions(realtime=realtime, loop=loop, smoothing_sigma=smoothing, min_event_frames=min_event,
                            merge_gap=merge_gap, threshold=threshold, webhook=webhook, pre_roll_s=pre_roll,
                            post_roll_s=post_roll, timeout_s=timeout, max_retries=max_retries, batch_size=batch_size,
-                           queue_snippets=queue_snippets)
+                           queue_snippets=queue_snippets, segment_s=segment)
     device = resolve_device_option(device)
     try:
         loaded = resolve_model(model, backend=backend, device=device)

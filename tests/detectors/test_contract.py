@@ -240,3 +240,108 @@ def _tensors(value):
     elif isinstance(value, (list, tuple)):
         for v in value:
             yield from _tensors(v)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring is a pure function of the item's data: one id scored twice with different data
+# ---------------------------------------------------------------------------------------------------------------
+def _fresh_copy(detector: Detector, path: Path, cache: Path) -> Detector:
+    """The detector as a new process would load it, with empty caches of its own."""
+    detector.save(path)
+    fresh = Detector.load(path)
+    if "cache_dir" in fresh.args:
+        fresh.args["cache_dir"] = str(cache)
+    return fresh
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_one_id_scored_twice_with_different_data_gets_each_datas_scores(name, data, tmp_path):
+    """Nothing keyed by the item's id (in memory, or on disk by its path) outlives a call: the second video under
+    the same id (frame detectors: written over the same file) gets its own scores, equal to a fresh detector's."""
+    detector = build_detector(name, **CASES[name](tmp_path / "cache"))
+    train = data.train(detector.inputs, 0)
+    detector.fit(train, progress=False)
+    if detector.inputs == "features":
+        other = data.train("features", 1)[1]  # features of another scale: other scores
+        first = VideoItem(id="same", num_frames=train[1].num_frames, load_features=train[1].load_features,
+                          extraction=train[1].extraction)
+        second = VideoItem(id="same", num_frames=other.num_frames, load_features=other.load_features,
+                           extraction=other.extraction)
+    else:
+        path = tmp_path / "upload" / "clip.mp4"
+        write_video(path, moving_square(FRAMES, 9), fps=25)
+        first = VideoItem(id="same", num_frames=FRAMES, path=path)
+    scores_first = detector.score(first).values
+    if detector.inputs == "frames":  # the same file name, another video (a brighter scene, a faster square)
+        write_video(path, moving_square(FRAMES, 3, kind=1), fps=25)
+        second = VideoItem(id="same", num_frames=FRAMES, path=path)
+    scores_second = detector.score(second).values
+    assert not np.allclose(scores_first, scores_second), "the second video got the first one's scores"
+    fresh = _fresh_copy(detector, tmp_path / "model.pt", tmp_path / "fresh-cache")
+    np.testing.assert_allclose(scores_second, fresh.score(second).values, rtol=1e-6, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Every registered detector watches: `vadkit watch` on a file gives `vadkit score`'s frame scores and its events
+# ---------------------------------------------------------------------------------------------------------------
+#: detectors whose live scores are the file's (watch.py's docstring): k-NN and AR-Net's arnet_single score each
+#: snippet on its own; frame detectors score a file shorter than a segment as one video. AED sees the last snippets
+#: only (an approximation): its scores are checked for coverage and its events against its own scores.
+WATCH_EQUALS_SCORE = {"knn", "arnet", "sendec", "state", "objects"}
+
+
+def _watch_rows(folder: Path) -> list[dict]:
+    rows = []
+    for chunk in sorted((folder / "scores").glob("*.jsonl")):
+        rows += [json.loads(line) for line in chunk.read_text().splitlines()]
+    return [r for r in rows if "frame" in r]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_vadkit_watch_runs_every_detector_and_gives_vadkit_scores_scores(name, data, tmp_path):
+    import signal
+
+    from vadkit.cli import app
+    from vadkit.inference import resolve_model
+    from vadkit.inference.pipeline import frame_scores
+    from vadkit.io import open_video
+    from vadkit.report.events import find_events
+    from vadkit.scoring import gaussian_smooth
+
+    detector = build_detector(name, **CASES[name](tmp_path / "cache"))
+    if detector.inputs == "features":
+        from vadkit.features.weights import WeightsNotFoundError, find_kinetics400_weights
+
+        try:
+            find_kinetics400_weights()
+        except WeightsNotFoundError as err:
+            pytest.skip(f"I3D weights not installed: {err}")
+    detector.fit(data.train(detector.inputs, 0), progress=False).save(tmp_path / "model.pt")
+    with open_video(data.test_video) as video:  # the frame scores `vadkit score` writes (unrounded; its own test
+        exact = frame_scores(resolve_model(tmp_path / "model.pt", backend="torch"), video, "clip")[0].values  # above)
+    threshold = float(np.median(gaussian_smooth(exact, 3.0)))  # half the frames or more above: at least one event
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # watch installs its own
+    try:
+        watched = CliRunner().invoke(app, ["watch", str(data.test_video), "--model", str(tmp_path / "model.pt"),
+                                           "--out", str(tmp_path / "watch"), "--threshold", str(threshold),
+                                           "--min-event", "1", "--backend", "torch"])
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    assert watched.exit_code == 0, watched.output
+    rows = _watch_rows(tmp_path / "watch" / "clip")
+    assert [r["frame"] for r in rows] == list(range(FRAMES))
+    live = np.array([r["score"] for r in rows])
+    smoothed = np.array([r["smoothed"] for r in rows])
+    if name in WATCH_EQUALS_SCORE:
+        assert np.abs(live - exact).max() <= 1e-6, (live, exact)
+        assert np.abs(smoothed - gaussian_smooth(exact, 3.0)).max() <= 1e-6
+    else:
+        assert np.isfinite(live).all()
+    messages = [json.loads(line) for line in watched.stdout.splitlines() if line.startswith("{")]
+    closed = [(m["start_frame"], m["end_frame"]) for m in messages if m["type"] == "event"]
+    expected = [(e.start_frame, e.end_frame) for e in find_events(smoothed, threshold, 25, min_frames=1, merge_gap=5)]
+    assert closed == expected and closed, (closed, expected)
+    assert len([m for m in messages if m["type"] == "event_open"]) == len(closed)
+    assert not (tmp_path / "watch" / "clip" / ".segments").exists()  # segment frames are deleted after scoring

@@ -148,14 +148,84 @@ def test_the_skip_policy_drops_whole_snippets_and_keeps_the_queue_bounded(tmp_pa
     assert len({r["frame"] for r in rows}) == len(rows)  # nothing scored twice
 
 
-def test_frame_detectors_are_refused_with_the_reason(tmp_path):
-    from vadkit.detectors import build_detector
+@pytest.fixture(scope="module")
+def sendec_model(tmp_path_factory):
+    """A tiny sEnDec (a frame detector) fitted on two short synthetic videos."""
+    from vadkit.detectors import VideoItem, build_detector
     from vadkit.inference.bundle import LoadedModel
-    from vadkit.inference.watch import Watcher
+    from vadkit.io import write_video
 
-    detector = build_detector("sendec", clip_length=2, height=32, width=32)
-    with pytest.raises(ValueError, match="vadkit score"):
-        Watcher([str(DEMO)], LoadedModel(detector=detector, source="x"), tmp_path)
+    root = tmp_path_factory.mktemp("sendec")
+    rng = np.random.default_rng(0)
+    train = []
+    for i in range(2):
+        frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(12)]
+        train.append(VideoItem(id=f"v{i}", num_frames=12, path=write_video(root / f"v{i}.mp4", frames, fps=10)))
+    detector = build_detector("sendec", clip_length=2, height=32, width=32, batch_size=4, epochs=1, bn_clips=4,
+                              optimizer="adam", lr=1e-3, threads=1, seed=0).fit(train, progress=False)
+    return LoadedModel(detector=detector, source="sendec-test")
+
+
+def _segment_scores(detector, frames: list[np.ndarray], length: int, folder: Path) -> np.ndarray:
+    """Each run of ``length`` frames written as its own frame folder and scored as one video."""
+    import cv2
+
+    from vadkit.detectors import VideoItem
+
+    out = []
+    for start in range(0, len(frames), length):
+        part = folder / f"{start:06d}"
+        part.mkdir(parents=True)
+        for i, frame in enumerate(frames[start:start + length]):
+            cv2.imwrite(str(part / f"{i:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        n = len(frames[start:start + length])
+        out.append(detector.score(VideoItem(id="segment", num_frames=n, path=part)).values)
+    return np.concatenate(out)
+
+
+def test_frame_detectors_watch_in_segments_each_scored_as_one_video(sendec_model, tmp_path):
+    """sEnDec watches the demo clip (180 frames at 10 fps) in 5 s segments: 50, 50, 50 and 30 frames, each scored
+    as one video (the segment's frames, losslessly), every frame once; the segment folders are gone after."""
+    from vadkit.inference.watch import WatchOptions, watch
+    from vadkit.io import open_video
+
+    summary = watch([str(DEMO)], sendec_model, tmp_path / "out", WatchOptions(segment_s=5.0, write_clips=False),
+                    emit=lambda m: None)["ped2_test004"]
+    rows = [r for r in read_rows(tmp_path / "out" / "ped2_test004") if "frame" in r]
+    assert [r["frame"] for r in rows] == list(range(180)) and summary["skipped_frames"] == 0
+    with open_video(DEMO) as video:
+        assert video.fps == 10
+        frames = list(video.frames())
+    expected = _segment_scores(sendec_model.detector, frames, 50, tmp_path / "segments")
+    assert np.abs(np.array([r["score"] for r in rows]) - expected).max() <= 1e-6
+    assert not (tmp_path / "out" / "ped2_test004" / ".segments").exists()
+
+
+def test_the_skip_policy_drops_whole_segments(sendec_model, tmp_path):
+    """A frame detector slower than a file played without back-pressure, one segment of queue: whole 1 s
+    segments (10 frames) are skipped and counted, the others scored once, none left on disk."""
+    from vadkit.inference.watch import WatchOptions, watch
+
+    detector = sendec_model.detector
+    original = detector.score
+
+    def slow(item):
+        time.sleep(0.3)
+        return original(item)
+
+    detector.score = slow
+    try:
+        summary = watch([str(DEMO)], sendec_model, tmp_path, WatchOptions(segment_s=1.0, queue_segments=1,
+                                                                           write_clips=False, backpressure=False),
+                        emit=lambda m: None)["ped2_test004"]
+    finally:
+        del detector.score
+    assert summary["skipped_frames"] > 0 and summary["skipped_frames"] % 10 == 0
+    assert summary["queue_max_seen"] <= summary["queue_bound"] == 1
+    rows = [r for r in read_rows(tmp_path / "ped2_test004") if "frame" in r]
+    assert len(rows) == summary["scored_frames"] == 180 - summary["skipped_frames"]
+    assert len({r["frame"] for r in rows}) == len(rows)
+    assert not (tmp_path / "ped2_test004" / ".segments").exists()
 
 
 def test_sigterm_closes_the_open_event_and_exits_0(tmp_path):

@@ -35,6 +35,7 @@ from __future__ import annotations
 import io
 import warnings
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -309,6 +310,21 @@ class Detector(ABC):
         (how many held-out scores: ``snippets`` or ``frames``), ``fitted_on`` (one line), ``held_out_scores`` when
         kept. Detectors calibrated on something other than held-out normal data return ``{}``."""
         return {}
+
+    @contextmanager
+    def caches_in(self, folder: str | Path):
+        """Inside the block, keep the per-video disk caches (boxes, flow, attributes, cubes) under ``folder``, which
+        the caller deletes after: for videos scored once and never again, such as a live stream's segments
+        (`vadkit watch`), whose caches would otherwise pile up. Detectors without a ``cache_dir`` are unchanged."""
+        if "cache_dir" not in self.args:
+            yield self
+            return
+        previous = self.args["cache_dir"]
+        self.args["cache_dir"] = str(folder)
+        try:
+            yield self
+        finally:
+            self.args["cache_dir"] = previous
 
     @abstractmethod
     def _fit(self, train: list[VideoItem], progress: bool) -> None:

@@ -44,7 +44,7 @@ from vadkit.detectors.base import (Detector, FrameObjects, VideoItem, number_arg
 from vadkit.features.attributes import MOVING, pixel_heights
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
-from vadkit.io.files import atomic_path, safe_name
+from vadkit.io.files import atomic_path, content_stamp, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
 BOX_SOURCES = ("vec", "motion", "onnx", "hog", "background")
@@ -308,7 +308,6 @@ class ObjectsDetector(Detector):
         self.gmm_: dict | None = None
         self.bank_: np.ndarray | None = None
         self.calibration_: dict = {}  # attribute -> {"low", "high"}; "empty": score of a frame without objects
-        self._last = None  # (video key, (objects, calibrated scores)) of the last scored video
 
     # -- per-video objects and attributes -------------------------------------------------------------------------
     @property
@@ -344,7 +343,8 @@ class ObjectsDetector(Detector):
 
     def _cache_file(self, item: VideoItem, source: str) -> Path:
         a = self.args
-        record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), frames=item.num_frames,
+        record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), stamp=content_stamp(item.path),
+                      frames=item.num_frames,
                       boxes=source, box_file=(a["box_file"] if source == "vec" else self._detector().identity
                                               if source in ("onnx", "hog") else a["thresholds"]),
                       flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
@@ -450,7 +450,6 @@ class ObjectsDetector(Detector):
 
     def _fit(self, train: list[VideoItem], progress: bool) -> None:
         a = self.args
-        self._last = None
         with torch_threads(a["threads"]):
             per_video = []
             with progress_bar("object attributes", progress) as bar:
@@ -512,16 +511,11 @@ class ObjectsDetector(Detector):
                 "score": object_scores(calibrated) if len(objs["frame"]) else np.zeros(0)}
 
     def _scored_objects(self, item: VideoItem) -> tuple[dict, dict[str, np.ndarray]]:
-        """A video's objects and their calibrated attribute scores (the last video's kept: `vadkit score` asks for
-        the scores, then for the explanation)."""
-        key = (item.id, str(item.path), item.num_frames, os.path.getmtime(item.path) if item.path else None)
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
+        """A video's objects and their calibrated attribute scores, from the item's own data every call (nothing
+        is kept between calls: the per-video caches on disk are keyed by the video's content stamp)."""
         with torch_threads(self.args["threads"]):
             objs = self.objects(item)
-        found = objs, self._calibrated(self._raw(self.gmm_, self.bank_, objs))
-        self._last = (key, found)
-        return found
+        return objs, self._calibrated(self._raw(self.gmm_, self.bank_, objs))
 
     def _score(self, item: VideoItem) -> np.ndarray:
         objs, calibrated = self._scored_objects(item)
@@ -554,7 +548,6 @@ class ObjectsDetector(Detector):
                 "bank": torch.from_numpy(self.bank_.astype(np.float16)), "calibration": self.calibration_}
 
     def load_state(self, state: dict) -> None:
-        self._last = None
         self.gmm_ = {k: v.numpy() for k, v in state["gmm"].items()}
         self.bank_ = state["bank"].numpy().astype(np.float32)
         self.calibration_ = dict(state["calibration"])

@@ -38,6 +38,7 @@ import json
 import math
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
@@ -52,7 +53,7 @@ from vadkit.device import seeded
 from vadkit.features.cubes import CubeDataset, CubeStore
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
-from vadkit.io.files import safe_name
+from vadkit.io.files import content_stamp, safe_name
 from vadkit.models import get_model
 from vadkit.models.recon.state import perturbed_errors, state_loss
 
@@ -195,10 +196,23 @@ class STATEDetector(TrainableDetector):
             self._stores[root] = CubeStore(root)
         return self._stores[root]
 
+    @contextmanager
+    def caches_in(self, folder: str | Path):
+        """As :meth:`Detector.caches_in`; the cube stores opened under ``folder`` are forgotten after the block."""
+        try:
+            with super().caches_in(folder):
+                yield self
+        finally:
+            root = Path(os.path.expanduser(str(folder)))
+            for store in [r for r in self._stores if root == r or root in r.parents]:
+                del self._stores[store]
+
     @staticmethod
     def _video_key(item: VideoItem) -> str:
-        """A cube-store key: the item id and a hash of its resolved path and length (ids need not be unique)."""
-        return f"{safe_name(item.id)}-{_digest([str(Path(item.path).resolve()), item.num_frames])[:8]}"
+        """A cube-store key: the item id and a hash of its resolved path, content stamp and length (ids need not be
+        unique, and a path may be rewritten with another video)."""
+        record = [str(Path(item.path).resolve()), item.num_frames, content_stamp(item.path)]
+        return f"{safe_name(item.id)}-{_digest(record)[:8]}"
 
     # -- boxes ----------------------------------------------------------------------------------------------------
     def vec_boxes(self, item: VideoItem) -> list[np.ndarray] | None:

@@ -66,19 +66,29 @@ def _split_by_label(train: list[VideoItem]) -> tuple[list[VideoItem], list[Video
     return abnormal, normal
 
 
+def snippet_features(item: VideoItem) -> np.ndarray:
+    """The item's ``(N, F)`` float32 snippet features, read from the item itself (never from a cache)."""
+    features = np.asarray(item.features(), dtype=np.float32)
+    if features.ndim != 2:
+        raise ValueError(f"video {item.id}: expected snippet features (N, F), got shape {features.shape}")
+    return features
+
+
 class _FeatureCache:
-    """Loads each video's features once."""
+    """Loads each training video's features once, for one ``fit``: training draws from the same videos every step.
+    It is emptied when training ends, so nothing keyed by an id outlives the call (scoring reads the item's own
+    features: two videos scored under one id get their own scores)."""
 
     def __init__(self) -> None:
         self._cache: dict[str, np.ndarray] = {}
 
     def __call__(self, item: VideoItem) -> np.ndarray:
         if item.id not in self._cache:
-            features = np.asarray(item.features(), dtype=np.float32)
-            if features.ndim != 2:
-                raise ValueError(f"video {item.id}: expected snippet features (N, F), got shape {features.shape}")
-            self._cache[item.id] = features
+            self._cache[item.id] = snippet_features(item)
         return self._cache[item.id]
+
+    def clear(self) -> None:
+        self._cache.clear()
 
 
 class _WeakDetector(TrainableDetector):
@@ -104,6 +114,12 @@ class _WeakDetector(TrainableDetector):
         self._features = _FeatureCache()
 
     # -- the training loop's hooks ----------------------------------------------------------------------------
+    def _run(self, train: list[VideoItem], progress: bool, **options):
+        try:
+            return super()._run(train, progress, **options)
+        finally:
+            self._features.clear()  # the cache lives for one training run only
+
     def _prepare(self, train: list[VideoItem], rng: np.random.Generator) -> tuple[list, list]:
         return _split_by_label(train)
 
@@ -211,7 +227,7 @@ class ARNetDetector(_WeakDetector):
         return self.model(x)["scores"][0].cpu().numpy()
 
     def _score(self, item: VideoItem) -> np.ndarray:
-        scores = self.snippet_scores(self._features(item))
+        scores = self.snippet_scores(snippet_features(item))
         g = self.geometry
         return snippets_to_frames(scores, item.num_frames, g.snippet_len, g.stride, tail=self.args["tail"])
 
@@ -310,12 +326,12 @@ class AEDDetector(_WeakDetector):
         return {k: v.cpu() for k, v in out.items()}, n
 
     def _score(self, item: VideoItem) -> np.ndarray:
-        out, real = self._windows(self._features(item))
+        out, real = self._windows(snippet_features(item))
         return windows_to_frames(out["frame_scores"].numpy(), item.num_frames, self._frames_per_snippet(),
                                  real_snippets=real, tail=self.args["tail"])
 
     def predict_class(self, item: VideoItem) -> int:
         """Video-level class: argmax of the mean window logits."""
         self._check_fitted()
-        out, _ = self._windows(self._features(item))
+        out, _ = self._windows(snippet_features(item))
         return int(out["logits"].mean(dim=0).argmax())

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from vadkit.io.files import atomic_path, safe_name
+from vadkit.io.files import atomic_path, content_stamp, safe_name
 from vadkit.io import VideoSource, open_video, to_gray
 
 __all__ = ["FlowSettings", "compute_flow", "flow_cache_file", "flow_for_video", "iter_flow", "pair_flow"]
@@ -136,10 +136,11 @@ def _source(video) -> VideoSource:
 
 def flow_cache_file(video: str | os.PathLike | VideoSource, cache_dir: str | os.PathLike,
                     settings: FlowSettings = FlowSettings()) -> Path:
-    """Where :func:`flow_for_video` keeps a video's flow (the name hashes path, length, size and settings)."""
+    """Where :func:`flow_for_video` keeps a video's flow (the name hashes path, content stamp, length, size and
+    settings)."""
     source = _source(video)
     record = dict(version=CACHE_VERSION, video=str(Path(source.path).resolve()), frames=source.num_frames,
-                  size=[source.width, source.height], settings=asdict(settings))
+                  size=[source.width, source.height], settings=asdict(settings), stamp=content_stamp(source.path))
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cache_dir) / f"{safe_name(source.path.stem or source.path.name)}-{key}.flow.npy"
 

@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from vadkit.io.files import atomic_write_bytes, safe_name
+from vadkit.io.files import atomic_write_bytes, content_stamp, safe_name
 from vadkit.io import VideoSource, open_video, to_gray
 
 __all__ = [
@@ -315,9 +315,9 @@ def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxT
         detector: a callable ``frame (H, W, 3) uint8 RGB -> (boxes (n, 4), scores (n,))``, e.g.
             :class:`OnnxDetector`. Its detections are filtered with ``τ_s`` and ``A_min``.
         appearance: precomputed appearance boxes, one ``(n, 4)`` array per frame (not given with ``detector``).
-        cache_dir: where ``<video>-<hash>.npz`` is kept; the hash covers the video path and length, the
-            thresholds, the appearance source, ``regions`` and ``detect_every``, so other settings never reuse a
-            cache entry.
+        cache_dir: where ``<video>-<hash>.npz`` is kept; the hash covers the video path, content stamp
+            (:func:`~vadkit.io.files.content_stamp`) and length, the thresholds, the appearance source, ``regions``
+            and ``detect_every``, so other settings, or another video at the same path, never reuse a cache entry.
         regions: what finds the objects no detector gave: ``motion`` (frame differences, VEC) or ``background``
             (what differs from the video's median frame: :func:`background_boxes`; the video is read twice).
         detect_every: run ``detector`` on every N-th frame only and give the frames between its last detections
@@ -376,7 +376,8 @@ def _cache_key(source: VideoSource, th: BoxThresholds, detector, appearance, reg
     else:
         origin = "motion-only"
     record = dict(version=CACHE_VERSION, video=str(Path(source.path).resolve()), frames=source.num_frames,
-                  size=[source.width, source.height], thresholds=asdict(th), appearance=origin)
+                  size=[source.width, source.height], thresholds=asdict(th), appearance=origin,
+                  stamp=content_stamp(source.path))
     if regions != "motion":  # (motion caches keep their key)
         record["regions"] = [regions, BACKGROUND_SAMPLES, BACKGROUND_DIFFERENCE]
     if detect_every != 1:

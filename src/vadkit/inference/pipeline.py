@@ -218,15 +218,23 @@ def score_video(path: str | Path, model: LoadedModel | Detector, out_dir: str | 
         raise
 
 
+def scoring_size(width: int, height: int, max_side: int = MAX_SCORING_SIDE) -> tuple[int, int] | None:
+    """``(width, height)`` frames are resized to before scoring (longest side ``max_side``, aspect kept, even
+    sides), or ``None`` when they are small enough (`vadkit score` and `vadkit watch` share the rule)."""
+    longest = max(width, height)
+    if longest <= max_side:
+        return None
+    scale = max_side / longest
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
 def open_for_scoring(path: str | Path, max_side: int = MAX_SCORING_SIDE, fps: float | None = None) -> tuple:
     """Open a video; frames larger than ``max_side`` on their longest side are resized at decoding (aspect kept);
     ``fps``: a frame folder's rate (see :func:`vadkit.datasets.layouts.frame_rate`). Returns ``(video, warnings)``."""
     video = open_video(path, fps=fps)
     notes = list(video.warnings)
-    longest = max(video.width, video.height)
-    if longest > max_side:
-        scale = max_side / longest
-        size = (max(2, round(video.width * scale / 2) * 2), max(2, round(video.height * scale / 2) * 2))
+    size = scoring_size(video.width, video.height, max_side)
+    if size is not None:
         notes.append(f"frames of {video.width}x{video.height} were resized to {size[0]}x{size[1]} at decoding "
                      f"(largest side {max_side}; the feature network sees 224x224 anyway)")
         video.close()

@@ -4,14 +4,17 @@ One process, any number of sources, one model. The pipeline, each stage bounded:
 
     reader thread per source:  decode (io.stream, reconnecting) -> resize -> SnippetWindow (the same class that
                                makes snippets for files) -> bounded snippet queue
+                               (frame detectors: frames -> PNG files of the current segment -> bounded segment queue)
                                + a ring buffer of recent frames (JPEG) for event clips and thumbnails
     scorer (main thread):      snippets of all sources batched into one I3D forward pass -> the detector (per
                                source) -> frame scores -> streaming Gaussian smoothing -> event tracker -> outputs
+                               (frame detectors: each finished segment scored as one video -> the same smoothing,
+                               events and outputs)
 
 **Skip policy.** When the scorer falls behind a live source (a camera, or a file played ``realtime``), the reader
-finds its queue full (``queue_snippets`` snippets) and drops the new snippet whole: its frames get no score and are
-counted in ``skipped_frames`` (``status.json``); nothing waits in an unbounded queue. A file read as fast as
-possible waits for the scorer instead (nothing is lost by waiting).
+finds its queue full (``queue_snippets`` snippets, ``queue_segments`` segments) and drops the new snippet or segment
+whole: its frames get no score and are counted in ``skipped_frames`` (``status.json``); nothing waits in an
+unbounded queue. A file read as fast as possible waits for the scorer instead (nothing is lost by waiting).
 
 **Outputs** under ``OUT/<stream>/``: ``scores/NNNNNN.jsonl`` (one chunk every ``chunk_s`` seconds, each written
 atomically: a crash loses at most one chunk; rows ``{"frame", "time", "score", "smoothed"}`` and ``{"gap": ...}``
@@ -19,12 +22,24 @@ where the source was lost), ``events/NNNN.json`` with ``NNNN.mp4`` (pre- and pos
 ``status.json`` and ``latest.jpg`` (refreshed every second, for the viewer). Each event is printed as a JSON line
 when it opens and when it closes, and can be POSTed to a webhook (:class:`Webhook`, never blocking the pipeline).
 
-**Detectors.** A detector scores snippet features one at a time when it declares ``stream_context = 1`` (k-NN:
-each snippet's score depends on that snippet only, so live scores equal file scores). Other feature detectors
-(AR-Net, AED) look at the last ``context`` snippets and score the newest one (an approximation of scoring the
-whole video, bounded in time and memory). Frame and object detectors (sEnDec, STATE, objects) are not streamed.
+**Detectors.** Every registered detector watches. A feature detector scores snippet features one at a time when it
+declares ``stream_context = 1`` (k-NN: each snippet's score depends on that snippet only, so live scores equal file
+scores). Other feature detectors (AR-Net, AED) look at the last ``context`` snippets and score the newest one (an
+approximation of scoring the whole video, bounded in time and memory; AR-Net's ``arnet_single`` scores each snippet
+on its own, so its live scores equal file scores too). Frame detectors (``inputs == "frames"``: sEnDec, STATE, the
+objects detector) score the stream in **segments** of ``segment_s`` seconds: the reader writes each segment's frames
+losslessly (PNG, fast compression, resized as `vadkit score` resizes) into ``OUT/<stream>/.segments/NNNNNN/``
+as they arrive (bounded memory), and the scorer scores each finished segment as one video with the same
+``detector.score`` call `vadkit score` makes, keeping the detector's per-video caches (boxes, flow, cubes) inside
+the segment folder (:meth:`~vadkit.detectors.Detector.caches_in`), which is deleted after. A segment ends after
+``segment_s`` seconds, at a gap and at the end of the source, so a file shorter than a segment is one segment and
+gets exactly `vadkit score`'s frame scores. Each segment is one video to the detector: sEnDec's windows, STATE's
+cubes and the objects detector's smoothing do not reach across a segment boundary, and ``boxes: background`` uses
+the segment's median frame (a running background, renewed every segment). At most ``queue_segments`` finished
+segments wait on disk.
 
-**Delay.** A snippet is scored after its last frame arrived; smoothing waits ``radius = int(4 sigma + 0.5)`` more
+**Delay.** A snippet is scored after its last frame arrived; a frame detector's frame after its segment ended (up to
+``segment_s`` seconds, plus the time to score the segment); smoothing waits ``radius = int(4 sigma + 0.5)`` more
 frames; an event opens once ``min_event_frames`` smoothed frames are above the threshold.
 """
 
@@ -33,6 +48,7 @@ from __future__ import annotations
 import collections
 import json
 import queue
+import shutil
 import sys
 import threading
 import time
@@ -47,6 +63,7 @@ import numpy as np
 from vadkit.detectors import VideoItem, collapse_crops
 from vadkit.features.extract import SnippetWindow
 from vadkit.inference.bundle import LoadedModel
+from vadkit.inference.pipeline import scoring_size
 from vadkit.io.files import atomic_write_bytes, atomic_write_json, json_safe
 from vadkit.io.stream import Frame, Gap, StreamError, kind_of, stream_frames, stream_name
 from vadkit.report.events import Event, EventTracker
@@ -54,6 +71,8 @@ from vadkit.scoring import DEFAULT_SMOOTHING_SIGMA, StreamingGaussian
 
 JPEG_QUALITY = 80
 RING_MAX_SIDE = 640  # frames kept for clips are shrunk to this longest side
+PNG_COMPRESSION = 1  # segment frames: lossless, fast (level 1 of 9)
+SEGMENTS = ".segments"  # under each stream's folder: the frames of the segments waiting to be scored
 
 
 @dataclass
@@ -69,6 +88,8 @@ class WatchOptions:
     context: int = 32  # snippets seen by detectors that score a whole sequence
     batch_size: int = 8  # snippets per I3D forward pass, across streams
     queue_snippets: int = 8  # per stream: snippets waiting for the scorer before new ones are dropped
+    segment_s: float = 10.0  # frame detectors: seconds of frames scored together as one video
+    queue_segments: int = 2  # frame detectors, per stream: finished segments waiting (on disk) before new ones drop
     backpressure: bool | None = None  # wait for the scorer instead of skipping (None: for files not read in real time)
     pre_roll_s: float = 3.0
     post_roll_s: float = 3.0
@@ -182,6 +203,61 @@ class _Snippet:
 
 
 @dataclass
+class _Segment:
+    """A frame detector's unit of a stream: frames ``first … last`` as PNG files in ``folder / "frames"``."""
+
+    folder: Path
+    first: int  # first frame index
+    last: int  # last frame index
+    arrival: float  # monotonic arrival of its last frame
+
+    @property
+    def num_frames(self) -> int:
+        return self.last - self.first + 1
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _SegmentWriter:
+    """Writes a stream's frames into the folder of the current segment as they arrive; :meth:`push` returns the
+    segment once it holds ``segment_s`` seconds of frames, :meth:`cut` the unfinished one (at a gap or the end)."""
+
+    def __init__(self, root: Path, segment_s: float) -> None:
+        self.root, self.segment_s = root, segment_s
+        self.number = 0
+        self.folder: Path | None = None
+        self.first = self.last = -1
+        self.size: tuple[int, int] | None = None
+
+    def push(self, frame: Frame, fps: float) -> _Segment | None:
+        if self.folder is None:
+            self.folder = self.root / f"{self.number:06d}"
+            shutil.rmtree(self.folder, ignore_errors=True)
+            (self.folder / "frames").mkdir(parents=True)
+            self.number += 1
+            self.first = frame.index
+            h, w = frame.image.shape[:2]
+            self.size = scoring_size(w, h)
+        image = frame.image if self.size is None else cv2.resize(frame.image, self.size, interpolation=cv2.INTER_AREA)
+        name = self.folder / "frames" / f"{frame.index - self.first:06d}.png"
+        if not cv2.imwrite(str(name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION,
+                                                                                 PNG_COMPRESSION]):
+            raise OSError(f"cannot write segment frame {name}")
+        self.last, self.arrival = frame.index, frame.monotonic
+        if self.last - self.first + 1 >= max(1, round(self.segment_s * fps)):
+            return self.cut()
+        return None
+
+    def cut(self) -> _Segment | None:
+        if self.folder is None:
+            return None
+        segment = _Segment(self.folder, self.first, self.last, self.arrival)
+        self.folder = None
+        return segment
+
+
+@dataclass
 class _Stream:
     name: str
     source: str
@@ -216,22 +292,25 @@ class Watcher:
     def __init__(self, sources: list[str], model: LoadedModel, out: str | Path, options: WatchOptions = WatchOptions(),
                  stop: threading.Event | None = None, emit: Callable[[dict], None] | None = None) -> None:
         detector = model.detector
-        if detector.inputs != "features":
-            raise ValueError(f"{detector.name} scores from frames and objects, not snippet features: `vadkit watch` "
-                             f"runs snippet-feature detectors (knn, arnet, aed); score recordings with `vadkit score`")
         if not sources:
             raise ValueError("give at least one source (an rtsp/http URL, a /dev/video device or a file)")
+        if not options.segment_s > 0 or options.queue_segments < 1:
+            raise ValueError(f"segment_s must be > 0 and queue_segments >= 1, got {options.segment_s} and "
+                             f"{options.queue_segments}")
         self.model, self.options, self.out = model, options, Path(out)
         self.detector = detector
-        self.extractor = model.ready(options.batch_size).extractor(options.batch_size)
-        self.settings = self.extractor.settings
+        self.segmented = detector.inputs == "frames"  # frame detectors score segments, feature detectors snippets
+        model.ready(options.batch_size)
+        self.extractor = None if self.segmented else model.extractor(options.batch_size)
+        self.settings = None if self.segmented else self.extractor.settings
         self.threshold = float(options.threshold if options.threshold is not None else detector.threshold_)
         self.context = int(getattr(detector, "stream_context", None) or options.context)
         self.stop = stop or threading.Event()
         self.emit = emit or self._print
         self.webhook = Webhook(options.webhook) if options.webhook else None
         names = _unique([stream_name(s) for s in sources])
-        self.streams = [_Stream(name=n, source=s, out=self.out / n, queue=queue.Queue(maxsize=options.queue_snippets))
+        bound = options.queue_segments if self.segmented else options.queue_snippets
+        self.streams = [_Stream(name=n, source=s, out=self.out / n, queue=queue.Queue(maxsize=bound))
                         for n, s in zip(names, sources)]
         self._scorers = {s.name: _StreamScorer(self, s) for s in self.streams}
         self._threads: list[threading.Thread] = []
@@ -239,8 +318,9 @@ class Watcher:
     # -- readers ------------------------------------------------------------------------------------------------
     def _reader(self, stream: _Stream) -> None:
         o = self.options
-        window, size, ring_size = None, None, None
+        window, size, ring_size = None, None, ()  # ring_size (): not known yet; None: frames kept as they are
         wait = o.backpressure if o.backpressure is not None else (kind_of(stream.source) == "file" and not o.realtime)
+        segments = _SegmentWriter(stream.out / SEGMENTS, o.segment_s) if self.segmented else None
         keep = max(1, int((o.pre_roll_s + o.post_roll_s + o.max_clip_s) * 30))  # frames kept, re-set once fps is known
 
         def on_fps(fps: float) -> None:
@@ -254,15 +334,18 @@ class Watcher:
                 if isinstance(item, Gap):
                     stream.gaps.append(item)
                     stream.state = "connected"
-                    window = None  # no snippet spans a gap
+                    window, ring_size = None, ()  # no snippet spans a gap (and the size may change)
+                    if segments is not None:  # nor a segment
+                        self._put_segment(stream, segments.cut(), wait)
                     self._put(stream, item, block=True)
                     continue
                 stream.state = "connected"
                 frame: Frame = item
-                if window is None:
+                if ring_size == ():
+                    ring_size = _shrunk(frame.image.shape[1], frame.image.shape[0], RING_MAX_SIDE)
+                if window is None and segments is None:
                     h, w = frame.image.shape[:2]
                     size = self.settings.frame_size(w, h)
-                    ring_size = _shrunk(w, h, RING_MAX_SIDE)
                     window = SnippetWindow(self.settings)
                     window_first = frame.index
                 stream.frames += 1
@@ -275,6 +358,9 @@ class Watcher:
                     while len(stream.ring) > keep:
                         stream.ring.popleft()
                     stream.latest = stream.ring[-1]
+                if segments is not None:
+                    self._put_segment(stream, segments.push(frame, stream.fps), wait)
+                    continue
                 snippet = window.push(cv2.resize(frame.image, size, interpolation=cv2.INTER_LINEAR))
                 if snippet is not None:
                     last = window_first + window.frames_seen - 1
@@ -288,7 +374,16 @@ class Watcher:
         except Exception as err:  # noqa: BLE001 - reported in status.json and on stderr, the others go on
             stream.state, stream.error = "failed", f"{type(err).__name__}: {err}"
         finally:
+            if segments is not None:
+                self._put_segment(stream, segments.cut(), block=True)  # the frames since the last segment
             self._put(stream, None, block=True)  # end of this stream
+
+    def _put_segment(self, stream: _Stream, segment: _Segment | None, block: bool) -> None:
+        """Queue a finished segment; one the queue has no room for is dropped whole (the skip policy)."""
+        if segment is not None and not self._put(stream, segment, block=block):
+            segment.discard()
+            stream.skipped += segment.num_frames
+            stream.last_dropped = segment.last
 
     def _put(self, stream: _Stream, item, block: bool) -> bool:
         while True:
@@ -306,6 +401,7 @@ class Watcher:
     def run(self) -> dict:
         for stream in self.streams:
             stream.out.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(stream.out / SEGMENTS, ignore_errors=True)  # the frames of an interrupted earlier run
             thread = threading.Thread(target=self._reader, args=(stream,), daemon=True, name=f"vadkit-read-{stream.name}")
             thread.start()
             self._threads.append(thread)
@@ -332,10 +428,14 @@ class Watcher:
                         break
                     if isinstance(item, _Snippet):
                         self._score([(stream, item)])
+                    elif isinstance(item, _Segment):
+                        self._scorers[stream.name].segment(item)
                     elif isinstance(item, Gap):
                         self._scorers[stream.name].gap(item)
             for scorer in self._scorers.values():
                 scorer.finish()
+            for stream in self.streams:
+                shutil.rmtree(stream.out / SEGMENTS, ignore_errors=True)
             if self.webhook is not None:
                 self.webhook.close()
                 for scorer in self._scorers.values():  # status.json with the deliveries that failed at the end
@@ -362,11 +462,14 @@ class Watcher:
                         batch = []
                     stream.done = True
                     self._scorers[stream.name].end_of_source()
-                elif isinstance(item, Gap):
+                elif isinstance(item, (Gap, _Segment)):
                     if batch:
                         self._score(batch)
                         batch = []
-                    self._scorers[stream.name].gap(item)
+                    if isinstance(item, Gap):
+                        self._scorers[stream.name].gap(item)
+                    else:
+                        self._scorers[stream.name].segment(item)
                 else:
                     batch.append((stream, item))
                 if len(batch) >= self.options.batch_size:
@@ -401,9 +504,9 @@ class _StreamScorer:
         self.frame_total: dict[int, float] = {}  # frame -> (sum, count) of overlapping snippet scores
         self.frame_count: dict[int, int] = {}
         self.final_upto = None  # frames below this index have their final raw score
-        self.segment_next = None  # next frame index to smooth in this segment
+        self.series_next = None  # next frame index to smooth in this series (scores without a gap)
         self.last_score = None
-        self.last_snippet: _Snippet | None = None
+        self.last_snippet: _Snippet | _Segment | None = None  # the latest snippet (or segment) scored
         self.rows: list[dict] = []
         self.chunk_index = 0
         self.chunk_started = time.monotonic()
@@ -421,10 +524,7 @@ class _StreamScorer:
         if self.last_snippet is not None and snippet.first > self.last_snippet.first + g.stride:
             self._settle(upto=self.last_snippet.last + 1)  # a dropped snippet (skip policy): close the series
             self.context.clear()
-        if self.segment_next is None:
-            self.segment_next = snippet.first
-            self.tracker = EventTracker(self.w.threshold, self.s.fps, self.w.options.min_event_frames,
-                                        self.w.options.merge_gap, first_frame=snippet.first)
+        self._start_series(snippet.first)
         self.context.append(feature)
         score = self._score_newest()
         for f in range(snippet.first, snippet.last + 1):
@@ -433,6 +533,41 @@ class _StreamScorer:
         self.last_snippet = snippet
         self._release(upto=snippet.first + g.stride)  # frames before the next snippet's start are final
         self.last_score = score
+
+    def _start_series(self, first: int) -> None:
+        if self.series_next is None:
+            self.series_next = first
+            self.tracker = EventTracker(self.w.threshold, self.s.fps, self.w.options.min_event_frames,
+                                        self.w.options.merge_gap, first_frame=first)
+
+    def segment(self, segment: _Segment) -> None:
+        """A frame detector's finished segment: scored as one video, with the call `vadkit score` makes, its caches
+        kept in the segment's folder; the folder is deleted after."""
+        if self.last_snippet is not None and segment.first != self.last_snippet.last + 1:
+            self._settle(upto=self.last_snippet.last + 1)  # a dropped segment (skip policy): close the series
+        item = VideoItem(id=f"{self.s.name}/segment-{segment.folder.name}", num_frames=segment.num_frames,
+                         path=segment.folder / "frames", fps=self.s.fps)
+        try:
+            with self.w.detector.caches_in(segment.folder / "cache"):
+                values = self.w.detector.score(item).values
+        except Exception as err:  # noqa: BLE001 - one segment that cannot be scored never stops the stream
+            self.s.error = f"frames {segment.first}-{segment.last} not scored: {type(err).__name__}: {err}"
+            sys.stderr.write(f"{self.s.name}: {self.s.error}\n")
+            self.s.skipped += segment.num_frames
+            values = None
+        finally:
+            segment.discard()
+        if values is None:
+            self._settle(upto=self.last_snippet.last + 1 if self.last_snippet is not None else None)
+            self.last_snippet = None
+            return
+        self._start_series(segment.first)
+        scored = np.flatnonzero(np.isfinite(values))
+        upto = segment.first + (int(scored[-1]) + 1 if scored.size else 0)  # a dropped tail stays unscored
+        for f in range(segment.first, upto):
+            self.frame_total[f], self.frame_count[f] = float(values[f - segment.first]), 1
+        self.last_snippet = segment
+        self._release(upto=upto)
 
     def _score_newest(self) -> float:
         g = self.w.detector.geometry
@@ -446,12 +581,12 @@ class _StreamScorer:
         return float(np.nanmean(newest))
 
     def _release(self, upto: int) -> None:
-        """Frames ``segment_next … upto-1`` have their final raw scores: smooth them and track events."""
-        if self.segment_next is None or upto <= self.segment_next:
+        """Frames ``series_next … upto-1`` have their final raw scores: smooth them and track events."""
+        if self.series_next is None or upto <= self.series_next:
             return
-        frames = range(self.segment_next, upto)
+        frames = range(self.series_next, upto)
         raw = np.array([self.frame_total.pop(f) / self.frame_count.pop(f) for f in frames])
-        self.segment_next = upto
+        self.series_next = upto
         self._advance(frames.start, raw, self.smoother.push(raw))
 
     def _advance(self, first_raw: int, raw: np.ndarray, smoothed: np.ndarray) -> None:
@@ -475,10 +610,10 @@ class _StreamScorer:
     def _settle(self, upto: int | None = None) -> None:
         """End the current series: frames up to ``upto`` (default: every frame with a score) are released, the
         smoother flushed (the end padded as the batch version pads it) and the open event closed."""
-        if self.segment_next is None:
+        if self.series_next is None:
             return
         if upto is None:
-            upto = max(self.frame_total) + 1 if self.frame_total else self.segment_next
+            upto = max(self.frame_total) + 1 if self.frame_total else self.series_next
         self._release(upto)
         arrivals = self.s.arrivals()
         rest = self.smoother.flush()
@@ -488,7 +623,7 @@ class _StreamScorer:
             self._event(kind, event, arrivals)
         self.frame_total.clear()
         self.frame_count.clear()
-        self.segment_next = None
+        self.series_next = None
         self.tracker = None
 
     # -- control ---------------------------------------------------------------------------------------------------
@@ -501,7 +636,11 @@ class _StreamScorer:
         self._flush_rows()
 
     def end_of_source(self) -> None:
-        """The source ended (a file): frames after the last snippet take its score (``tail: extend``)."""
+        """The source ended (a file): frames after the last snippet take its score (``tail: extend``); a frame
+        detector's last segment was cut at the end and scored whole."""
+        if self.w.segmented:
+            self._settle()
+            return
         if self.last_snippet is not None and self.s.frames:
             ring = self.s.ring_items()
             last_frame = ring[-1][0] if ring else self.last_snippet.last

@@ -20,8 +20,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_save_npy", "atomic_write_bytes", "atomic_write_json", "json_default", "json_safe",
-           "remove_stale_temporaries", "safe_name", "sha256_file"]
+__all__ = ["atomic_path", "atomic_save_npy", "atomic_write_bytes", "atomic_write_json", "content_stamp", "json_default",
+           "json_safe", "remove_stale_temporaries", "safe_name", "sha256_file"]
 
 
 @contextlib.contextmanager
@@ -107,6 +107,22 @@ def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def content_stamp(path: str | os.PathLike) -> str:
+    """A short identity of what a file or a folder of frames holds now, for cache keys beside its path: the size,
+    modification time (ns) and inode of the file, or of every file in the folder. A video rewritten at the same path
+    (an upload saved under the same name, a live stream's segment folder reused) gets another stamp, so a cache
+    keyed by path and stamp never serves another video's data. ``""`` for a path that does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return ""
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        info = file.stat()
+        digest.update(f"{file.name}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def safe_name(video_id: str) -> str:
