@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,9 @@ from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
 from vadkit.io.files import atomic_path, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
-BOX_SOURCES = ("vec", "motion", "onnx", "hog", "background")
+BOX_SOURCES = ("vec", "motion", "onnx", "hog", "yolox", "background")
+DETECTOR_SOURCES = ("onnx", "hog", "yolox")  # box sources that run a detector (with regions as fallback)
+FALLBACKS = ("motion", "background", "none")
 CALIBRATIONS = ("range", "median", "zscore", "balanced")
 APPEARANCES = ("i3d", "hog")
 VELOCITY_SCALES = ("box", "scene")
@@ -211,12 +214,21 @@ class ObjectsDetector(Detector):
             camera, :func:`~vadkit.features.objects.background_boxes`; an object still for most of the video
             becomes background, and the video is read once for its median before its first box), or ``onnx``
             (a user's ONNX detector, ``detector_file``, plus motion boxes where it finds nothing, as VEC combines
-            its detector with motion), or ``hog`` (OpenCV's built-in HOG people detector,
-            :class:`~vadkit.features.objects.HogPeopleDetector`, plus motion boxes).
+            its detector with motion), ``hog`` (OpenCV's built-in HOG people detector,
+            :class:`~vadkit.features.objects.HogPeopleDetector`, plus motion boxes) or ``yolox`` (YOLOX-Nano,
+            shipped with vadkit: :class:`~vadkit.features.yolox.YoloxDetector`, plus ``fallback`` boxes).
+        fallback: with ``onnx``, ``hog`` or ``yolox``: what boxes the moving regions no detection covers:
+            ``motion`` (frame differences, VEC), ``background`` (differences from the video's median frame) or
+            ``none`` (the detector's boxes alone).
+        device: with ``yolox``: ``cpu`` or ``cuda`` / ``cuda:N`` (ONNX Runtime's CUDA provider); the runtime is ONNX
+            Runtime unless :meth:`use_backend` names ``openvino`` (or ``detector_options`` give ``runtime``).
         detector_file, detector_options: with ``onnx``: the model and :class:`~vadkit.features.objects.OnnxDetector`'s
             options (input size, normalisation, classes, ...); with ``hog``: the options of
-            :class:`~vadkit.features.objects.HogPeopleDetector` (``upscale``, ``hit_threshold``, ...).
-        detect_every: with ``onnx`` or ``hog``: run the detector on every N-th frame, keeping its boxes between.
+            :class:`~vadkit.features.objects.HogPeopleDetector` (``upscale``, ``hit_threshold``, ...); with
+            ``yolox``: those of :class:`~vadkit.features.yolox.YoloxDetector` (``scale``, ``confidence``,
+            ``nms_iou``, ``classes``, ``batch``).
+        detect_every: with ``onnx``, ``hog`` or ``yolox``: run the detector on every N-th frame, keeping its boxes
+            between.
         boxes_dir, box_file: the per-split box files (``{split}`` in the name), as STATE reads them.
         thresholds: motion-box thresholds (dataset name).
         flow_method, flow_preset: OpenCV flow.
@@ -253,7 +265,8 @@ class ObjectsDetector(Detector):
                  cache_dir: str | None = None, seed: int = 0, threads: int | None = None,
                  calibration: str = "range", appearance: str = "i3d", detector_file: str | None = None,
                  detector_options: dict | None = None, velocity_scale: str = "box",
-                 velocity_pixels: str = "box", detect_every: int = 1) -> None:
+                 velocity_pixels: str = "box", detect_every: int = 1, fallback: str = "motion",
+                 device: str = "cpu") -> None:
         super().__init__(boxes=boxes, boxes_dir=boxes_dir, box_file=box_file, thresholds=thresholds,
                          flow_method=flow_method, flow_preset=flow_preset, velocity_bins=velocity_bins,
                          components=components, k=k, max_bank=max_bank,
@@ -263,7 +276,9 @@ class ObjectsDetector(Detector):
                          cache_dir=cache_dir, seed=seed, threads=threads, calibration=calibration,
                          appearance=appearance, detector_file=detector_file,
                          detector_options=dict(detector_options or {}), velocity_scale=velocity_scale,
-                         velocity_pixels=velocity_pixels, detect_every=detect_every)
+                         velocity_pixels=velocity_pixels, detect_every=detect_every, fallback=fallback, device=device)
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if velocity_pixels not in VELOCITY_PIXELS:
             raise ValueError(f"velocity_pixels must be one of {VELOCITY_PIXELS}, got {velocity_pixels!r}")
         if velocity_scale not in VELOCITY_SCALES:
@@ -290,6 +305,7 @@ class ObjectsDetector(Detector):
         self._vec = SplitBoxFiles(boxes_dir or ".", box_file)
         self._appearance = None
         self._box_detector = None
+        self._runtime = None  # the YOLOX runtime named by use_backend (None: detector_options' or ONNX Runtime)
         self._warned = False
         self.gmm_: dict | None = None
         self.bank_: np.ndarray | None = None
@@ -311,35 +327,56 @@ class ObjectsDetector(Detector):
                 warnings.warn(f"video {item.id}: no precomputed boxes for it; using motion boxes", stacklevel=3)
                 self._warned = True
         detector, detect_every = None, 1
-        if a["boxes"] in ("onnx", "hog"):  # a detector's boxes, and motion boxes where it found nothing (as VEC)
-            detector, detect_every = self._detector(), a["detect_every"]
         regions = "background" if a["boxes"] == "background" else "motion"  # (background: the video's median frame)
+        if a["boxes"] in DETECTOR_SOURCES:  # a detector's boxes, and fallback regions where it found nothing (VEC)
+            detector, detect_every, regions = self._detector(), a["detect_every"], a["fallback"]
+        thresholds = box_thresholds(a["thresholds"])
+        if a["boxes"] == "yolox":  # its own confidence is the score floor (τ_s is for VEC's detector's scores)
+            thresholds = replace(thresholds, score=0.0)
         return (a["boxes"] if detector is not None else regions,
-                extract_boxes(video, a["thresholds"], detector=detector, cache_dir=self.cache_root / "boxes",
+                extract_boxes(video, thresholds, detector=detector, cache_dir=self.cache_root / "boxes",
                               regions=regions, detect_every=detect_every))
 
     def _detector(self):
-        """The box detector of ``boxes: onnx`` or ``hog``, made once."""
+        """The box detector of ``boxes: onnx``, ``hog`` or ``yolox``, made once."""
         if self._box_detector is None:
             from vadkit.features.objects import HogPeopleDetector, OnnxDetector
+            from vadkit.features.yolox import YoloxDetector
 
             a = self.args
-            self._box_detector = (HogPeopleDetector(**a["detector_options"]) if a["boxes"] == "hog" else
-                                  OnnxDetector(os.path.expanduser(a["detector_file"]), **a["detector_options"]))
+            if a["boxes"] == "yolox":
+                options = {"threads": a["threads"], "device": a["device"], **a["detector_options"]}
+                if self._runtime is not None:
+                    options["runtime"] = self._runtime
+                self._box_detector = YoloxDetector(**options)
+            elif a["boxes"] == "hog":
+                self._box_detector = HogPeopleDetector(**a["detector_options"])
+            else:
+                self._box_detector = OnnxDetector(os.path.expanduser(a["detector_file"]), **a["detector_options"])
         return self._box_detector
+
+    def use_backend(self, backend: str, threads: int | None = None) -> "ObjectsDetector":
+        """The object detector has no torch network to swap; with ``boxes: yolox``, ``openvino`` runs YOLOX on
+        OpenVINO and ``onnxruntime`` on ONNX Runtime (``torch`` and ``auto``: ONNX Runtime, its default)."""
+        super().use_backend(backend, threads)
+        if backend in ("onnxruntime", "openvino") and backend != self._runtime:
+            self._runtime, self._box_detector = backend, None
+        return self
 
     def _cache_file(self, item: VideoItem, source: str) -> Path:
         a = self.args
         record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), frames=item.num_frames,
                       boxes=source, box_file=(a["box_file"] if source == "vec" else self._detector().identity
-                                              if source in ("onnx", "hog") else a["thresholds"]),
+                                              if source in DETECTOR_SOURCES else a["thresholds"]),
                       flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
         if a["appearance"] != "i3d":  # (i3d caches keep their key)
             record["appearance"] = a["appearance"]
         if a["velocity_pixels"] != "box":  # (whole-box caches keep their key)
             record["velocity_pixels"] = [a["velocity_pixels"], MOVING]
-        if a["detect_every"] != 1 and source in ("onnx", "hog"):
+        if a["detect_every"] != 1 and source in DETECTOR_SOURCES:
             record["detect_every"] = a["detect_every"]
+        if a["fallback"] != "motion" and source in DETECTOR_SOURCES:  # (motion-fallback caches keep their key)
+            record["fallback"] = a["fallback"]
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_root / "attributes" / f"{safe_name(item.id)}-{key}.npz"
 

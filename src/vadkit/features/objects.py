@@ -214,7 +214,7 @@ def _erase(mask: np.ndarray, exclude, th: BoxThresholds) -> np.ndarray:
     return mask
 
 
-REGIONS = ("motion", "background")
+REGIONS = ("motion", "background", "none")  # none: a detector's boxes alone
 BACKGROUND_SAMPLES = 50  # frames the median background is taken over (evenly spaced)
 BACKGROUND_DIFFERENCE = 20  # grey levels from the background for a pixel to be foreground
 # (chosen on Ped2's training clips 02, 05, 09, 13 by agreement with VEC's boxes, IoU >= 0.3: with the other clips'
@@ -259,7 +259,8 @@ def _mask_boxes(mask: np.ndarray, th: BoxThresholds) -> Boxes:
 
 
 def frame_boxes(context: Sequence[np.ndarray], detections: tuple[np.ndarray, np.ndarray] | np.ndarray | None = None,
-                thresholds: str | BoxThresholds = "ped2", background: np.ndarray | None = None) -> Boxes:
+                thresholds: str | BoxThresholds = "ped2", background: np.ndarray | None = None,
+                regions: bool = True) -> Boxes:
     """All boxes of one frame: appearance boxes (filtered, covered ones removed) then motion boxes (with
     ``background``, the video's empty scene: :func:`background_boxes` of the middle frame instead).
 
@@ -270,6 +271,7 @@ def frame_boxes(context: Sequence[np.ndarray], detections: tuple[np.ndarray, np.
         thresholds: dataset name or :class:`BoxThresholds`.
         background: the video's empty scene, grey ``(H, W)`` (:func:`median_background`), or ``None`` for
             frame differences.
+        regions: add the motion (or background) boxes; ``False``: the appearance boxes alone.
     """
     th = box_thresholds(thresholds)
     if detections is None:
@@ -280,9 +282,11 @@ def frame_boxes(context: Sequence[np.ndarray], detections: tuple[np.ndarray, np.
         appearance = as_boxes(detections, "appearance boxes")
         appearance = appearance[box_areas(appearance) >= th.min_area]
     appearance = remove_covered_boxes(appearance, th.cover)
-    regions = (motion_boxes(context, appearance, th) if background is None else
-               background_boxes(context[1], background, appearance, th))
-    return np.concatenate([appearance, regions], axis=0)
+    if not regions:
+        return appearance
+    found = (motion_boxes(context, appearance, th) if background is None else
+             background_boxes(context[1], background, appearance, th))
+    return np.concatenate([appearance, found], axis=0)
 
 
 def frame_contexts(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -318,10 +322,13 @@ def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxT
         cache_dir: where ``<video>-<hash>.npz`` is kept; the hash covers the video path and length, the
             thresholds, the appearance source, ``regions`` and ``detect_every``, so other settings never reuse a
             cache entry.
-        regions: what finds the objects no detector gave: ``motion`` (frame differences, VEC) or ``background``
-            (what differs from the video's median frame: :func:`background_boxes`; the video is read twice).
+        regions: what finds the objects no detector gave: ``motion`` (frame differences, VEC), ``background``
+            (what differs from the video's median frame: :func:`background_boxes`; the video is read twice) or
+            ``none`` (the detector's or the given boxes alone).
         detect_every: run ``detector`` on every N-th frame only and give the frames between its last detections
             (objects move little in a few frames; motion or background regions still cover what moved away).
+            A detector with a ``detect(frames)`` method and a ``batch`` size (:class:`~vadkit.features.yolox.
+            YoloxDetector`) gets ``batch`` of those frames per call (at most ``batch * detect_every`` frames held).
 
     Returns:
         one float32 ``(n_t, 4)`` array per frame.
@@ -347,21 +354,41 @@ def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxT
                 return cached
     background = median_background(source) if regions == "background" else None
     boxes = []
-    for t, context in enumerate(frame_contexts(source.frames())):
-        if detector is not None:
-            if t % detect_every == 0:
-                last = detector(context[1])
-            detections = last
-        elif appearance is not None:
-            detections = appearance[t]
-        else:
-            detections = None
-        boxes.append(frame_boxes(context, detections, th, background))
+    contexts = frame_contexts(source.frames())
+    paired = (_detected(contexts, detector, detect_every) if detector is not None else
+              ((c, None if appearance is None else appearance[t]) for t, c in enumerate(contexts)))
+    for context, detections in paired:
+        boxes.append(frame_boxes(context, detections, th, background, regions=regions != "none"))
     if len(boxes) != source.num_frames:
         raise ValueError(f"{source.path}: decoded {len(boxes)} frames, expected {source.num_frames}")
     if cache_file is not None:
         save_boxes(cache_file, boxes)
     return boxes
+
+
+def _detected(contexts: Iterable[tuple], detector: Detector, detect_every: int) -> Iterator[tuple[tuple, object]]:
+    """``(context, detections)`` per frame: ``detector`` runs on every ``detect_every``-th frame (in batches of its
+    ``batch`` when it has ``detect``), the frames between reuse the last detections."""
+    batch = int(getattr(detector, "batch", 1)) if hasattr(detector, "detect") else 1
+    run = detector.detect if hasattr(detector, "detect") else (lambda frames: [detector(f) for f in frames])
+    pending: list[tuple[int, tuple]] = []
+    last = None
+    for t, context in enumerate(contexts):
+        pending.append((t, context))
+        if len(pending) == batch * detect_every:
+            last = yield from _flush(pending, run, detect_every, last)
+    yield from _flush(pending, run, detect_every, last)
+
+
+def _flush(pending: list, run, detect_every: int, last):
+    """Detect on the pending frames due for it, yield every pending ``(context, detections)``; returns the last."""
+    found = iter(run([context[1] for t, context in pending if t % detect_every == 0]))
+    for t, context in pending:
+        if t % detect_every == 0:
+            last = next(found)
+        yield context, last
+    pending.clear()
+    return last
 
 
 def _cache_key(source: VideoSource, th: BoxThresholds, detector, appearance, regions: str = "motion",
@@ -377,8 +404,10 @@ def _cache_key(source: VideoSource, th: BoxThresholds, detector, appearance, reg
         origin = "motion-only"
     record = dict(version=CACHE_VERSION, video=str(Path(source.path).resolve()), frames=source.num_frames,
                   size=[source.width, source.height], thresholds=asdict(th), appearance=origin)
-    if regions != "motion":  # (motion caches keep their key)
+    if regions == "background":  # (motion caches keep their key)
         record["regions"] = [regions, BACKGROUND_SAMPLES, BACKGROUND_DIFFERENCE]
+    elif regions != "motion":
+        record["regions"] = regions
     if detect_every != 1:
         record["detect_every"] = int(detect_every)
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
