@@ -2,11 +2,14 @@
 IoU >= 0.3 per input scale and confidence, and the time per frame. No test frame is read.
 
     python bench/yolox_recall_ped2.py [--scales 1.5,2.0] [--confidences 0.3,0.4] [--every 10] [--batch 4]
-        [--threads 2] [--runtime onnxruntime|openvino]
+        [--threads 2] [--runtime onnxruntime|openvino] [--detect-every 1,2,3]
 
 Every ``--every``-th frame of the 16 training clips; VEC's reference boxes (Cascade R-CNN + motion boxes, not hand
 labels: a few are not people, so agreement cannot reach 1). A reference box is found when a detection (person or
-bicycle) overlaps it at IoU >= 0.3; a detection is right when it overlaps a reference box so. One JSON line.
+bicycle) overlaps it at IoU >= 0.3; a detection is right when it overlaps a reference box so. With ``detect_every``
+N the detector runs on every N-th frame and the frames between keep its last boxes: each sampled frame is matched
+against the detections of the frame 0, 1, ..., N-1 frames before it in turn (the lags a video sees equally often), and
+the time per frame is divided by N. One JSON line.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def training_frames(data: Path, every: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Every ``every``-th RGB frame of the training clips and its VEC boxes."""
+def training_frames(data: Path, every: int, detect_every: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every ``every``-th frame ``t`` of the training clips: the RGB frame the detector sees for it (``t - lag``, the
+    lag cycling through ``0 .. detect_every - 1``) and the VEC boxes of ``t``."""
     from vadkit.features.objects import load_boxes, split_by_video
     from vadkit.io import open_video
 
@@ -46,7 +50,9 @@ def training_frames(data: Path, every: int) -> tuple[list[np.ndarray], list[np.n
     for clip in clips:
         with open_video(clip) as video:
             lengths.append(video.num_frames)
-            clip_frames = [np.asarray(f) for t, f in enumerate(video.frames()) if t % every == 0]
+            wanted = {max(0, t - (t // every) % detect_every) for t in range(0, video.num_frames, every)}
+            kept = {t: np.asarray(f) for t, f in enumerate(video.frames()) if t in wanted}
+            clip_frames = [kept[max(0, t - (t // every) % detect_every)] for t in range(0, video.num_frames, every)]
         frames.extend(clip_frames)
         picked.append(len(clip_frames))
     per_video = split_by_video(load_boxes(data / "ucsd_ped2_boxes" / "ped2_train_boxes.npz"), lengths)
@@ -77,13 +83,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runtime", default="onnxruntime")
+    parser.add_argument("--detect-every", default="1")
     args = parser.parse_args()
 
+    result = {"iou": IOU, "threads": args.threads, "batch": args.batch, "runtime": args.runtime, "runs": []}
+    for every_n in (int(n) for n in args.detect_every.split(",")):
+        frames, reference = training_frames(data_root(), args.every, every_n)
+        result.update(frames=len(frames), reference_boxes=int(sum(len(r) for r in reference)))
+        result["runs"] += measure(frames, reference, args, every_n)
+    print(json.dumps(result))
+
+
+def measure(frames: list[np.ndarray], reference: list[np.ndarray], args, detect_every: int) -> list[dict]:
     from vadkit.features.yolox import YoloxDetector
 
-    frames, reference = training_frames(data_root(), args.every)
-    result = {"frames": len(frames), "reference_boxes": int(sum(len(r) for r in reference)), "iou": IOU,
-              "threads": args.threads, "batch": args.batch, "runtime": args.runtime, "runs": []}
+    runs = []
     for scale in (float(s) for s in args.scales.split(",")):
         low = min(float(c) for c in args.confidences.split(","))
         detector = YoloxDetector(scale=scale, confidence=low, batch=args.batch, threads=args.threads,
@@ -91,12 +105,12 @@ def main() -> None:
         detector.detect(frames[:args.batch])  # warm-up
         start = time.perf_counter()
         found = detector.detect(frames)
-        ms = 1000 * (time.perf_counter() - start) / len(frames)
+        ms = 1000 * (time.perf_counter() - start) / len(frames) / detect_every
         for confidence in (float(c) for c in args.confidences.split(",")):
             kept = [boxes[scores >= confidence] for boxes, scores in found]
-            result["runs"].append({"scale": scale, "confidence": confidence, **agreement(kept, reference),
-                                   "ms_per_frame": round(ms, 1)})
-    print(json.dumps(result))
+            runs.append({"scale": scale, "confidence": confidence, "detect_every": detect_every,
+                         **agreement(kept, reference), "ms_per_frame": round(ms, 1)})
+    return runs
 
 
 if __name__ == "__main__":

@@ -161,9 +161,9 @@ def fit_normal_command(
     box_thresholds: str = typer.Option("ped2", "--box-thresholds", help="with --method objects: motion-box "
                                        "thresholds by dataset (ped2, avenue, shanghaitech)"),
     box_detector: Optional[Path] = typer.Option(None, "--box-detector", help="with --method objects: an ONNX "
-                                                "object detector (boxes and scores after NMS), or 'hog' for "
-                                                "OpenCV's built-in people detector, whose boxes come before the "
-                                                "motion boxes"),
+                                                "object detector (boxes and scores after NMS), 'hog' for "
+                                                "OpenCV's built-in people detector or 'yolox' for the YOLOX-Nano "
+                                                "shipped with vadkit, whose boxes come before the motion boxes"),
 ) -> None:
     """Fit a one-class detector on normal footage only; the run folder works with `vadkit score --model`."""
     from vadkit.engine.oneclass import fit_normal

@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,7 @@ from vadkit.detectors.base import (Detector, FrameObjects, VideoItem, number_arg
                                    torch_threads)
 from vadkit.features.attributes import MOVING, pixel_heights
 from vadkit.features.flow import FlowSettings, flow_for_video
-from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
+from vadkit.features.objects import SplitBoxFiles, box_thresholds, detected_boxes, extract_boxes
 from vadkit.io.files import atomic_path, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
@@ -330,11 +329,12 @@ class ObjectsDetector(Detector):
         regions = "background" if a["boxes"] == "background" else "motion"  # (background: the video's median frame)
         if a["boxes"] in DETECTOR_SOURCES:  # a detector's boxes, and fallback regions where it found nothing (VEC)
             detector, detect_every, regions = self._detector(), a["detect_every"], a["fallback"]
-        thresholds = box_thresholds(a["thresholds"])
         if a["boxes"] == "yolox":  # its own confidence is the score floor (τ_s is for VEC's detector's scores)
-            thresholds = replace(thresholds, score=0.0)
+            found = detected_boxes(video, detector, detect_every=detect_every, cache_dir=self.cache_root / "detections")
+            return "yolox", extract_boxes(video, a["thresholds"], appearance=found, cache_dir=self.cache_root / "boxes",
+                                          regions=regions)
         return (a["boxes"] if detector is not None else regions,
-                extract_boxes(video, thresholds, detector=detector, cache_dir=self.cache_root / "boxes",
+                extract_boxes(video, a["thresholds"], detector=detector, cache_dir=self.cache_root / "boxes",
                               regions=regions, detect_every=detect_every))
 
     def _detector(self):

@@ -112,22 +112,24 @@ def write_one_class_split(run: RunDir, config: RunConfig, names: Sequence[str], 
     return split
 
 
-BOX_DETECTOR_NAMES = {"onnx": "ONNX detector + ", "hog": "OpenCV HOG people detector + "}
+BOX_DETECTOR_NAMES = {"onnx": "ONNX detector + ", "hog": "OpenCV HOG people detector + ",
+                      "yolox": "YOLOX-Nano (shipped) + "}
 
 
 def fit_normal_objects(inputs, out_dir, *, false_alarm_rate: float = 0.01, seed: int = 0,
                        box_thresholds: str = "ped2", box_detector: str | Path | None = None, progress: bool = True,
                        dataset: str = "user footage") -> RunDir:
     """Fit the object-attribute detector on normal videos (motion boxes, after the boxes of ``box_detector``, an ONNX
-    detector or ``"hog"`` for OpenCV's built-in people detector, when given; boxes, flow and attributes cached in
-    the run folder) and write a run folder that `vadkit score --model` takes."""
+    detector, ``"hog"`` for OpenCV's built-in people detector or ``"yolox"`` for the YOLOX-Nano shipped with vadkit,
+    when given; boxes, flow and attributes cached in the run folder) and write a run folder that `vadkit score
+    --model` takes."""
     from vadkit.detectors import build_detector
     from vadkit.io import open_video
 
     run = RunDir(out_dir)
     boxes = dict(boxes="motion")
-    if box_detector and str(box_detector) == "hog" and not Path(box_detector).is_file():
-        boxes = dict(boxes="hog")  # OpenCV's built-in HOG people detector
+    if box_detector and str(box_detector) in ("hog", "yolox") and not Path(box_detector).is_file():
+        boxes = dict(boxes=str(box_detector))  # OpenCV's built-in HOG people detector, or the shipped YOLOX-Nano
     elif box_detector:
         boxes = dict(boxes="onnx", detector_file=str(Path(box_detector).resolve()))
     args = dict(**boxes, thresholds=box_thresholds, false_alarm_rate=false_alarm_rate, calibration="balanced",

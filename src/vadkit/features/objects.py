@@ -45,6 +45,7 @@ __all__ = [
     "UnsafePickleError",
     "box_areas",
     "box_thresholds",
+    "detected_boxes",
     "extract_boxes",
     "filter_detections",
     "frame_boxes",
@@ -364,6 +365,34 @@ def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxT
     if cache_file is not None:
         save_boxes(cache_file, boxes)
     return boxes
+
+
+def detected_boxes(video: str | os.PathLike | VideoSource, detector: Detector, *, detect_every: int = 1,
+                   cache_dir: str | os.PathLike | None = None) -> list[Boxes]:
+    """A detector's own boxes for every frame of a video (no score or area filter, no regions: a detector that
+    applies its own confidence, such as :class:`~vadkit.features.yolox.YoloxDetector`), run on every
+    ``detect_every``-th frame (batched as in :func:`extract_boxes`), cached per video under ``cache_dir`` by the
+    detector's ``identity``; pass them to :func:`extract_boxes` as ``appearance`` to add regions. Keeping them apart
+    lets settings of the regions share one detection pass."""
+    source = video if isinstance(video, VideoSource) else open_video(video)
+    cache_file = None
+    if cache_dir is not None:
+        record = dict(version=CACHE_VERSION, video=str(Path(source.path).resolve()), frames=source.num_frames,
+                      size=[source.width, source.height], detector=getattr(detector, "identity", None) or
+                      f"{type(detector).__module__}.{type(detector).__qualname__}", detect_every=int(detect_every))
+        key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+        cache_file = Path(cache_dir) / f"{safe_name(source.path.stem or source.path.name)}-{key}.npz"
+        if cache_file.exists():
+            cached = load_boxes(cache_file)
+            if len(cached) == source.num_frames:
+                return cached
+    found = [as_boxes(detections[0]) for _, detections in
+             _detected(((None, f, None) for f in source.frames()), detector, detect_every)]
+    if len(found) != source.num_frames:
+        raise ValueError(f"{source.path}: decoded {len(found)} frames, expected {source.num_frames}")
+    if cache_file is not None:
+        save_boxes(cache_file, found)
+    return found
 
 
 def _detected(contexts: Iterable[tuple], detector: Detector, detect_every: int) -> Iterator[tuple[tuple, object]]:
