@@ -423,3 +423,16 @@ def test_fit_normal_objects_with_the_shipped_yolox(tmp_path):
     card = json.loads((tmp_path / "run" / "protocol.json").read_text())
     assert card["method"].startswith("objects: YOLOX-Nano (shipped) + motion boxes")
     assert json.loads(result.output.strip().splitlines()[-1])["training_objects"] >= 36  # a person in every frame
+
+
+def test_yolox_runs_where_backend_and_device_say():
+    """`use_backend('openvino')` (what `--backend openvino` does) moves YOLOX to OpenVINO; torch and auto keep ONNX
+    Runtime; a CUDA device without ONNX Runtime's CUDA provider is refused by name."""
+    ort = pytest.importorskip("onnxruntime", reason="the YOLOX box source needs onnxruntime")
+    pytest.importorskip("openvino", reason="the openvino runtime is not installed")
+    detector = build_detector("objects", boxes="yolox", threads=1)
+    assert detector.use_backend("auto")._detector().runtime == "onnxruntime"
+    assert detector.use_backend("openvino")._detector().runtime == "openvino"
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(ValueError, match="CUDAExecutionProvider"):
+            build_detector("objects", boxes="yolox", device="cuda")._detector()

@@ -358,9 +358,13 @@ class ObjectsDetector(Detector):
     def use_backend(self, backend: str, threads: int | None = None) -> "ObjectsDetector":
         """The object detector has no torch network to swap; with ``boxes: yolox``, ``openvino`` runs YOLOX on
         OpenVINO and ``onnxruntime`` on ONNX Runtime (``torch`` and ``auto``: ONNX Runtime, its default)."""
-        super().use_backend(backend, threads)
+        from vadkit.features.backends import check_backend_name
+
+        check_backend_name(backend)
         if backend in ("onnxruntime", "openvino") and backend != self._runtime:
             self._runtime, self._box_detector = backend, None
+        configured = self.args["detector_options"].get("runtime", "onnxruntime")
+        self.backend_ = (self._runtime or configured) if self.args["boxes"] == "yolox" else "torch"
         return self
 
     def _cache_file(self, item: VideoItem, source: str) -> Path:
