@@ -1,11 +1,13 @@
 """The object-attribute detector on UCSD Ped2 (official split): fit on the 16 training clips, score the 12 test clips
 through `vadkit train`, print one JSON line.
 
-    python bench/objects_ped2.py [--boxes vec|motion] [--set key=value ...]
+    python bench/objects_ped2.py [--boxes vec|motion|yolox] [--set key=value ...]
 
 ``--boxes vec`` runs ``configs/objects_ped2.yaml`` (VEC's precomputed boxes); ``--boxes motion`` runs
 ``configs/objects_ped2_motion.yaml``: no precomputed boxes, the config's own box source (since v5 the regions that
-differ from each video's median frame; v1-v4 frame differences).
+differ from each video's median frame; v1-v4 frame differences); ``--boxes yolox`` runs
+``configs/objects_ped2_yolox.yaml``: no precomputed boxes, YOLOX-Nano's (shipped with vadkit) and the configured
+fallback regions.
 
 Keys: ``micro_auc``, ``macro_auc``, ``ap``, ``eer``, ``far_requested``, ``far_test_normal`` (share of the test
 clips' normal frames at or above the threshold), ``held_out_far`` (the same on held-out training clips),
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+CONFIGS = {"vec": "objects_ped2.yaml", "motion": "objects_ped2_motion.yaml", "yolox": "objects_ped2_yolox.yaml"}
 
 
 def data_root() -> Path:
@@ -37,7 +40,7 @@ def data_root() -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--boxes", choices=("vec", "motion"), default="vec")
+    parser.add_argument("--boxes", choices=tuple(CONFIGS), default="vec")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--output", type=Path, default=REPO / "runs" / "bench_objects_ped2")
     args = parser.parse_args()
@@ -49,7 +52,7 @@ def main() -> None:
     from scipy.ndimage import gaussian_filter1d
 
     data = data_root()
-    config_file = REPO / "configs" / ("objects_ped2.yaml" if args.boxes == "vec" else "objects_ped2_motion.yaml")
+    config_file = REPO / "configs" / CONFIGS[args.boxes]
     overrides = [f"data.root={data / 'ucsd_ped2'}", f"output={args.output}", *args.overrides]
     if args.boxes == "vec":
         overrides.append(f"detector_args.boxes_dir={data / 'ucsd_ped2_boxes'}")

@@ -188,9 +188,9 @@ def fit_normal_command(
                                                  "another camera, take the one whose people are closest in size in "
                                                  "pixels"),
     box_detector: Optional[Path] = typer.Option(None, "--box-detector", help="with --method objects: an ONNX "
-                                                "object detector (boxes and scores after NMS), or 'hog' for "
-                                                "OpenCV's built-in people detector, whose boxes come before the "
-                                                "motion boxes"),
+                                                "object detector (boxes and scores after NMS), 'hog' for "
+                                                "OpenCV's built-in people detector or 'yolox' for the YOLOX-Nano "
+                                                "shipped with vadkit, whose boxes come before the motion boxes"),
     device: str = DEVICE_OPTION,
     fps: Optional[float] = FPS_OPTION,
 ) -> None:

@@ -349,3 +349,94 @@ def test_fit_normal_objects_with_opencvs_people_detector(fitted, tmp_path):
     for wrong in (0, 1.5):
         with pytest.raises(ValueError, match="detect_every must be a whole number >= 1"):
             build_detector("objects", boxes="hog", detect_every=wrong)
+
+
+def walking_person_frames(num_frames: int = 12, square: bool = False) -> list[np.ndarray]:
+    """A drawn person-like shape (head, torso, legs; 60 px) walking right over a grey 360x240 frame; with ``square``
+    a small bright square also moves across the top (something YOLOX does not call a person)."""
+    import cv2
+
+    frames = []
+    for t in range(num_frames):
+        frame = np.full((240, 360, 3), 150, np.uint8)
+        x, y, u = 80 + 4 * t, 100, 60 / 8
+        cv2.circle(frame, (int(x), int(y + u)), int(u * 0.8), (200, 170, 140), -1)
+        cv2.rectangle(frame, (int(x - 1.1 * u), int(y + 2 * u)), (int(x + 1.1 * u), int(y + 4.8 * u)), (40, 40, 90), -1)
+        for side in (-1, 1):
+            cv2.line(frame, (int(x + side * u), int(y + 2.2 * u)), (int(x + side * 1.6 * u), int(y + 4.5 * u)),
+                     (40, 40, 90), int(u * 0.6))
+            cv2.line(frame, (int(x + side * 0.5 * u), int(y + 4.8 * u)), (int(x + side * 0.9 * u), int(y + 8 * u)),
+                     (30, 30, 30), int(u * 0.7))
+        if square:
+            frame[10:30, 200 + 6 * t:220 + 6 * t] = 250
+        frames.append(frame)
+    return frames
+
+
+def test_yolox_boxes_with_and_without_motion_fallback(tmp_path):
+    """boxes='yolox': the shipped YOLOX-Nano boxes the drawn person in every frame; fallback 'motion' adds a box for
+    the moving square it does not detect, fallback 'none' does not."""
+    pytest.importorskip("onnxruntime", reason="the YOLOX box source needs onnxruntime (pip install 'vadkit[onnx]')")
+    from vadkit.io import open_video_frames
+
+    frames = walking_person_frames(square=True)
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    import cv2
+
+    for t, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{t:03d}.png"), frame[..., ::-1])
+    clip = VideoItem(id="clip", num_frames=len(frames), label=0, path=folder)
+    found = {}
+    for fallback in ("motion", "none"):
+        detector = build_detector("objects", boxes="yolox", fallback=fallback, cache_dir=str(tmp_path / "cache"),
+                                  detector_options={"scale": 1.0, "batch": 5}, detect_every=2, threads=1,
+                                  appearance="hog")
+        with open_video_frames(folder, len(frames), "clip") as video:
+            source, found[fallback] = detector._boxes(clip, video)
+        assert source == "yolox"
+    for t in range(len(frames)):
+        person = [b for b in found["none"][t] if b[1] > 80 and b[3] - b[1] > 40]
+        assert len(found["none"][t]) == 1 and len(person) == 1, found["none"][t]
+        assert abs((person[0][0] + person[0][2]) / 2 - (80 + 4 * (t - t % 2))) < 8  # detect_every 2: held boxes
+    assert all(any(b[3] <= 40 for b in boxes) for boxes in found["motion"][1:-1])  # the square's motion box
+    with pytest.raises(ValueError, match="fallback must be one of"):
+        build_detector("objects", boxes="yolox", fallback="edges")
+
+
+def test_fit_normal_objects_with_the_shipped_yolox(tmp_path):
+    """`--box-detector yolox`: the YOLOX-Nano shipped with vadkit boxes the walking person; nothing is fetched."""
+    pytest.importorskip("onnxruntime", reason="the YOLOX box source needs onnxruntime (pip install 'vadkit[onnx]')")
+    import json
+
+    from typer.testing import CliRunner
+
+    from vadkit.cli import app
+
+    footage = tmp_path / "normal"
+    footage.mkdir()
+    for i in range(2):
+        write_video(footage / f"cam{i}.mp4", walking_person_frames(16 + 4 * i), fps=25)
+    result = CliRunner().invoke(app, ["fit-normal", str(footage), "--out", str(tmp_path / "run"), "--method",
+                                      "objects", "--box-detector", "yolox", "--json"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "run" / "protocol.json").read_text())
+    assert card["method"].startswith("objects: YOLOX-Nano (shipped) + motion boxes")
+    assert json.loads(result.output.strip().splitlines()[-1])["training_objects"] >= 36  # a person in every frame
+
+
+def test_yolox_runs_where_backend_and_device_say():
+    """`use_backend('openvino')` (what `--backend openvino` does) moves YOLOX to OpenVINO; torch and auto keep ONNX
+    Runtime; a CUDA device without ONNX Runtime's CUDA provider is refused by name."""
+    ort = pytest.importorskip("onnxruntime", reason="the YOLOX box source needs onnxruntime")
+    pytest.importorskip("openvino", reason="the openvino runtime is not installed")
+    detector = build_detector("objects", boxes="yolox", threads=1)
+    assert detector.use_backend("auto")._detector().runtime == "onnxruntime"
+    assert detector.use_backend("openvino")._detector().runtime == "openvino"
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        import torch
+
+        from vadkit.device import DeviceError
+
+        with pytest.raises((ValueError, DeviceError), match="CUDAExecutionProvider|cannot run on CUDA"):
+            build_detector("objects", boxes="yolox").to_device("cuda")._detector()

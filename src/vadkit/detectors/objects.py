@@ -43,17 +43,20 @@ from vadkit.detectors.base import (Detector, FrameObjects, VideoItem, number_arg
                                    quantile_threshold, torch_threads)
 from vadkit.features.attributes import MOVING, pixel_heights
 from vadkit.features.flow import FlowSettings, flow_for_video
-from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
+from vadkit.features.objects import SplitBoxFiles, box_thresholds, detected_boxes, extract_boxes
 from vadkit.io.files import atomic_path, content_stamp, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
-BOX_SOURCES = ("vec", "motion", "onnx", "hog", "background")
-BUILT_IN_DETECTORS = ("hog",)  # person detectors that ship with vadkit or OpenCV, named instead of a file
+BOX_SOURCES = ("vec", "motion", "onnx", "hog", "yolox", "background")
+DETECTOR_SOURCES = ("onnx", "hog", "yolox")  # box sources that run a detector (with regions as fallback)
+FALLBACKS = ("motion", "background", "none")
+BUILT_IN_DETECTORS = ("hog", "yolox")  # person detectors that ship with vadkit or OpenCV, named instead of a file
 
 
 def box_source_args(box_detector: str | Path) -> dict:
     """The detector arguments for a person/object detector named on the command line: a built-in one by name
-    (``hog``), or an ONNX file (``boxes: onnx``)."""
+    (``hog``: OpenCV's people detector; ``yolox``: the YOLOX-Nano shipped with vadkit), or an ONNX file
+    (``boxes: onnx``)."""
     name = str(box_detector)
     if name in BUILT_IN_DETECTORS and not Path(name).is_file():
         return {"boxes": name}
@@ -221,12 +224,22 @@ class ObjectsDetector(Detector):
             camera, :func:`~vadkit.features.objects.background_boxes`; an object still for most of the video
             becomes background, and the video is read once for its median before its first box), or ``onnx``
             (a user's ONNX detector, ``detector_file``, plus motion boxes where it finds nothing, as VEC combines
-            its detector with motion), or ``hog`` (OpenCV's built-in HOG people detector,
-            :class:`~vadkit.features.objects.HogPeopleDetector`, plus motion boxes).
+            its detector with motion), ``hog`` (OpenCV's built-in HOG people detector,
+            :class:`~vadkit.features.objects.HogPeopleDetector`, plus motion boxes) or ``yolox`` (YOLOX-Nano,
+            shipped with vadkit: :class:`~vadkit.features.yolox.YoloxDetector`, plus ``fallback`` boxes).
+        fallback: with ``onnx``, ``hog`` or ``yolox``: what boxes the moving regions no detection covers:
+            ``motion`` (frame differences, VEC), ``background`` (differences from the video's median frame) or
+            ``none`` (the detector's boxes alone).
+        (With ``yolox``, :meth:`to_device` puts the detector on ``cuda`` / ``cuda:N`` through ONNX Runtime's CUDA
+        provider; the runtime is ONNX Runtime unless :meth:`use_backend` names ``openvino`` or ``detector_options``
+        give ``runtime``. The device is not a saved argument: model files stay device-free.)
         detector_file, detector_options: with ``onnx``: the model and :class:`~vadkit.features.objects.OnnxDetector`'s
             options (input size, normalisation, classes, ...); with ``hog``: the options of
-            :class:`~vadkit.features.objects.HogPeopleDetector` (``upscale``, ``hit_threshold``, ...).
-        detect_every: with ``onnx`` or ``hog``: run the detector on every N-th frame, keeping its boxes between.
+            :class:`~vadkit.features.objects.HogPeopleDetector` (``upscale``, ``hit_threshold``, ...); with
+            ``yolox``: those of :class:`~vadkit.features.yolox.YoloxDetector` (``scale``, ``confidence``,
+            ``nms_iou``, ``classes``, ``batch``).
+        detect_every: with ``onnx``, ``hog`` or ``yolox``: run the detector on every N-th frame, keeping its boxes
+            between.
         boxes_dir, box_file: the per-split box files (``{split}`` in the name), as STATE reads them.
         thresholds: motion-box thresholds (dataset name).
         flow_method, flow_preset: OpenCV flow.
@@ -267,7 +280,7 @@ class ObjectsDetector(Detector):
                  cache_dir: str | None = None, seed: int = 0, threads: int | None = None,
                  calibration: str = "range", appearance: str = "i3d", detector_file: str | None = None,
                  detector_options: dict | None = None, velocity_scale: str = "box",
-                 velocity_pixels: str = "box", detect_every: int = 1) -> None:
+                 velocity_pixels: str = "box", detect_every: int = 1, fallback: str = "motion") -> None:
         super().__init__(boxes=boxes, boxes_dir=boxes_dir, box_file=box_file, thresholds=thresholds,
                          flow_method=flow_method, flow_preset=flow_preset, velocity_bins=velocity_bins,
                          components=components, k=k, max_bank=max_bank,
@@ -277,7 +290,9 @@ class ObjectsDetector(Detector):
                          cache_dir=cache_dir, seed=seed, threads=threads, calibration=calibration,
                          appearance=appearance, detector_file=detector_file,
                          detector_options=dict(detector_options or {}), velocity_scale=velocity_scale,
-                         velocity_pixels=velocity_pixels, detect_every=detect_every)
+                         velocity_pixels=velocity_pixels, detect_every=detect_every, fallback=fallback)
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if velocity_pixels not in VELOCITY_PIXELS:
             raise ValueError(f"velocity_pixels must be one of {VELOCITY_PIXELS}, got {velocity_pixels!r}")
         if velocity_scale not in VELOCITY_SCALES:
@@ -304,6 +319,7 @@ class ObjectsDetector(Detector):
         self._vec = SplitBoxFiles(boxes_dir or ".", box_file)
         self._appearance = None
         self._box_detector = None
+        self._runtime = None  # the YOLOX runtime named by use_backend (None: detector_options' or ONNX Runtime)
         self._warned = False
         self.gmm_: dict | None = None
         self.bank_: np.ndarray | None = None
@@ -324,36 +340,62 @@ class ObjectsDetector(Detector):
                 warnings.warn(f"video {item.id}: no precomputed boxes for it; using motion boxes", stacklevel=3)
                 self._warned = True
         detector, detect_every = None, 1
-        if a["boxes"] in ("onnx", "hog"):  # a detector's boxes, and motion boxes where it found nothing (as VEC)
-            detector, detect_every = self._detector(), a["detect_every"]
         regions = "background" if a["boxes"] == "background" else "motion"  # (background: the video's median frame)
+        if a["boxes"] in DETECTOR_SOURCES:  # a detector's boxes, and fallback regions where it found nothing (VEC)
+            detector, detect_every, regions = self._detector(), a["detect_every"], a["fallback"]
+        if a["boxes"] == "yolox":  # its own confidence is the score floor (τ_s is for VEC's detector's scores)
+            found = detected_boxes(video, detector, detect_every=detect_every, cache_dir=self.cache_root / "detections")
+            return "yolox", extract_boxes(video, a["thresholds"], appearance=found, cache_dir=self.cache_root / "boxes",
+                                          regions=regions)
         return (a["boxes"] if detector is not None else regions,
                 extract_boxes(video, a["thresholds"], detector=detector, cache_dir=self.cache_root / "boxes",
                               regions=regions, detect_every=detect_every))
 
     def _detector(self):
-        """The box detector of ``boxes: onnx`` or ``hog``, made once."""
+        """The box detector of ``boxes: onnx``, ``hog`` or ``yolox``, made once."""
         if self._box_detector is None:
             from vadkit.features.objects import HogPeopleDetector, OnnxDetector
+            from vadkit.features.yolox import YoloxDetector
 
             a = self.args
-            self._box_detector = (HogPeopleDetector(**a["detector_options"]) if a["boxes"] == "hog" else
-                                  OnnxDetector(os.path.expanduser(a["detector_file"]), **a["detector_options"]))
+            if a["boxes"] == "yolox":
+                options = {"threads": a["threads"], "device": self._box_device, **a["detector_options"]}
+                if self._runtime is not None:
+                    options["runtime"] = self._runtime
+                self._box_detector = YoloxDetector(**options)
+            elif a["boxes"] == "hog":
+                self._box_detector = HogPeopleDetector(**a["detector_options"])
+            else:
+                self._box_detector = OnnxDetector(os.path.expanduser(a["detector_file"]), **a["detector_options"])
         return self._box_detector
+
+    def use_backend(self, backend: str, threads: int | None = None) -> "ObjectsDetector":
+        """The object detector has no torch network to swap; with ``boxes: yolox``, ``openvino`` runs YOLOX on
+        OpenVINO and ``onnxruntime`` on ONNX Runtime (``torch`` and ``auto``: ONNX Runtime, its default)."""
+        from vadkit.features.backends import check_backend_name
+
+        check_backend_name(backend)
+        if backend in ("onnxruntime", "openvino") and backend != self._runtime:
+            self._runtime, self._box_detector = backend, None
+        configured = self.args["detector_options"].get("runtime", "onnxruntime")
+        self.backend_ = (self._runtime or configured) if self.args["boxes"] == "yolox" else "torch"
+        return self
 
     def _cache_file(self, item: VideoItem, source: str) -> Path:
         a = self.args
         record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), stamp=content_stamp(item.path),
                       frames=item.num_frames,
                       boxes=source, box_file=(a["box_file"] if source == "vec" else self._detector().identity
-                                              if source in ("onnx", "hog") else a["thresholds"]),
+                                              if source in DETECTOR_SOURCES else a["thresholds"]),
                       flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
         if a["appearance"] != "i3d":  # (i3d caches keep their key)
             record["appearance"] = a["appearance"]
         if a["velocity_pixels"] != "box":  # (whole-box caches keep their key)
             record["velocity_pixels"] = [a["velocity_pixels"], MOVING]
-        if a["detect_every"] != 1 and source in ("onnx", "hog"):
+        if a["detect_every"] != 1 and source in DETECTOR_SOURCES:
             record["detect_every"] = a["detect_every"]
+        if a["fallback"] != "motion" and source in DETECTOR_SOURCES:  # (motion-fallback caches keep their key)
+            record["fallback"] = a["fallback"]
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_root / "attributes" / f"{safe_name(item.id)}-{key}.npz"
 
@@ -493,6 +535,17 @@ class ObjectsDetector(Detector):
             self.gmm_ = fit_gmm(np.concatenate([self._velocity(o) for o in everything]), a["components"], a["seed"])
             self.bank_ = self._bank(np.concatenate([o["appearance"] for o in everything]), rng)
             self.calibration_["training_objects"] = int(sum(len(o["frame"]) for o in per_video))
+
+    _box_device = "cpu"  # where YOLOX runs (to_device); the densities and flow stay on the CPU
+
+    def to_device(self, device="cpu", precision: str = "fp32") -> "ObjectsDetector":
+        """YOLOX runs on ``device`` (ONNX Runtime's CUDA provider); the rest of the detector stays on the CPU."""
+        from vadkit.device import resolve_device
+
+        super().to_device(device, precision)
+        self._box_device = str(resolve_device(device))
+        self._box_detector = None  # made again on the device at its next use
+        return self
 
     def calibration_report(self) -> dict:
         c = self.calibration_

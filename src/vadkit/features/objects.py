@@ -45,6 +45,7 @@ __all__ = [
     "UnsafePickleError",
     "box_areas",
     "box_thresholds",
+    "detected_boxes",
     "extract_boxes",
     "filter_detections",
     "frame_boxes",
@@ -214,7 +215,7 @@ def _erase(mask: np.ndarray, exclude, th: BoxThresholds) -> np.ndarray:
     return mask
 
 
-REGIONS = ("motion", "background")
+REGIONS = ("motion", "background", "none")  # none: a detector's boxes alone
 BACKGROUND_SAMPLES = 50  # frames the median background is taken over (evenly spaced)
 BACKGROUND_DIFFERENCE = 20  # grey levels from the background for a pixel to be foreground
 # (chosen on Ped2's training clips 02, 05, 09, 13 by agreement with VEC's boxes, IoU >= 0.3: with the other clips'
@@ -259,7 +260,8 @@ def _mask_boxes(mask: np.ndarray, th: BoxThresholds) -> Boxes:
 
 
 def frame_boxes(context: Sequence[np.ndarray], detections: tuple[np.ndarray, np.ndarray] | np.ndarray | None = None,
-                thresholds: str | BoxThresholds = "ped2", background: np.ndarray | None = None) -> Boxes:
+                thresholds: str | BoxThresholds = "ped2", background: np.ndarray | None = None,
+                regions: bool = True) -> Boxes:
     """All boxes of one frame: appearance boxes (filtered, covered ones removed) then motion boxes (with
     ``background``, the video's empty scene: :func:`background_boxes` of the middle frame instead).
 
@@ -270,6 +272,7 @@ def frame_boxes(context: Sequence[np.ndarray], detections: tuple[np.ndarray, np.
         thresholds: dataset name or :class:`BoxThresholds`.
         background: the video's empty scene, grey ``(H, W)`` (:func:`median_background`), or ``None`` for
             frame differences.
+        regions: add the motion (or background) boxes; ``False``: the appearance boxes alone.
     """
     th = box_thresholds(thresholds)
     if detections is None:
@@ -280,9 +283,11 @@ def frame_boxes(context: Sequence[np.ndarray], detections: tuple[np.ndarray, np.
         appearance = as_boxes(detections, "appearance boxes")
         appearance = appearance[box_areas(appearance) >= th.min_area]
     appearance = remove_covered_boxes(appearance, th.cover)
-    regions = (motion_boxes(context, appearance, th) if background is None else
-               background_boxes(context[1], background, appearance, th))
-    return np.concatenate([appearance, regions], axis=0)
+    if not regions:
+        return appearance
+    found = (motion_boxes(context, appearance, th) if background is None else
+             background_boxes(context[1], background, appearance, th))
+    return np.concatenate([appearance, found], axis=0)
 
 
 def frame_contexts(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -318,10 +323,13 @@ def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxT
         cache_dir: where ``<video>-<hash>.npz`` is kept; the hash covers the video path, content stamp
             (:func:`~vadkit.io.files.content_stamp`) and length, the thresholds, the appearance source, ``regions``
             and ``detect_every``, so other settings, or another video at the same path, never reuse a cache entry.
-        regions: what finds the objects no detector gave: ``motion`` (frame differences, VEC) or ``background``
-            (what differs from the video's median frame: :func:`background_boxes`; the video is read twice).
+        regions: what finds the objects no detector gave: ``motion`` (frame differences, VEC), ``background``
+            (what differs from the video's median frame: :func:`background_boxes`; the video is read twice) or
+            ``none`` (the detector's or the given boxes alone).
         detect_every: run ``detector`` on every N-th frame only and give the frames between its last detections
             (objects move little in a few frames; motion or background regions still cover what moved away).
+            A detector with a ``detect(frames)`` method and a ``batch`` size (:class:`~vadkit.features.yolox.
+            YoloxDetector`) gets ``batch`` of those frames per call (at most ``batch * detect_every`` frames held).
 
     Returns:
         one float32 ``(n_t, 4)`` array per frame.
@@ -347,21 +355,69 @@ def extract_boxes(video: str | os.PathLike | VideoSource, thresholds: str | BoxT
                 return cached
     background = median_background(source) if regions == "background" else None
     boxes = []
-    for t, context in enumerate(frame_contexts(source.frames())):
-        if detector is not None:
-            if t % detect_every == 0:
-                last = detector(context[1])
-            detections = last
-        elif appearance is not None:
-            detections = appearance[t]
-        else:
-            detections = None
-        boxes.append(frame_boxes(context, detections, th, background))
+    contexts = frame_contexts(source.frames())
+    paired = (_detected(contexts, detector, detect_every) if detector is not None else
+              ((c, None if appearance is None else appearance[t]) for t, c in enumerate(contexts)))
+    for context, detections in paired:
+        boxes.append(frame_boxes(context, detections, th, background, regions=regions != "none"))
     if len(boxes) != source.num_frames:
         raise ValueError(f"{source.path}: decoded {len(boxes)} frames, expected {source.num_frames}")
     if cache_file is not None:
         save_boxes(cache_file, boxes)
     return boxes
+
+
+def detected_boxes(video: str | os.PathLike | VideoSource, detector: Detector, *, detect_every: int = 1,
+                   cache_dir: str | os.PathLike | None = None) -> list[Boxes]:
+    """A detector's own boxes for every frame of a video (no score or area filter, no regions: a detector that
+    applies its own confidence, such as :class:`~vadkit.features.yolox.YoloxDetector`), run on every
+    ``detect_every``-th frame (batched as in :func:`extract_boxes`), cached per video under ``cache_dir`` by the
+    detector's ``identity``; pass them to :func:`extract_boxes` as ``appearance`` to add regions. Keeping them apart
+    lets settings of the regions share one detection pass."""
+    source = video if isinstance(video, VideoSource) else open_video(video)
+    cache_file = None
+    if cache_dir is not None:
+        record = dict(version=CACHE_VERSION, video=str(Path(source.path).resolve()), frames=source.num_frames,
+                      size=[source.width, source.height], detector=getattr(detector, "identity", None) or
+                      f"{type(detector).__module__}.{type(detector).__qualname__}", detect_every=int(detect_every))
+        key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+        cache_file = Path(cache_dir) / f"{safe_name(source.path.stem or source.path.name)}-{key}.npz"
+        if cache_file.exists():
+            cached = load_boxes(cache_file)
+            if len(cached) == source.num_frames:
+                return cached
+    found = [as_boxes(detections[0]) for _, detections in
+             _detected(((None, f, None) for f in source.frames()), detector, detect_every)]
+    if len(found) != source.num_frames:
+        raise ValueError(f"{source.path}: decoded {len(found)} frames, expected {source.num_frames}")
+    if cache_file is not None:
+        save_boxes(cache_file, found)
+    return found
+
+
+def _detected(contexts: Iterable[tuple], detector: Detector, detect_every: int) -> Iterator[tuple[tuple, object]]:
+    """``(context, detections)`` per frame: ``detector`` runs on every ``detect_every``-th frame (in batches of its
+    ``batch`` when it has ``detect``), the frames between reuse the last detections."""
+    batch = int(getattr(detector, "batch", 1)) if hasattr(detector, "detect") else 1
+    run = detector.detect if hasattr(detector, "detect") else (lambda frames: [detector(f) for f in frames])
+    pending: list[tuple[int, tuple]] = []
+    last = None
+    for t, context in enumerate(contexts):
+        pending.append((t, context))
+        if len(pending) == batch * detect_every:
+            last = yield from _flush(pending, run, detect_every, last)
+    yield from _flush(pending, run, detect_every, last)
+
+
+def _flush(pending: list, run, detect_every: int, last):
+    """Detect on the pending frames due for it, yield every pending ``(context, detections)``; returns the last."""
+    found = iter(run([context[1] for t, context in pending if t % detect_every == 0]))
+    for t, context in pending:
+        if t % detect_every == 0:
+            last = next(found)
+        yield context, last
+    pending.clear()
+    return last
 
 
 def _cache_key(source: VideoSource, th: BoxThresholds, detector, appearance, regions: str = "motion",
@@ -378,8 +434,10 @@ def _cache_key(source: VideoSource, th: BoxThresholds, detector, appearance, reg
     record = dict(version=CACHE_VERSION, video=str(Path(source.path).resolve()), frames=source.num_frames,
                   size=[source.width, source.height], thresholds=asdict(th), appearance=origin,
                   stamp=content_stamp(source.path))
-    if regions != "motion":  # (motion caches keep their key)
+    if regions == "background":  # (motion caches keep their key)
         record["regions"] = [regions, BACKGROUND_SAMPLES, BACKGROUND_DIFFERENCE]
+    elif regions != "motion":
+        record["regions"] = regions
     if detect_every != 1:
         record["detect_every"] = int(detect_every)
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
