@@ -434,8 +434,6 @@ def test_yolox_runs_where_backend_and_device_say():
     assert detector.use_backend("auto")._detector().runtime == "onnxruntime"
     assert detector.use_backend("openvino")._detector().runtime == "openvino"
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        import torch
-
         from vadkit.device import DeviceError
 
         with pytest.raises((ValueError, DeviceError), match="CUDAExecutionProvider|cannot run on CUDA"):
