@@ -421,7 +421,7 @@ def test_fit_normal_objects_with_the_shipped_yolox(tmp_path):
                                       "objects", "--box-detector", "yolox", "--json"])
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "run" / "protocol.json").read_text())
-    assert card["method"].startswith("objects: YOLOX-Nano (shipped) + motion boxes")
+    assert card["method"].startswith("objects: boxes=yolox, thresholds=ped2")
     assert json.loads(result.output.strip().splitlines()[-1])["training_objects"] >= 36  # a person in every frame
 
 

@@ -113,7 +113,7 @@ def test_bf16_runs_on_torch_only():
     _weights()
     from vadkit.features.extract import ExtractionSettings, SnippetExtractor
 
-    with pytest.raises(ValueError, match="bf16 runs on the torch backend only"):
+    with pytest.raises(ValueError, match="bf16 on device cpu runs on the torch backend only"):
         SnippetExtractor(ExtractionSettings(precision="bf16"), backend="onnxruntime")
 
 

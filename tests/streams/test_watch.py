@@ -310,5 +310,9 @@ def test_vadkit_score_is_unchanged_by_the_streaming_work(shared_data, tmp_path):
     results = score_videos(folders, "ped2-knn", tmp_path, progress=False, backend="torch", write_annotated=False)
     for result in results:
         expected = reference["videos"][result["name"]]
-        assert result["scores"] == expected["scores"], result["name"]
+        # within 1e-5 relative: the fixture's 6 digits were written on another CPU model; on this project's AMD EPYC
+        # machine the code before the streaming work (161e92d) differs from them by up to 6e-6 too (oneDNN's kernels
+        # differ by CPU), far below any change the streaming work could make
+        assert len(result["scores"]) == len(expected["scores"]), result["name"]
+        np.testing.assert_allclose(result["scores"], expected["scores"], rtol=1e-5, atol=1e-9, err_msg=result["name"])
         assert [[e["start_frame"], e["end_frame"]] for e in result["events"]] == expected["events"]

@@ -1,6 +1,6 @@
 """The viewer keeps one loaded model for every upload: scoring many uploads must not grow its memory.
 
-50 uploads go through the real path (HTTP ``POST /api/upload`` -> the job queue -> ``default_scorer`` ->
+90 uploads go through the real path (HTTP ``POST /api/upload`` -> the job queue -> ``default_scorer`` ->
 ``vadkit.inference.score_video`` with one loaded model) and the process's resident memory is read after each. A
 frame detector (a tiny sEnDec) keeps the test fast: a feature detector would spend seconds per upload in I3D (the
 weak detectors' per-id feature cache, the leak this guards against, has its own test in
@@ -22,13 +22,14 @@ from vadkit.detectors import VideoItem, build_detector  # noqa: E402
 from vadkit.io import write_video  # noqa: E402
 from vadkit.viewer import create_app  # noqa: E402
 
-UPLOADS = 50
+UPLOADS = 90
 WARM_UP = 10  # uploads before the baseline: imports, matplotlib's font cache, the first allocations
 #: allowed growth of resident memory (after a garbage collection; the median of five readings, as single readings
-#: jump by a few MB and fall back) from uploads 6-10 to 46-50. Keeping each upload's decoded frames, scores and
-#: report (several hundred kB) would grow 15+ MB; measured growth without a leak: under 1 MB (10 -> 70 uploads:
-#: 493.6 -> 494.3 MB, one reading of 500.3 MB between)
-MAX_GROWTH_MB = 8.0
+#: jump by a few MB and fall back) from the warm-up to the last uploads. Keeping each upload's decoded frames, scores
+#: and report (several hundred kB) would grow 30+ MB over the 80 measured uploads; measured growth without a leak:
+#: under 1 MB alone (10 -> 70 uploads: 493.6 -> 494.3 MB), 10.7 MB once inside the whole suite on a loaded machine
+#: (allocator noise from earlier tests), hence the bound
+MAX_GROWTH_MB = 20.0
 
 
 def rss_mb() -> float:
@@ -57,7 +58,7 @@ def model_file(tmp_path_factory) -> Path:
     return root / "model.pt"
 
 
-def test_fifty_uploads_with_one_loaded_model_keep_memory_flat(model_file, tmp_path):
+def test_ninety_uploads_with_one_loaded_model_keep_memory_flat(model_file, tmp_path):
     from vadkit.inference import resolve_model
 
     model = resolve_model(model_file, backend="torch")  # loaded once, kept by the app for every upload
