@@ -1,6 +1,6 @@
 """Where vadkit's networks run: the one place a ``--device`` is resolved, described and recorded.
 
-``auto`` is the first CUDA device when this PyTorch sees one, else the CPU; ``cpu``, ``cuda`` and ``cuda:N`` name
+``auto`` is the current CUDA device (cuda:0 unless torch.cuda.set_device says otherwise) when this PyTorch sees one, else the CPU; ``cpu``, ``cuda`` and ``cuda:N`` name
 one. Asking for CUDA where there is none is one clear error naming the installed PyTorch build and how to install
 a CUDA build (README, "On a GPU").
 
@@ -48,7 +48,7 @@ def resolve_device(requested: str | torch.device | None = "auto") -> torch.devic
         requested = str(requested)
     name = (requested or "auto").strip().lower()
     if name == "auto":
-        return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     if name == "cpu":
         return torch.device("cpu")
     if name != "cuda" and not (name.startswith("cuda:") and name[5:].isdigit()):

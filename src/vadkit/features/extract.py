@@ -220,6 +220,17 @@ def iter_snippets(video: VideoSource, settings: ExtractionSettings) -> Iterator[
         yield window.padded()
 
 
+def _put_unless_stopped(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put ``item`` on the bounded queue ``q``, waiting while it is full; give up (False) once ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _background(iterator: Iterator, maxsize: int = 4) -> Iterator:
     """Run ``iterator`` in a thread (decoding overlaps with compute); re-raise its errors here.
 
@@ -230,13 +241,7 @@ def _background(iterator: Iterator, maxsize: int = 4) -> Iterator:
     done, stop = object(), threading.Event()
 
     def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _put_unless_stopped(q, item, stop)
 
     def work():
         try:
@@ -440,13 +445,7 @@ def _parallel_snippets(sources: Sequence[VideoSource], settings: ExtractionSetti
     done = object()
 
     def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return _put_unless_stopped(q, item, stop)
 
     def work() -> None:
         try:
