@@ -1,8 +1,8 @@
 """Where vadkit's networks run: the one place a ``--device`` is resolved, described and recorded.
 
 ``auto`` is the current CUDA device (cuda:0 unless ``torch.cuda.set_device`` says otherwise) when this PyTorch sees
-one, else the CPU; ``cpu``, ``cuda`` and ``cuda:N`` name one. Asking for CUDA where there is none is one clear error naming the installed PyTorch build and how to install
-a CUDA build (README, "On a GPU").
+one, else the CPU; ``cpu``, ``cuda`` and ``cuda:N`` name one. Asking for CUDA where there is none is one clear error
+naming the installed PyTorch build and how to install a CUDA build (README, "On a GPU").
 
 Precision (:data:`PRECISIONS`) is a recorded choice, never implied by the device:
 
