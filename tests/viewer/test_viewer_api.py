@@ -335,6 +335,25 @@ def test_failing_scorer_reports_an_error_and_the_worker_goes_on(tmp_path):
         assert app.state.jobs.wait(good["id"])["state"] == "done"
 
 
+def test_the_job_list_forgets_the_oldest_finished_jobs_beyond_its_bound(tmp_path):
+    from vadkit.viewer.jobs import JobQueue
+
+    def instant(video, detector, out_dir, progress):
+        folder = Path(out_dir) / video.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "result.json").write_text("{}")
+        return folder
+
+    jobs = JobQueue(instant, None, tmp_path, ref_of=lambda folder: folder.name, max_finished=3)
+    ids = []
+    for i in range(6):
+        ids.append(jobs.submit(tmp_path / f"v{i}.mp4", f"v{i}").id)
+        assert jobs.wait(ids[-1])["state"] == "done"
+    jobs.close()
+    assert [job["id"] for job in jobs.list()] == ids[:2:-1]  # the three newest; the first three forgotten
+    assert jobs.get(ids[0]) is None
+
+
 def test_upload_over_the_size_limit_is_413_and_leaves_nothing(tmp_path):
     data = mp4_bytes(tmp_path, num_frames=40)
     limit = len(data) // 2

@@ -120,13 +120,18 @@ class JobQueue:
         detector: passed through to the scorer unchanged (a run folder, a model name, or a loaded detector).
         out_dir: where the scorer writes result folders.
         ref_of: maps a finished result folder to the id the catalog lists it under (``None`` if not listable).
+        max_pending: jobs queued or running at once; more is refused (:class:`QueueFullError`).
+        max_finished: finished jobs remembered for ``get`` / ``list`` (the oldest are forgotten; their results stay
+            in the catalog), so a server that runs for months does not grow with every upload.
     """
 
     def __init__(self, scorer: Scorer, detector: Any, out_dir: Path,
-                 ref_of: Callable[[Path], Optional[str]], max_pending: int = 8) -> None:
+                 ref_of: Callable[[Path], Optional[str]], max_pending: int = 8, max_finished: int = 500) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
-        self.max_pending = max_pending
+        if max_finished < 1:
+            raise ValueError(f"max_finished must be >= 1, got {max_finished}")
+        self.max_pending, self.max_finished = max_pending, max_finished
         self.scorer = scorer
         self.detector = detector
         self.out_dir = Path(out_dir)
@@ -157,6 +162,7 @@ class JobQueue:
             if sum(j.state in ("queued", "running") for j in self._jobs.values()) >= self.max_pending:
                 raise QueueFullError(f"{self.max_pending} uploads are already waiting to be scored; try again later")
             self._jobs[job.id] = job
+            self._forget_old_jobs()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="vadkit-viewer-scoring", daemon=True)
                 self._thread.start()
@@ -192,6 +198,12 @@ class JobQueue:
         raise TimeoutError(f"job {job_id} not finished after {timeout} s")
 
     # -- worker ---------------------------------------------------------------------------------------------
+    def _forget_old_jobs(self) -> None:
+        """Drop the oldest finished jobs beyond ``max_finished`` (the caller holds the lock)."""
+        finished = [job for job in self._jobs.values() if job.state in ("done", "error")]
+        for job in sorted(finished, key=lambda j: j.created)[:max(0, len(finished) - self.max_finished)]:
+            del self._jobs[job.id]
+
     def _update(self, job_id: str, **changes: Any) -> None:
         with self._lock:
             job = self._jobs[job_id]
@@ -225,6 +237,8 @@ class JobQueue:
             message = f"{type(err).__name__}: {err}".strip()
             traceback.print_exc()
             self._update(job_id, state="error", error=message.splitlines()[0][:500], finished=time.time())
+        with self._lock:
+            self._forget_old_jobs()
 
 
 def _result_folder(returned: Any, out_dir: Path, video: Path) -> Optional[Path]:
