@@ -56,7 +56,7 @@ def main() -> None:
         test_items = make_items(test_records, store)
         fit_seconds = time.perf_counter() - start
     else:
-        run = fit_normal([r.path for r in train_records], args.work / "run",
+        run = fit_normal([r.path for r in train_records], args.work / "run", method="knn",
                          detector_args={"k": args.k, "metric": args.metric}, false_alarm_rate=args.far,
                          features_dir=args.work / "train_features", progress=False)
         fit_seconds = time.perf_counter() - start

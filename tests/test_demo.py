@@ -1,4 +1,5 @@
-"""What `make demo` does: the bundled model scores the bundled Ped2 clip and finds its annotated anomaly."""
+"""What `make demo` does: the bundled models score the bundled Ped2 clip and find its annotated anomaly; the objects
+model (the demo's) names the object and the reason."""
 
 from pathlib import Path
 
@@ -19,3 +20,18 @@ def test_bundled_model_finds_the_demo_clips_anomaly(tmp_path):
     # and the clip's normal start is not one big false alarm
     assert all(e["start_frame"] >= 20 for e in result["events"])
     assert (tmp_path / "demo" / "report.html").is_file()
+
+
+def test_bundled_objects_model_finds_the_anomaly_and_says_which_object_and_why(tmp_path):
+    """`make demo`: ped2-objects (YOLOX-Nano boxes, shipped) on the demo clip: one event over the annotated anomaly
+    (frames 26-179 measured on 2026-12-06), with the box of its most abnormal object and the reason in words."""
+    assert "ped2-objects" in list_bundled_models()
+    model = resolve_model("ped2-objects")
+    assert model.detector.args["boxes"] == "yolox" and model.detector.args["cache_dir"] is None
+    result = score_video(DEMO_CLIP, model, tmp_path / "demo", write_annotated=False)
+    assert len(result["events"]) == 1, result["events"]
+    event = result["events"][0]
+    assert abs(event["start_frame"] - 26) <= 4 and event["end_frame"] == 179, event
+    x0, y0, x1, y1 = event["box"]
+    assert 0 <= x0 < x1 <= 360 and 0 <= y0 < y1 <= 240 and event["start_frame"] <= event["object_frame"] <= 179
+    assert event["reason"].startswith(("velocity", "appearance")), event["reason"]

@@ -151,7 +151,7 @@ def short_fit(tmp_path_factory):
         demo_frames(ped2 / "training" / "frames" / f"{i + 1:02d}", 48)
     demo_frames(ped2 / "testing" / "frames" / "01", 64)
     done = runner.invoke(app, ["fit-normal", *(str(p) for p in sorted((ped2 / "training" / "frames").iterdir())),
-                               "--out", str(root / "run"), "--far", "0.01"])
+                               "--out", str(root / "run"), "--method", "knn", "--far", "0.01"])
     return root, done
 
 

@@ -175,7 +175,7 @@ def test_fit_normal_then_score_end_to_end_with_i3d(tmp_path):
     app.command("score")(score_command)
     runner = CliRunner()
     fitted = runner.invoke(app, ["fit-normal", str(tmp_path / "normal"), "--out", str(tmp_path / "run"),
-                                 "--holdout", "0.5", "--far", "0.05", "--json"])
+                                 "--method", "knn", "--holdout", "0.5", "--far", "0.05", "--json"])
     assert fitted.exit_code == 0, fitted.output
     calibration = json.loads(fitted.output.strip().splitlines()[-1])
     assert calibration["bank_snippets"] == 4 and calibration["held_out_snippets"] == 2

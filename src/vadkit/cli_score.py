@@ -79,6 +79,8 @@ def score_command(
             console.print(f"{r['name']}: {len(r['events'])} event(s){': ' + spans + more if spans else ''} "
                           f"at {r['fps']:g} fps ({r['fps_source']}; {r['frames_per_s']:.1f} frames/s scored) → "
                           f"{folder / 'report.html'}", highlight=False)
+            for line in explained_lines(r["events"][:6]):
+                console.print(line, highlight=False, soft_wrap=True)
         for warning in r.get("warnings", []):
             err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     for path, reason in skipped:
@@ -87,6 +89,17 @@ def score_command(
         err_console.print(f"[bold red]error:[/] {path}: {message}", highlight=False, soft_wrap=True)
     if errors:
         raise typer.Exit(1)
+
+
+def explained_lines(events: list[dict]) -> list[str]:
+    """One line per event an object explains: when, which box (pixels, at which frame) and why."""
+    lines = []
+    for e in events:
+        if e.get("reason"):
+            x0, y0, x1, y1 = (int(round(v)) for v in e["box"])
+            lines.append(f"  {e['start_s']:.1f}-{e['end_s']:.1f}s: {e['reason']} (box {x0},{y0}-{x1},{y1} "
+                         f"at frame {e['object_frame']})")
+    return lines
 
 
 def watch_command(
@@ -179,18 +192,20 @@ def fit_normal_command(
     features: Optional[Path] = typer.Option(None, "--features", help="feature store to reuse (default RUN_DIR/features)"),
     batch_size: int = typer.Option(4, "--batch-size", help="snippets per I3D forward pass"),
     as_json: bool = typer.Option(False, "--json", help="print the calibration as JSON"),
-    method: str = typer.Option("knn", "--method", help="knn (I3D snippet features, 1-NN) or objects (object "
-                               "velocity and appearance on motion boxes: a box and a reason for every event)"),
+    method: str = typer.Option("objects", "--method", help="objects (the default: velocity and appearance of "
+                               "the people and bicycles YOLOX-Nano finds, plus moving regions: a box and a reason "
+                               "for every event) or knn (1-NN on I3D snippet features)"),
     box_thresholds: Optional[str] = typer.Option(None, "--box-thresholds", help="with --method objects: motion-box "
                                                  "thresholds tuned for a dataset's camera (ped2, the default, "
                                                  "avenue, shanghaitech); they differ mostly in the smallest moving "
                                                  "box kept (ped2 10x10 px, avenue 40x40, shanghaitech 8x8): for "
                                                  "another camera, take the one whose people are closest in size in "
                                                  "pixels"),
-    box_detector: Optional[Path] = typer.Option(None, "--box-detector", help="with --method objects: an ONNX "
-                                                "object detector (boxes and scores after NMS), 'hog' for "
-                                                "OpenCV's built-in people detector or 'yolox' for the YOLOX-Nano "
-                                                "shipped with vadkit, whose boxes come before the motion boxes"),
+    box_detector: Optional[Path] = typer.Option(None, "--box-detector", help="with --method objects: 'yolox' "
+                                                "(the default: the YOLOX-Nano shipped with vadkit), an ONNX "
+                                                "object detector (boxes and scores after NMS) or 'hog' for "
+                                                "OpenCV's built-in people detector; their boxes come before the "
+                                                "motion boxes"),
     device: str = DEVICE_OPTION,
     fps: Optional[float] = FPS_OPTION,
 ) -> None:

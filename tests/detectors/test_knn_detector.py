@@ -132,4 +132,4 @@ def test_fit_normal_refuses_a_store_whose_names_mean_other_videos(tmp_path):
     FeatureStore(tmp_path / "store", {"x": 1}).write("cam", np.zeros((1, 4), np.float32), 4, 10.0,
                                                      source="/elsewhere/cam.mp4")
     with pytest.raises(ValueError, match="other videos under the same names"):
-        fit_normal([video], tmp_path / "run", features_dir=tmp_path / "store", progress=False)
+        fit_normal([video], tmp_path / "run", method="knn", features_dir=tmp_path / "store", progress=False)

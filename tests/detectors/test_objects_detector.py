@@ -3,6 +3,8 @@ the threshold's false-alarm rate on held-out clips (the contract itself: tests/d
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -148,7 +150,8 @@ def test_vadkit_score_draws_and_names_the_abnormal_object(fitted, tmp_path):
 
 
 def test_fit_normal_objects_makes_a_model_vadkit_score_uses(fitted, tmp_path):
-    """`vadkit fit-normal VIDEOS --method objects` on a user's footage, then `vadkit score --model RUN`."""
+    """`vadkit fit-normal VIDEOS` (objects, the default method, in the declared YOLOX configuration) on a user's
+    footage, then `vadkit score --model RUN`."""
     import json
 
     from typer.testing import CliRunner
@@ -161,13 +164,17 @@ def test_fit_normal_objects_makes_a_model_vadkit_score_uses(fitted, tmp_path):
     for i in range(3):
         write_video(footage / f"cam{i}.mp4", scene(200 + i), fps=25)
     runner = CliRunner()
-    fitted_run = runner.invoke(app, ["fit-normal", str(footage), "--out", str(tmp_path / "run"), "--method", "objects",
-                                     "--json"])
+    fitted_run = runner.invoke(app, ["fit-normal", str(footage), "--out", str(tmp_path / "run"), "--json"])
     assert fitted_run.exit_code == 0, fitted_run.output
     calibration = json.loads(fitted_run.output.strip().splitlines()[-1])
     assert calibration["training_objects"] > 0 and 0 < calibration["achieved_far"] <= 0.1
     card = json.loads((tmp_path / "run" / "protocol.json").read_text())
-    assert card["method"].startswith("objects: boxes=motion, thresholds=ped2") and card["split"].startswith("one-class, fit-normal")
+    assert card["method"].startswith("objects: boxes=yolox, thresholds=ped2") and card["split"].startswith("one-class, fit-normal")
+    from vadkit.detectors import load_detector
+    from vadkit.detectors.objects import DECLARED_YOLOX
+
+    fitted_args = load_detector(tmp_path / "run").args
+    assert {k: fitted_args[k] for k in DECLARED_YOLOX} == DECLARED_YOLOX
     probe = write_video(tmp_path / "probe.mp4", scene(210, fast=True), fps=25)
     scored = runner.invoke(app, ["score", str(probe), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "out"),
                                  "--no-video", "--json"])
@@ -438,3 +445,16 @@ def test_yolox_runs_where_backend_and_device_say():
 
         with pytest.raises((ValueError, DeviceError), match="CUDAExecutionProvider|cannot run on CUDA"):
             build_detector("objects", boxes="yolox").to_device("cuda")._detector()
+
+
+def test_the_declared_yolox_config_file_and_fit_normals_defaults_agree():
+    """configs/objects_ped2_yolox.yaml (what was measured) and DECLARED_YOLOX (what `fit-normal` fits) are one
+    configuration: a change to one without the other fails here."""
+    import yaml
+
+    from vadkit.detectors.objects import DECLARED_YOLOX, ObjectsDetector
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "objects_ped2_yolox.yaml").read_text())
+    args = {k: v for k, v in config["detector_args"].items() if k not in ("cache_dir", "threads", "false_alarm_rate")}
+    assert args == DECLARED_YOLOX
+    assert ObjectsDetector.fit_normal_args is DECLARED_YOLOX

@@ -33,13 +33,14 @@ from vadkit.scoring import DEFAULT_SMOOTHING_SIGMA
 SELECTION = "none (fixed arguments); threshold: {rule}"
 
 
-def fit_normal(inputs, out_dir, *, method: str = "knn", detector_args: dict | None = None,
+def fit_normal(inputs, out_dir, *, method: str = "objects", detector_args: dict | None = None,
                false_alarm_rate: float = 0.01, seed: int = 0, settings=None, features_dir=None, batch_size: int = 4,
                progress: bool = True, dataset: str = "user footage", fps: float | None = None,
                device: str = "cpu") -> RunDir:
     """Fit a one-class detector of the registry on normal videos and write a run folder that `vadkit score
-    --model`, `evaluate` and the viewer take: ``method="knn"`` (the default; I3D snippet features) or ``"objects"``
-    (the object-attribute detector; boxes, flow and attributes cached in the run folder).
+    --model`, `evaluate` and the viewer take: ``method="objects"`` (the default: the object-attribute detector in the
+    configuration declared on Ped2's training clips, YOLOX-Nano boxes; boxes, flow and attributes cached in the run
+    folder; it names a box and a reason for every event) or ``"knn"`` (1-NN on I3D snippet features).
 
     Args:
         inputs: video files, frame folders or folders of them (see :func:`vadkit.io.inputs.find_videos`).

@@ -24,6 +24,7 @@ import csv
 import io
 import math
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterable
@@ -79,8 +80,11 @@ def frame_scores(model: LoadedModel, video, name: str, progress=None, batch_size
                          load_features=lambda: features, extraction=extractor.manifest_settings())
     else:
         item = VideoItem(id=name, num_frames=video.num_frames, path=Path(video.path), fps=video.fps)
-    scores = detector.score(item)
-    objects = detector.explain(item)
+    # the per-video disk caches (boxes, flow, attributes, cubes) of a video scored once live as long as this call:
+    # a viewer or a batch that scores thousands of uploads leaves nothing behind in a cache folder
+    with tempfile.TemporaryDirectory(prefix="vadkit-scoring-") as cache, detector.caches_in(cache):
+        scores = detector.score(item)
+        objects = detector.explain(item)
     if progress is not None:
         progress.update(task, completed=video.num_frames)
     return scores, objects
