@@ -51,7 +51,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from vadkit.detectors import VideoItem, build_detector
-    from vadkit.detectors.objects import knn_distance
+    from vadkit.detectors.objects import appearance_distances
     from vadkit.engine.config import load_config
     from vadkit.engine.train import make_items, split_records
 
@@ -62,7 +62,7 @@ def main() -> None:
     probe = build_detector("objects", **config.detector_args)
     flipped = []
     for item in train:  # the synthetic clips mirror the training layout, so the box file finds their boxes
-        boxes = probe._vec.boxes_for(item.id, item.path, item.num_frames)
+        boxes = probe._box_source.files.boxes_for(item.id, item.path, item.num_frames)
         folder = args.work / "training" / "frames" / Path(item.path).name
         if not (folder.is_dir() and len(list(folder.glob("*.png"))) == item.num_frames):
             upside_down_clip(item, boxes, folder)
@@ -78,8 +78,8 @@ def main() -> None:
         negatives, positives, per_video = [], [], []
         for v in range(len(train)):
             bank = detector._bank(np.concatenate([o for j, o in enumerate(original) if j != v]), rng)
-            neg = knn_distance(original[v], bank, detector.args["k"])
-            pos = knn_distance(synthetic[v], bank, detector.args["k"])
+            neg = appearance_distances(original[v], bank, detector.args["k"])
+            pos = appearance_distances(synthetic[v], bank, detector.args["k"])
             negatives.append(neg)
             positives.append(pos)
             per_video.append(roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))

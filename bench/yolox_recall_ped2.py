@@ -41,7 +41,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def training_frames(data: Path, every: int, detect_every: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Every ``every``-th frame ``t`` of the training clips: the RGB frame the detector sees for it (``t - lag``, the
     lag cycling through ``0 .. detect_every - 1``) and the VEC boxes of ``t``."""
-    from vadkit.features.objects import load_boxes, split_by_video
+    from vadkit.features.boxes.files import load_boxes, split_by_video
     from vadkit.io import open_video
 
     clips = sorted(p for p in (data / "ucsd_ped2" / "training" / "frames").iterdir() if p.is_dir())

@@ -8,7 +8,7 @@ integers, interesting numbers such as ``inf`` / ``1e400`` / ``-1`` / 5000 digits
 deeply nested JSON, 140 KB CSV fields, forged ``.npy`` headers, MATLAB structs / strings / NaN / sparse cells,
 HDF5 cells that loop or claim huge shapes, symlink loops in a folder tree, ...), written into a small dataset tree
 built once per format, and run through the public API: ``get_dataset(...).videos()`` and ``check()``, the parser
-functions of ``vadkit.datasets.groundtruth`` / ``splits``, and ``vadkit.features.objects.load_boxes``.
+functions of ``vadkit.datasets.groundtruth`` / ``splits``, and ``vadkit.features.boxes.files.load_boxes``.
 
 The formats: UCSD ``UCSDpedN.m``, ``pedN.mat`` / ``avenue.mat`` (v5 and v7.3), UCSD ``TestNNN_gt`` mask images,
 Avenue ``volLabel`` (v5 and v7.3), LAD2000 ``gt_*.mat``, ShanghaiTech ``test_frame_mask/*.npy`` and split lists,
@@ -1168,7 +1168,7 @@ class Boxes(Target):
     boxes = True
 
     def run(self) -> None:
-        from vadkit.features.objects import load_boxes
+        from vadkit.features.boxes.files import load_boxes
 
         load_boxes(self.file)
 

@@ -216,7 +216,7 @@ def fit_normal_command(
     given = dict(k=k, metric=metric, holdout=holdout, thresholds=box_thresholds)
     detector_args = {key: value for key, value in given.items() if value is not None}
     if box_detector is not None:
-        from vadkit.detectors.objects import box_source_args
+        from vadkit.features.boxes.sources import box_source_args
 
         detector_args.update(box_source_args(box_detector))
     try:

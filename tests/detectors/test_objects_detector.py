@@ -401,7 +401,7 @@ def test_yolox_boxes_with_and_without_motion_fallback(tmp_path):
                                   appearance="hog")
         with open_video_frames(folder, len(frames), "clip") as video:
             source, found[fallback] = detector._boxes(clip, video)
-        assert source == "yolox"
+        assert source.kind == "yolox"
     for t in range(len(frames)):
         person = [b for b in found["none"][t] if b[1] > 80 and b[3] - b[1] > 40]
         assert len(found["none"][t]) == 1 and len(person) == 1, found["none"][t]

@@ -16,7 +16,7 @@ from vadkit.engine.config import load_config
 from vadkit.detectors import VideoItem, build_detector, load_detector
 from vadkit.detectors.state import frame_scores
 from vadkit.detectors.base import torch_threads
-from vadkit.features.objects import save_boxes
+from vadkit.features.boxes.files import save_boxes
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 64  # synthetic frames are SIZE x SIZE
@@ -130,9 +130,11 @@ def test_vec_boxes_follow_split_and_sorted_video_order(videos, tmp_path):
     # a video outside a split with a box file falls back to motion boxes, and says so once
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        source, boxes = detector._boxes(item(videos / "test" / "x", "test", n=16))
-    assert source == "motion" and boxes is None
-    assert any("motion boxes" in str(w.message) for w in caught)
+        outside = item(videos / "test" / "x", "test", n=16)
+        for _ in range(2):
+            source = detector._box_source.for_video(outside.id, outside.path, outside.num_frames)
+            assert source.kind == "motion"
+    assert sum("motion boxes" in str(w.message) for w in caught) == 1
 
     # a box file that does not match the videos' frame counts is refused
     save_boxes(boxes_dir / "bad_train_boxes.npz", per_frame[:-1])

@@ -322,7 +322,8 @@ def test_detect_every_runs_the_detector_on_every_nth_frame_and_keeps_its_boxes_b
 def test_hog_people_detector_finds_ped2_pedestrians_when_enlarged(shared_data):
     """OpenCV's built-in people detector on a real Ped2 training frame: boxes on VEC's pedestrians at 3x, in frame
     pixels; the detector box source the issue names (weak on Ped2's 20x40-pixel people: docs/results.md)."""
-    from vadkit.features.objects import HogPeopleDetector, SplitBoxFiles
+    from vadkit.features.boxes.box_detectors import HogPeopleDetector
+    from vadkit.features.boxes.files import SplitBoxFiles
     from vadkit.io import open_video
 
     folder = shared_data / "ucsd_ped2" / "training" / "frames" / "05"
@@ -344,14 +345,14 @@ def test_hog_people_detector_finds_ped2_pedestrians_when_enlarged(shared_data):
 
 
 def test_hog_people_detector_on_a_frame_smaller_than_its_window_finds_nothing():
-    from vadkit.features.objects import HogPeopleDetector
+    from vadkit.features.boxes.box_detectors import HogPeopleDetector
 
     boxes, scores = HogPeopleDetector(upscale=1.0)(np.zeros((96, 96, 3), np.uint8))  # the window is 64x128
     assert boxes.shape == (0, 4) and scores.shape == (0,)
 
 
 def test_hog_people_detector_says_which_opencv_it_needs(monkeypatch):
-    from vadkit.features.objects import HogPeopleDetector
+    from vadkit.features.boxes.box_detectors import HogPeopleDetector
 
     monkeypatch.delattr(cv2, "HOGDescriptor_getDefaultPeopleDetector")
     with pytest.raises(RuntimeError, match="opencv-python-headless<5"):

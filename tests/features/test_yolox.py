@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vadkit.features.objects import BoxThresholds, extract_boxes
+from vadkit.features.boxes.core import BoxThresholds
+from vadkit.features.boxes.video import extract_boxes
 from vadkit.features.yolox import (ASSET, SHA256, SOURCE_SHA256, ModelIntegrityError, YoloxDetector, check_sha256,
                                    choose_class, class_nms, decode, file_sha256, free_input_dims, grid_cells,
                                    input_size, nms, prepare_batch)

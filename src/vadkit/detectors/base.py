@@ -326,6 +326,21 @@ class Detector(ABC):
         finally:
             self.args["cache_dir"] = previous
 
+    _stream: dict | None = None  # inside streaming(): the current stream's own state
+
+    @contextmanager
+    def streaming(self, state: dict):
+        """Inside the block, each ``score`` call is the next segment of one live stream (`vadkit watch`), and
+        ``state`` is that stream's own dict, kept by the caller from segment to segment: a detector keeps there
+        what it carries across segments (the object detectors' box sources keep a running background for ``boxes:
+        background``, :class:`~vadkit.features.boxes.regions.RunningBackground`). Outside it, ``score`` carries
+        nothing from one call to the next."""
+        previous, self._stream = self._stream, state
+        try:
+            yield self
+        finally:
+            self._stream = previous
+
     @abstractmethod
     def _fit(self, train: list[VideoItem], progress: bool) -> None:
         ...

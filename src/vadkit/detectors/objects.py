@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,33 +39,17 @@ from scipy.ndimage import gaussian_filter1d
 
 from vadkit.detectors.base import (Detector, FrameObjects, VideoItem, number_arg, progress_bar, register_detector,
                                    quantile_threshold, torch_threads)
+from vadkit.detectors.knn import knn_distances
 from vadkit.features.attributes import MOVING, pixel_heights
+from vadkit.features.boxes.sources import FALLBACKS, BoxSource, box_cache_root, make_box_source
 from vadkit.features.flow import FlowSettings, flow_for_video
-from vadkit.features.objects import SplitBoxFiles, box_thresholds, detected_boxes, extract_boxes
 from vadkit.io.files import atomic_path, content_stamp, safe_name
 
 ATTRIBUTES = ("velocity", "appearance")
-BOX_SOURCES = ("vec", "motion", "onnx", "hog", "yolox", "background")
-DETECTOR_SOURCES = ("onnx", "hog", "yolox")  # box sources that run a detector (with regions as fallback)
-FALLBACKS = ("motion", "background", "none")
-BUILT_IN_DETECTORS = ("hog", "yolox")  # person detectors that ship with vadkit or OpenCV, named instead of a file
-
-
-def box_source_args(box_detector: str | Path) -> dict:
-    """The detector arguments for a person/object detector named on the command line: a built-in one by name
-    (``hog``: OpenCV's people detector; ``yolox``: the YOLOX-Nano shipped with vadkit), or an ONNX file
-    (``boxes: onnx``). Another detector than YOLOX starts from its own options, not the declared YOLOX ones."""
-    name = str(box_detector)
-    if name in BUILT_IN_DETECTORS and not Path(name).is_file():
-        return {"boxes": name} if name == "yolox" else {"boxes": name, "detector_options": {}}
-    return {"boxes": "onnx", "detector_file": str(Path(name).resolve()), "detector_options": {}}
-
-
 CALIBRATIONS = ("range", "median", "zscore", "balanced")
 APPEARANCES = ("i3d", "hog")
 VELOCITY_SCALES = ("box", "scene")
 VELOCITY_PIXELS = ("box", "moving")
-DEFAULT_CACHE = "~/.cache/vadkit/objects"
 CACHE_VERSION = 1
 
 
@@ -161,15 +143,12 @@ def gmm_nll(gmm: dict, x: np.ndarray) -> np.ndarray:
     return -(top[:, 0] + np.log(np.exp(stacked - top).sum(axis=1)))
 
 
-def knn_distance(queries: np.ndarray, bank: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
-    """Mean L2 distance ``(n,)`` of each query row to its ``k`` nearest bank rows."""
+def appearance_distances(queries: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
+    """Mean L2 distance ``(n,)`` float64 of each object's appearance ``(n, d)`` to its ``k`` nearest bank rows
+    ``(B, d)``: :func:`~vadkit.detectors.knn.knn_distances` in blocks of 2048 objects."""
+    queries_t = torch.from_numpy(np.ascontiguousarray(queries, np.float32))
     bank_t = torch.from_numpy(np.ascontiguousarray(bank, np.float32))
-    out = []
-    for start in range(0, len(queries), chunk):
-        q = torch.from_numpy(np.ascontiguousarray(queries[start:start + chunk], np.float32))
-        d = torch.cdist(q[None], bank_t[None])[0]  # (c, B)
-        out.append(d.topk(min(k, bank_t.shape[0]), dim=1, largest=False).values.mean(dim=1))
-    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+    return knn_distances(queries_t, bank_t, k, "euclidean", chunk=2048).numpy().astype(np.float64)
 
 
 PERSPECTIVE_BINS = 10  # quantile bins of the boxes' foot rows for the height-by-row line
@@ -235,11 +214,11 @@ class ObjectsDetector(Detector):
     Args:
         boxes: ``vec`` (per-split box files in ``boxes_dir``; videos outside them fall back to motion boxes),
             ``motion``, ``background`` (what differs from the video's median frame: whole objects of a still
-            camera, :func:`~vadkit.features.objects.background_boxes`; an object still for most of the video
+            camera, :func:`~vadkit.features.boxes.regions.background_boxes`; an object still for most of the video
             becomes background, and the video is read once for its median before its first box), or ``onnx``
             (a user's ONNX detector, ``detector_file``, plus motion boxes where it finds nothing, as VEC combines
             its detector with motion), ``hog`` (OpenCV's built-in HOG people detector,
-            :class:`~vadkit.features.objects.HogPeopleDetector`, plus motion boxes) or ``yolox`` (YOLOX-Nano,
+            :class:`~vadkit.features.boxes.box_detectors.HogPeopleDetector`, plus motion boxes) or ``yolox`` (YOLOX-Nano,
             shipped with vadkit: :class:`~vadkit.features.yolox.YoloxDetector`, plus ``fallback`` boxes).
         fallback: with ``onnx``, ``hog`` or ``yolox``: what boxes the moving regions no detection covers:
             ``motion`` (frame differences, VEC), ``background`` (differences from the video's median frame) or
@@ -247,11 +226,15 @@ class ObjectsDetector(Detector):
         (With ``yolox``, :meth:`to_device` puts the detector on ``cuda`` / ``cuda:N`` through ONNX Runtime's CUDA
         provider; the runtime is ONNX Runtime unless :meth:`use_backend` names ``openvino`` or ``detector_options``
         give ``runtime``. The device is not a saved argument: model files stay device-free.)
-        detector_file, detector_options: with ``onnx``: the model and :class:`~vadkit.features.objects.OnnxDetector`'s
-            options (input size, normalisation, classes, ...); with ``hog``: the options of
-            :class:`~vadkit.features.objects.HogPeopleDetector` (``upscale``, ``hit_threshold``, ...); with
-            ``yolox``: those of :class:`~vadkit.features.yolox.YoloxDetector` (``scale``, ``confidence``,
-            ``nms_iou``, ``classes``, ``batch``).
+        detector_file, detector_options: with ``onnx``: the model and
+            :class:`~vadkit.features.boxes.box_detectors.OnnxDetector`'s options (input size, normalisation,
+            classes, ...); with ``hog``: the options of :class:`~vadkit.features.boxes.box_detectors.HogPeopleDetector`
+            (``upscale``, ``hit_threshold``, ...); with ``yolox``: those of
+            :class:`~vadkit.features.yolox.YoloxDetector` (``scale``, ``confidence``, ``nms_iou``, ``classes``,
+            ``batch``).
+        (Every box source is :mod:`vadkit.features.boxes.sources`'s, shared with STATE. In `vadkit watch`,
+        ``background`` (and a ``background`` fallback) uses a running median of the stream's recent frames, carried
+        from segment to segment, in place of the video's median frame.)
         detect_every: with ``onnx``, ``hog`` or ``yolox``: run the detector on every N-th frame, keeping its boxes
             between.
         boxes_dir, box_file: the per-split box files (``{split}`` in the name), as STATE reads them.
@@ -315,14 +298,6 @@ class ObjectsDetector(Detector):
             raise ValueError(f"appearance must be one of {APPEARANCES}, got {appearance!r}")
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
-        if boxes not in BOX_SOURCES:
-            raise ValueError(f"boxes must be one of {BOX_SOURCES}, got {boxes!r}")
-        if boxes == "vec" and not boxes_dir:
-            raise ValueError("boxes='vec' needs boxes_dir, the folder of the per-split box files")
-        if boxes == "onnx" and not detector_file:
-            raise ValueError("boxes='onnx' needs detector_file, an ONNX object detector that outputs boxes and scores "
-                             "after NMS (see vadkit.features.objects.OnnxDetector)")
-        box_thresholds(thresholds)
         for key in ("velocity_bins", "components", "k", "max_bank", "detect_every"):
             if self.args[key] < 1 or int(self.args[key]) != self.args[key]:
                 raise ValueError(f"{key} must be a whole number >= 1, got {self.args[key]!r}")
@@ -330,11 +305,9 @@ class ObjectsDetector(Detector):
             raise ValueError(f"calibration_quantile must be in (0.5, 1] and false_alarm_rate in (0, 1), got "
                              f"{calibration_quantile} and {false_alarm_rate}")
         self.flow_settings = FlowSettings(method=flow_method, preset=flow_preset)
-        self._vec = SplitBoxFiles(boxes_dir or ".", box_file)
         self._appearance = None
-        self._box_detector = None
         self._runtime = None  # the YOLOX runtime named by use_backend (None: detector_options' or ONNX Runtime)
-        self._warned = False
+        self._box_source = self._make_box_source()  # checks the box arguments
         self.gmm_: dict | None = None
         self.bank_: np.ndarray | None = None
         self.calibration_: dict = {}  # attribute -> {"low", "high"}; "empty": score of a frame without objects
@@ -342,46 +315,27 @@ class ObjectsDetector(Detector):
     # -- per-video objects and attributes -------------------------------------------------------------------------
     @property
     def cache_root(self) -> Path:
-        return Path(os.path.expanduser(self.args["cache_dir"] or DEFAULT_CACHE))
+        return box_cache_root(self.args["cache_dir"], "objects")
 
-    def _boxes(self, item: VideoItem, video) -> tuple[str, list[np.ndarray]]:
+    def _make_box_source(self) -> BoxSource:
+        """The box source the arguments name (:func:`~vadkit.features.boxes.sources.make_box_source`), its detector
+        (if any) on this detector's device and runtime."""
         a = self.args
-        if a["boxes"] == "vec":
-            found = self._vec.boxes_for(item.id, item.path, item.num_frames)
-            if found is not None:
-                return "vec", found
-            if not self._warned:
-                warnings.warn(f"video {item.id}: no precomputed boxes for it; using motion boxes", stacklevel=3)
-                self._warned = True
-        detector, detect_every = None, 1
-        regions = "background" if a["boxes"] == "background" else "motion"  # (background: the video's median frame)
-        if a["boxes"] in DETECTOR_SOURCES:  # a detector's boxes, and fallback regions where it found nothing (VEC)
-            detector, detect_every, regions = self._detector(), a["detect_every"], a["fallback"]
-        if a["boxes"] == "yolox":  # its own confidence is the score floor (τ_s is for VEC's detector's scores)
-            found = detected_boxes(video, detector, detect_every=detect_every, cache_dir=self.cache_root / "detections")
-            return "yolox", extract_boxes(video, a["thresholds"], appearance=found, cache_dir=self.cache_root / "boxes",
-                                          regions=regions)
-        return (a["boxes"] if detector is not None else regions,
-                extract_boxes(video, a["thresholds"], detector=detector, cache_dir=self.cache_root / "boxes",
-                              regions=regions, detect_every=detect_every))
+        return make_box_source(a["boxes"], thresholds=a["thresholds"], boxes_dir=a["boxes_dir"],
+                               box_file=a["box_file"], detector_file=a["detector_file"],
+                               detector_options=a["detector_options"], detect_every=a["detect_every"],
+                               fallback=a["fallback"], threads=a["threads"], device=self._box_device,
+                               runtime=self._runtime)
+
+    def _boxes(self, item: VideoItem, video) -> tuple[BoxSource, list[np.ndarray]]:
+        """``(source, boxes)``: the box source that serves this video (a box file's slice, or where the video is
+        outside the box files the fallback) and its boxes of every frame."""
+        source = self._box_source.for_video(item.id, item.path, item.num_frames)
+        return source, source.boxes(video, self.cache_root, self._stream)
 
     def _detector(self):
         """The box detector of ``boxes: onnx``, ``hog`` or ``yolox``, made once."""
-        if self._box_detector is None:
-            from vadkit.features.objects import HogPeopleDetector, OnnxDetector
-            from vadkit.features.yolox import YoloxDetector
-
-            a = self.args
-            if a["boxes"] == "yolox":
-                options = {"threads": a["threads"], "device": self._box_device, **a["detector_options"]}
-                if self._runtime is not None:
-                    options["runtime"] = self._runtime
-                self._box_detector = YoloxDetector(**options)
-            elif a["boxes"] == "hog":
-                self._box_detector = HogPeopleDetector(**a["detector_options"])
-            else:
-                self._box_detector = OnnxDetector(os.path.expanduser(a["detector_file"]), **a["detector_options"])
-        return self._box_detector
+        return self._box_source.detector
 
     def use_backend(self, backend: str, threads: int | None = None) -> "ObjectsDetector":
         """The object detector has no torch network to swap; with ``boxes: yolox``, ``openvino`` runs YOLOX on
@@ -390,26 +344,22 @@ class ObjectsDetector(Detector):
 
         check_backend_name(backend)
         if backend in ("onnxruntime", "openvino") and backend != self._runtime:
-            self._runtime, self._box_detector = backend, None
+            self._runtime = backend
+            self._box_source = self._make_box_source()
         configured = self.args["detector_options"].get("runtime", "onnxruntime")
         self.backend_ = (self._runtime or configured) if self.args["boxes"] == "yolox" else "torch"
         return self
 
-    def _cache_file(self, item: VideoItem, source: str) -> Path:
+    def _cache_file(self, item: VideoItem, source: BoxSource) -> Path:
         a = self.args
         record = dict(version=CACHE_VERSION, video=str(Path(item.path).resolve()), stamp=content_stamp(item.path),
-                      frames=item.num_frames,
-                      boxes=source, box_file=(a["box_file"] if source == "vec" else self._detector().identity
-                                              if source in DETECTOR_SOURCES else a["thresholds"]),
+                      frames=item.num_frames, boxes=source.kind, box_file=source.identity,
                       flow=[a["flow_method"], a["flow_preset"]], bins=a["velocity_bins"])
         if a["appearance"] != "i3d":  # (i3d caches keep their key)
             record["appearance"] = a["appearance"]
         if a["velocity_pixels"] != "box":  # (whole-box caches keep their key)
             record["velocity_pixels"] = [a["velocity_pixels"], MOVING]
-        if a["detect_every"] != 1 and source in DETECTOR_SOURCES:
-            record["detect_every"] = a["detect_every"]
-        if a["fallback"] != "motion" and source in DETECTOR_SOURCES:  # (motion-fallback caches keep their key)
-            record["fallback"] = a["fallback"]
+        record.update(source.cache_options())  # detect_every, fallback: where off their defaults
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_root / "attributes" / f"{safe_name(item.id)}-{key}.npz"
 
@@ -473,7 +423,7 @@ class ObjectsDetector(Detector):
         if len(objs["frame"]) == 0:
             return {name: np.zeros(0) for name in ATTRIBUTES}
         return {"velocity": gmm_nll(gmm, self._velocity(objs)),
-                "appearance": knn_distance(objs["appearance"], bank, self.args["k"])}
+                "appearance": appearance_distances(objs["appearance"], bank, self.args["k"])}
 
     def _velocity(self, objs: dict) -> np.ndarray:
         """The objects' velocity descriptors in the unit ``velocity_scale`` asks for (the cache holds box heights)."""
@@ -558,7 +508,7 @@ class ObjectsDetector(Detector):
 
         super().to_device(device, precision)
         self._box_device = str(resolve_device(device))
-        self._box_detector = None  # made again on the device at its next use
+        self._box_source = self._make_box_source()  # its detector made again on the device at its next use
         return self
 
     def calibration_report(self) -> dict:

@@ -2,9 +2,12 @@
 
 Pipeline of one video (all steps cached under ``cache_dir``, so a video is cut once):
 
-1. **boxes** per frame: ``vec`` reads precomputed VEC boxes (appearance + motion, e.g.
+1. **boxes** per frame from a box source shared with the objects detector (:mod:`vadkit.features.boxes.sources`):
+   ``vec`` reads precomputed VEC boxes (appearance + motion, e.g.
    ``/work/shared/data/ucsd_ped2_boxes/ped2_{train,test}_boxes.npz``); ``motion`` computes VEC's motion boxes only
-   (:func:`~vadkit.features.objects.extract_boxes` without a detector);
+   (:func:`~vadkit.features.boxes.video.extract_boxes` without a detector); ``background`` what differs from the
+   video's median frame (in `vadkit watch`: a running median of the stream's recent frames); ``hog`` and ``yolox``
+   a person detector's boxes plus motion boxes;
 2. **flow**: OpenCV dense flow (:func:`~vadkit.features.flow.flow_for_video`);
 3. **cubes**: per box, 7 frames of 32x32 RGB patches and the matching flow (:class:`~vadkit.features.cubes.CubeStore`).
 
@@ -13,7 +16,7 @@ all videos concatenated. The detector reads the split from the item's id (``<spl
 records: ``train/Train001``), opens ``boxes_dir / box_file.format(split=split)``, lists the sibling videos of the
 item's path (the sorted entries of ``item.path.parent`` that are frame folders or video files of the same kind),
 counts their frames, checks that the counts add up to the box file's frame count and cuts the list with
-:func:`~vadkit.features.objects.split_by_video`. Videos outside such a layout (an id without a split, no box file
+:func:`~vadkit.features.boxes.files.split_by_video`. Videos outside such a layout (an id without a split, no box file
 for the split, e.g. new videos given to ``vadkit score``) fall back to motion boxes, with a warning: precomputed
 boxes exist only for the benchmark's own videos.
 
@@ -37,7 +40,6 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -50,16 +52,16 @@ from vadkit.detectors.base import (VideoItem, number_arg, progress_bar, quantile
                                    torch_threads)
 from vadkit.detectors.loop import TrainableDetector
 from vadkit.device import seeded
+from vadkit.features.boxes.core import box_thresholds
+from vadkit.features.boxes.sources import BoxSource, box_cache_root, make_box_source
 from vadkit.features.cubes import CubeDataset, CubeStore
 from vadkit.features.flow import FlowSettings, flow_for_video
-from vadkit.features.objects import SplitBoxFiles, box_thresholds, extract_boxes
 from vadkit.io.files import content_stamp, safe_name
 from vadkit.models import get_model
 from vadkit.models.recon.state import perturbed_errors, state_loss
 
-BOX_SOURCES = ("vec", "motion")
+BOX_SOURCES = ("vec", "motion", "background", "hog", "yolox")  # those of features.boxes.sources needing no more args
 MODELS = ("state", "state_cpu")
-DEFAULT_CACHE = "~/.cache/vadkit/state"
 
 
 def _digest(record) -> str:
@@ -99,7 +101,8 @@ class STATEDetector(TrainableDetector):
     Args:
         model: ``state_cpu`` (narrow, CPU) or ``state`` (the paper's size).
         model_args: keyword overrides of the model (e.g. ``{hidden: [8, 16, 32], layers: 1}``).
-        boxes: ``vec`` (precomputed VEC boxes from ``boxes_dir``) or ``motion`` (motion boxes only).
+        boxes: ``vec`` (precomputed VEC boxes from ``boxes_dir``), ``motion`` (motion boxes only), ``background``
+            (differences from the video's median frame) or ``hog`` / ``yolox`` (a person detector plus motion boxes).
         boxes_dir: folder of the VEC box files (``vec``).
         box_file: name of a split's box file in ``boxes_dir``; ``{split}`` is the split of the item id.
         thresholds: box thresholds (dataset name, e.g. ``ped2``) for motion boxes.
@@ -152,8 +155,8 @@ class STATEDetector(TrainableDetector):
             self.model = get_model(model, **self.args["model_args"])
         self.stats_: dict[str, float] = {}  # mu_raw, sd_raw, mu_flow, sd_flow, empty
         self.schedule_: dict = {}
-        self._vec = SplitBoxFiles(boxes_dir or ".", box_file)
-        self._warned_fallback = False
+        self._box_source = make_box_source(boxes, thresholds=thresholds, boxes_dir=boxes_dir, box_file=box_file,
+                                           threads=threads)
         self._stores: dict[Path, CubeStore] = {}
         self._progress = True
         self._seen = 0  # training cubes drawn so far (the schedule record)
@@ -164,8 +167,6 @@ class STATEDetector(TrainableDetector):
             raise ValueError(f"model must be one of {MODELS}, got {a['model']!r}")
         if a["boxes"] not in BOX_SOURCES:
             raise ValueError(f"boxes must be one of {BOX_SOURCES}, got {a['boxes']!r}")
-        if a["boxes"] == "vec" and not a["boxes_dir"]:
-            raise ValueError("boxes='vec' needs boxes_dir, the folder of the VEC box files")
         box_thresholds(a["thresholds"])  # raises for an unknown dataset name
         for key in ("batch_size", "stats_cubes", "score_batch", "log_every"):
             if a[key] < 1:
@@ -182,16 +183,18 @@ class STATEDetector(TrainableDetector):
     # -- caches ---------------------------------------------------------------------------------------------------
     @property
     def cache_root(self) -> Path:
-        return Path(os.path.expanduser(self.args["cache_dir"] or DEFAULT_CACHE))
+        return box_cache_root(self.args["cache_dir"], "state")
 
-    def _store(self, source: str) -> CubeStore:
+    def _store(self, source: BoxSource) -> CubeStore:
         """The cube store of one box source; its folder name hashes what the cubes depend on."""
         a = self.args
-        record = dict(boxes=source, thresholds=asdict(box_thresholds(a["thresholds"])),
+        record = dict(boxes=source.kind, thresholds=asdict(box_thresholds(a["thresholds"])),
                       flow=asdict(self.flow_settings))
-        if source == "vec":
+        if source.kind == "vec":
             record["box_files"] = str(Path(os.path.expanduser(a["boxes_dir"])).resolve() / a["box_file"])
-        root = self.cache_root / f"cubes-{source}-{_digest(record)}"
+        elif source.kind != "motion":  # (vec and motion stores keep their key)
+            record["source"] = [source.identity, source.cache_options()]
+        root = self.cache_root / f"cubes-{source.kind}-{_digest(record)}"
         if root not in self._stores:  # one instance per folder: its manifest stays current as videos are added
             self._stores[root] = CubeStore(root)
         return self._stores[root]
@@ -217,34 +220,23 @@ class STATEDetector(TrainableDetector):
     # -- boxes ----------------------------------------------------------------------------------------------------
     def vec_boxes(self, item: VideoItem) -> list[np.ndarray] | None:
         """The VEC boxes of an item's frames, or ``None`` when it is not a video of a split with a box file."""
-        return self._vec.boxes_for(item.id, item.path, item.num_frames)
-
-    def _boxes(self, item: VideoItem) -> tuple[str, list[np.ndarray] | None]:
-        """``(source, boxes)``: VEC boxes when configured and known for this video, else motion boxes (computed in
-        :meth:`_cubes`)."""
-        if self.args["boxes"] == "vec":
-            found = self.vec_boxes(item)
-            if found is not None:
-                return "vec", found
-            if not self._warned_fallback:
-                warnings.warn(f"video {item.id}: no VEC boxes for it (not a '<split>/<video>' of a split with a box "
-                              f"file in {self.args['boxes_dir']}); using motion boxes for such videos", stacklevel=3)
-                self._warned_fallback = True
-        return "motion", None
+        files = getattr(self._box_source, "files", None)  # (boxes: vec)
+        return None if files is None else files.boxes_for(item.id, item.path, item.num_frames)
 
     def _cubes(self, item: VideoItem) -> tuple[CubeStore, str]:
-        """Cut (or find cached) the cubes of one video; returns its store and key."""
+        """Cut (or find cached) the cubes of one video; returns its store and key. The box source that serves the
+        video (VEC boxes when configured and known for it, else motion boxes, with one warning) names the store;
+        boxes are computed only for a video not in it yet."""
         from vadkit.io import open_video_frames
 
         if item.path is None:
             raise ValueError(f"video {item.id}: no path (STATE reads frames from a video file or frame folder)")
-        source_name, boxes = self._boxes(item)
-        store, key = self._store(source_name), self._video_key(item)
+        source = self._box_source.for_video(item.id, item.path, item.num_frames)
+        store, key = self._store(source), self._video_key(item)
         if key in store:
             return store, key
         with open_video_frames(item.path, item.num_frames, item.id) as video:
-            if boxes is None:
-                boxes = extract_boxes(video, self.args["thresholds"], cache_dir=self.cache_root / "boxes")
+            boxes = source.boxes(video, self.cache_root, self._stream)
             flow = flow_for_video(video, self.cache_root / "flow", self.flow_settings)
             store.add_video(key, video, boxes, flow)
         return store, key

@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 
 from vadkit.features.flow import FlowSettings, flow_for_video
 from vadkit.io.files import atomic_path
-from vadkit.features.objects import as_boxes
+from vadkit.features.boxes.core import as_boxes
 from vadkit.io.files import atomic_write_json, safe_name
 from vadkit.io import VideoSource, open_video
 
@@ -298,8 +298,8 @@ def build_cube_store(root: str | os.PathLike, videos: Mapping[str, str | os.Path
     Args:
         root: the cube store folder.
         videos: key -> video file or frame folder.
-        boxes: key -> per-frame boxes of that video (e.g. from :func:`~vadkit.features.objects.extract_boxes` or
-            :func:`~vadkit.features.objects.split_by_video` of a box file).
+        boxes: key -> per-frame boxes of that video (e.g. from :func:`~vadkit.features.boxes.video.extract_boxes` or
+            :func:`~vadkit.features.boxes.files.split_by_video` of a box file).
         flow_dir: flow cache folder (:func:`~vadkit.features.flow.flow_for_video`).
     """
     store = CubeStore(root)

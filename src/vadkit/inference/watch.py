@@ -34,9 +34,11 @@ as they arrive (bounded memory), and the scorer scores each finished segment as 
 the segment folder (:meth:`~vadkit.detectors.Detector.caches_in`), which is deleted after. A segment ends after
 ``segment_s`` seconds, at a gap and at the end of the source, so a file shorter than a segment is one segment and
 gets exactly `vadkit score`'s frame scores. Each segment is one video to the detector: sEnDec's windows, STATE's
-cubes and the objects detector's smoothing do not reach across a segment boundary, and ``boxes: background`` uses
-the segment's median frame (a running background, renewed every segment). At most ``queue_segments`` finished
-segments wait on disk.
+cubes and the objects detector's smoothing do not reach across a segment boundary. What a detector carries from one
+segment to the next it keeps in the stream's own state (:meth:`~vadkit.detectors.Detector.streaming`): ``boxes:
+background`` (STATE, the objects detector) uses a running background, the median of a bounded ring of the stream's
+recent frames fed segment by segment (:class:`~vadkit.features.boxes.regions.RunningBackground`), where `vadkit
+score` uses the whole video's median. At most ``queue_segments`` finished segments wait on disk.
 
 **Delay.** A snippet is scored after its last frame arrived; a frame detector's frame after its segment ended (up to
 ``segment_s`` seconds, plus the time to score the segment); smoothing waits ``radius = int(4 sigma + 0.5)`` more
@@ -517,6 +519,7 @@ class _StreamScorer:
         self.scored_frames = 0
         self.last_smoothed = None
         self._pending_raw: collections.deque = collections.deque()  # (frame, raw score) waiting for smoothing
+        self.carried: dict = {}  # what the detector carries from one segment of this stream to the next
 
     # -- scores ---------------------------------------------------------------------------------------------------
     def snippet(self, snippet: _Snippet, feature: np.ndarray) -> None:
@@ -548,7 +551,7 @@ class _StreamScorer:
         item = VideoItem(id=f"{self.s.name}/segment-{segment.folder.name}", num_frames=segment.num_frames,
                          path=segment.folder / "frames", fps=self.s.fps)
         try:
-            with self.w.detector.caches_in(segment.folder / "cache"):
+            with self.w.detector.caches_in(segment.folder / "cache"), self.w.detector.streaming(self.carried):
                 values = self.w.detector.score(item).values
         except Exception as err:  # noqa: BLE001 - one segment that cannot be scored never stops the stream
             self.s.error = f"frames {segment.first}-{segment.last} not scored: {type(err).__name__}: {err}"
