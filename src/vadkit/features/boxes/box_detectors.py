@@ -94,7 +94,7 @@ class HogPeopleDetector:
 
     Far-field pedestrians (UCSD Ped2's are about 20x40 pixels) are smaller than its window, so the frame is enlarged
     ``upscale`` times first; the cost grows with the square of it (Ped2 training clips: 22 ms per frame at 2x, 54 at
-    3x on two cores in session 6, 90 ms at 3x in session 7's run of docs/results.md; with ``detect_every`` in
+    3x on two cores on 2026-12-04, 90 ms at 3x in a later run the same day, docs/results.md; with ``detect_every`` in
     :func:`extract_boxes` it runs on every N-th frame only).
 
     Args:
