@@ -64,7 +64,7 @@ demo: install
 # Retrain the bundled model from the real data: a 1-NN one-class detector on the 16 UCSD Ped2 training clips
 # (the demo clip is a test clip: never seen).
 model: install
-	$(PY) -m vadkit.cli fit-normal $(DATA)/ucsd_ped2/training/frames --out runs/ped2-knn-model --k 1 --far 0.01 --seed 0 \
+	$(PY) -m vadkit.cli fit-normal $(DATA)/ucsd_ped2/training/frames --out runs/ped2-knn-model --method knn --k 1 --far 0.01 --seed 0 \
 	  --dataset "UCSD Ped2 training clips"
 	$(PY) -c "from vadkit.inference import bundle_model; bundle_model('runs/ped2-knn-model', 'src/vadkit/assets/models/ped2-knn')"
 

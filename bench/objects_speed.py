@@ -48,6 +48,7 @@ def score_setting(model: str, clips: list[Path], scale: float, every: int) -> di
     detector = resolve_model(model).detector  # loaded afresh: no YOLOX session or cache from another setting
     detector.args["detector_options"] = {**detector.args["detector_options"], "scale": scale}
     detector.args["detect_every"] = every
+    detector.to_device("cpu")  # builds the box source again from the changed arguments
     loaded = resolve_model(detector, backend="auto")
     frames, start = 0, time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vadkit-speed-") as out:

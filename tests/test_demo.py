@@ -27,7 +27,7 @@ def test_bundled_objects_model_finds_the_anomaly_and_says_which_object_and_why(t
     (frames 26-179 measured on 2026-12-06), with the box of its most abnormal object and the reason in words."""
     assert "ped2-objects" in list_bundled_models()
     model = resolve_model("ped2-objects")
-    assert model.detector.args["boxes"] == "yolox" and model.detector.args["cache_dir"] is None
+    assert model.detector.args["boxes"] == "yolox" and model.detector.args["cache_dir"] is model.detector.args["threads"] is None
     result = score_video(DEMO_CLIP, model, tmp_path / "demo", write_annotated=False)
     assert len(result["events"]) == 1, result["events"]
     event = result["events"][0]

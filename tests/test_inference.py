@@ -270,3 +270,12 @@ def test_truncated_video_is_scored_up_to_the_break_with_a_warning(tmp_path):
     assert 0 < result["num_frames"] < 40 and len(result["scores"]) == result["num_frames"]
     assert result["warnings"] and "40" in result["warnings"][0]
     assert (tmp_path / "out" / "result.json").is_file()
+
+
+def test_score_prints_each_explained_event_with_its_box_and_reason():
+    from vadkit.cli_score import explained_lines
+
+    events = [{"start_s": 2.6, "end_s": 18.0, "reason": "velocity 3.5 times ...", "box": [334.4, 126.0, 355.2, 139.0],
+               "object_frame": 130},
+              {"start_s": 20.0, "end_s": 21.0}]  # an event no object explains prints no line
+    assert explained_lines(events) == ["  2.6-18.0s: velocity 3.5 times ... (box 334,126-355,139 at frame 130)"]

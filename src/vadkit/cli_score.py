@@ -181,7 +181,8 @@ def _say_backend(loaded, batch_size: int) -> None:
 def fit_normal_command(
     videos: List[Path] = typer.Argument(..., help="normal footage: video files, frame folders, or folders of them"),
     out: Path = typer.Option(..., "--out", help="the run folder to write"),
-    k: Optional[int] = typer.Option(None, "--k", help="with --method knn: nearest neighbours averaged (default 1)"),
+    k: Optional[int] = typer.Option(None, "--k", help="nearest neighbours averaged (default 1): training snippets "
+                                    "(knn) or training objects for the appearance (objects)"),
     far: float = typer.Option(0.01, "--far", help="false-alarm rate on held-out normal footage that sets the threshold"),
     metric: Optional[str] = typer.Option(None, "--metric", help="with --method knn: cosine (default) or euclidean"),
     holdout: Optional[float] = typer.Option(None, "--holdout", help="with --method knn: share of the videos held out "

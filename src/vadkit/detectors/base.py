@@ -33,6 +33,8 @@ could execute code; no sidecar file exists.
 from __future__ import annotations
 
 import io
+import tempfile
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -49,6 +51,11 @@ from vadkit.features.weights import refused_message, torch_load_reason, torch_re
 from vadkit.io.files import atomic_write_bytes
 from vadkit.progress import progress_bar  # noqa: F401 - the trainers' progress bar
 from vadkit.registry import Registry
+
+#: Held inside ``caches_in`` and ``streaming``: both change a detector's state for the length of a block, so two
+#: threads scoring with one loaded detector (two watchers, a viewer beside a watcher) take turns instead of reading
+#: each other's cache folder or running background.
+_SCORING_BLOCK = threading.RLock()
 
 DETECTORS: Registry = Registry("detector")
 MODEL_FORMAT = "vadkit-detector"
@@ -316,15 +323,16 @@ class Detector(ABC):
         """Inside the block, keep the per-video disk caches (boxes, flow, attributes, cubes) under ``folder``, which
         the caller deletes after: for videos scored once and never again, such as a live stream's segments
         (`vadkit watch`), whose caches would otherwise pile up. Detectors without a ``cache_dir`` are unchanged."""
-        if "cache_dir" not in self.args:
-            yield self
-            return
-        previous = self.args["cache_dir"]
-        self.args["cache_dir"] = str(folder)
-        try:
-            yield self
-        finally:
-            self.args["cache_dir"] = previous
+        with _SCORING_BLOCK:
+            if "cache_dir" not in self.args:
+                yield self
+                return
+            previous = self.args["cache_dir"]
+            self.args["cache_dir"] = str(folder)
+            try:
+                yield self
+            finally:
+                self.args["cache_dir"] = previous
 
     _stream: dict | None = None  # inside streaming(): the current stream's own state
 
@@ -334,12 +342,14 @@ class Detector(ABC):
         ``state`` is that stream's own dict, kept by the caller from segment to segment: a detector keeps there
         what it carries across segments (the object detectors' box sources keep a running background for ``boxes:
         background``, :class:`~vadkit.features.boxes.regions.RunningBackground`). Outside it, ``score`` carries
-        nothing from one call to the next."""
-        previous, self._stream = self._stream, state
-        try:
-            yield self
-        finally:
-            self._stream = previous
+        nothing from one call to the next. What is scored inside depends on the stream's past, so its per-video caches
+        go to a temporary folder, deleted after the block, never to a cache a later ``score`` would read."""
+        with _SCORING_BLOCK, tempfile.TemporaryDirectory(prefix="vadkit-stream-") as folder, self.caches_in(folder):
+            previous, self._stream = self._stream, state
+            try:
+                yield self
+            finally:
+                self._stream = previous
 
     @abstractmethod
     def _fit(self, train: list[VideoItem], progress: bool) -> None:

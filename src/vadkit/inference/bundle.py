@@ -136,15 +136,17 @@ def resolve_model(name_or_path: str | Path | Detector, backend: str = "auto", de
 
 def bundle_model(run_dir: str | Path, destination: str | Path) -> Path:
     """Copy a run folder's model file to ``<destination>.pt`` (e.g. into ``vadkit/assets/models`` to ship it under
-    that name). The file is complete on its own; a cache folder the run used (a path of the machine it ran on) is
-    not carried over: a bundled model caches where its detector's default says. Returns the path written."""
+    that name). The file is complete on its own; what belongs to the machine the run used is not carried over (its
+    cache folder, its thread count): a bundled model caches where its detector's default says and runs on the
+    threads torch has. Returns the path written."""
     loaded = resolve_model(run_dir)
     if loaded.run_dir is None:
         raise ValueError(f"{run_dir} is not a run folder (no config.yaml beside model.pt)")
     target = Path(destination).with_suffix(".pt")
     detector = loaded.detector
-    if detector.args.get("cache_dir"):
-        detector.args["cache_dir"] = None
+    machine_specific = [key for key in ("cache_dir", "threads") if detector.args.get(key) is not None]
+    if machine_specific:
+        detector.args.update({key: None for key in machine_specific})
         detector.save(target)
     else:
         atomic_write_bytes(target, (loaded.run_dir / "model.pt").read_bytes())

@@ -633,6 +633,7 @@ class _StreamScorer:
     def gap(self, gap: Gap) -> None:
         self._settle(upto=(self.last_snippet.last + 1) if self.last_snippet else None)
         self.context.clear()
+        self.carried.clear()  # a reopened camera may look elsewhere, hours later: its background starts afresh
         self.last_snippet = None
         self.rows.append({"gap": {"start": gap.start, "end": gap.end, "after_frame": gap.after_frame,
                                   "reason": gap.reason, "attempts": gap.attempts}})
