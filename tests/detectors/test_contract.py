@@ -135,6 +135,15 @@ def test_detector_contract(name, data, tmp_path):
     np.testing.assert_allclose(again.score(test).values, scores.values, rtol=1e-6, atol=1e-9)
     assert again.extraction_ == detector.extraction_
 
+    together, objects = again.score_explained(test)  # what `vadkit score` calls: the same as the two calls
+    np.testing.assert_allclose(together.values, scores.values, rtol=1e-6, atol=1e-9)
+    alone = again.explain(test)
+    assert (objects is None) == (alone is None)
+    if objects is not None:
+        np.testing.assert_array_equal(objects.boxes, alone.boxes)
+        for attribute, values in alone.attributes.items():
+            np.testing.assert_array_equal(objects.attributes[attribute], values)
+
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_vadkit_score_uses_the_model_files_threshold(name, data, tmp_path):

@@ -296,15 +296,30 @@ class Detector(ABC):
         """One score per frame of ``item``, with the fitted threshold."""
         self._check_fitted()
         self._check_extraction(item)
-        values = np.asarray(self._score(item), dtype=np.float64)
-        if values.shape != (item.num_frames,):
-            raise RuntimeError(f"{self.name} gave {values.shape} scores for video {item.id} with {item.num_frames} "
-                               f"frames")
-        return FrameScores.of(values, self.threshold_, scored=_scored_frames(values, self.name, item.id))
+        return self._frame_scores_of(self._score(item), item)
 
     def explain(self, item: VideoItem) -> FrameObjects | None:
         """Where each frame's score comes from (object detectors override it); None: the detector cannot say."""
         return None
+
+    def score_explained(self, item: VideoItem) -> tuple[FrameScores, FrameObjects | None]:
+        """``score`` and ``explain`` of one video together (what `vadkit score` writes), equal to the two calls; a
+        detector whose explanation comes out of the computation of its scores does that computation once
+        (:meth:`_score_explained`)."""
+        self._check_fitted()
+        self._check_extraction(item)
+        values, objects = self._score_explained(item)
+        return self._frame_scores_of(values, item), objects
+
+    def _score_explained(self, item: VideoItem) -> tuple[np.ndarray, FrameObjects | None]:
+        return self._score(item), self.explain(item)
+
+    def _frame_scores_of(self, values, item: VideoItem) -> FrameScores:
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (item.num_frames,):
+            raise RuntimeError(f"{self.name} gave {values.shape} scores for video {item.id} with {item.num_frames} "
+                               f"frames")
+        return FrameScores.of(values, self.threshold_, scored=_scored_frames(values, self.name, item.id))
 
     def describe(self) -> str:
         """The method on a protocol card: the name and the arguments in ``card_args``."""

@@ -542,8 +542,14 @@ class ObjectsDetector(Detector):
         """Each frame's most abnormal object (the one its score is the max over): box and calibrated attribute
         scores, in the unit of the fitted calibration rule (:func:`calibration_unit`)."""
         self._check_fitted()
+        return self._explained(*self._scored_objects(item), item.num_frames)
+
+    def _score_explained(self, item: VideoItem) -> tuple[np.ndarray, FrameObjects]:
+        """The frame scores and their objects from one pass (the appearance distances are the costly part)."""
         objs, calibrated = self._scored_objects(item)
-        n = item.num_frames
+        return self._frame_scores(objs, calibrated, item.num_frames), self._explained(objs, calibrated, item.num_frames)
+
+    def _explained(self, objs: dict, calibrated: dict[str, np.ndarray], n: int) -> FrameObjects:
         boxes = np.full((n, 4), np.nan, np.float32)
         attributes = {name: np.full(n, np.nan) for name in ATTRIBUTES}
         if len(objs["frame"]):

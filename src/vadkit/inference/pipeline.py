@@ -83,8 +83,7 @@ def frame_scores(model: LoadedModel, video, name: str, progress=None, batch_size
     # the per-video disk caches (boxes, flow, attributes, cubes) of a video scored once live as long as this call:
     # a viewer or a batch that scores thousands of uploads leaves nothing behind in a cache folder
     with tempfile.TemporaryDirectory(prefix="vadkit-scoring-") as cache, detector.caches_in(cache):
-        scores = detector.score(item)
-        objects = detector.explain(item)
+        scores, objects = detector.score_explained(item)
     if progress is not None:
         progress.update(task, completed=video.num_frames)
     return scores, objects
