@@ -168,6 +168,20 @@ def test_fit_normal_says_when_the_footage_is_too_short_for_far(short_fit):
     assert calibration["fps"] == {"10 fps": "the ucsd_ped2 layout's rate"} and len(calibration["warnings"]) == 1
 
 
+def test_fit_normal_objects_counts_held_out_frames_in_blocks():
+    """The objects detector holds out frames, not snippets: neighbouring frames share their objects and are smoothed
+    together, so 420 held-out frames (42 s at 10 fps, what three Ped2 clips give) are 26 blocks of 16, too few for
+    --far 0.01; 2,550 frames (the 16 Ped2 training clips) are enough."""
+    from vadkit.engine.oneclass import short_footage_warnings
+
+    report = {"held_out": 420, "held_out_unit": "frames", "achieved_far": 0.0119}
+    (warning,) = short_footage_warnings(report, 17.07, 0.01, None, 1, 10.0)
+    assert "420 held-out frames, 26 blocks of 16" in warning and "needs at least 100 blocks" in warning
+    assert "about 2.7 min of held-out footage at 10 fps" in warning and "each video is held out in turn" in warning
+    assert "The threshold was set to 17.07 instead" in warning and "ask for --far 0.038 or more" in warning
+    assert short_footage_warnings({**report, "held_out": 2550}, 1.26, 0.01, None, 1, 10.0) == []
+
+
 def test_evaluate_out_leaves_the_model_folder_untouched_and_reuses_scored_results(short_fit, tmp_path):
     root, done = short_fit
     assert done.exit_code == 0, done.output

@@ -171,33 +171,44 @@ def frame_rates(videos: Sequence[Path], fps: float | None) -> dict[str, str]:
     return rates
 
 
+#: Held-out frame scores (object detectors) are counted in blocks of this many frames: neighbouring frames share
+#: their objects and are smoothed together, so one frame is far from one independent score (a snippet, the unit of
+#: the feature detectors, is 16 frames as well)
+FRAME_BLOCK = 16
+
+
 def short_footage_warnings(report: dict, threshold: float, far: float, holdout: float | None, stride: int,
                            fps: float) -> list[str]:
     """The warning a user needs when the held-out scores (``report["held_out"]`` of them, each ``stride`` frames
-    of footage) are too few to measure the false-alarm rate ``far``: a (1 - far) quantile of n scores is only
-    meaningful with n >= 1/far of them. ``holdout``: the share of the footage held out (``None``: all of it, each
-    video in turn)."""
+    of footage; frame scores counted in blocks of :data:`FRAME_BLOCK`) are too few to measure the false-alarm rate
+    ``far``: a (1 - far) quantile of n scores is only meaningful with n >= 1/far of them. ``holdout``: the share of
+    the footage held out (``None``: all of it, each video in turn)."""
     import math
 
     if report.get("held_out") is None:
         return []
     held, unit = int(report["held_out"]), report.get("held_out_unit", "scores")
     needed = math.ceil(1.0 / far)
-    if held >= needed:
+    per_score, counted = (FRAME_BLOCK, held // FRAME_BLOCK) if unit == "frames" else (stride, held)
+    if counted >= needed:
         return []
     scores = np.sort(np.asarray(report.get("held_out_scores") or [], dtype=np.float64))[::-1]
     above = int((scores > threshold).sum()) if scores.size else round(float(report.get("achieved_far") or 0) * held)
-    held_minutes = needed * stride / fps / 60
+    held_minutes = needed * per_score / fps / 60
     share = holdout or 1.0
     footage = (f"so roughly {held_minutes / share:.0f} min of normal footage with --holdout {share:g}" if holdout
                else "all of it normal footage (each video is held out in turn)")
     top = f" (the highest held-out score is {scores[0]:.4g})" if scores.size else ""
-    return [f"the held-out footage is too short for --far {far:g}: {held} held-out {unit}, and a false-alarm "
-            f"rate of {far:g} needs at least {needed} (1/far), about {held_minutes:.1f} min of held-out footage at "
-            f"{fps:g} fps, {footage}. The threshold was set to {threshold:.4g} instead, the {1 - far:g} quantile "
-            f"of {held} scores{top}: {above} of {held} held-out {unit} {'lies' if above == 1 else 'lie'} above it "
-            f"({above / max(held, 1):.3f}), so expect more false alarms than asked. Give more normal footage, or "
-            f"ask for --far {1 / max(held, 1):.2g} or more."]
+    what = (f"{held} held-out frames, {counted} blocks of {FRAME_BLOCK} (neighbouring frames share their objects and "
+            f"are smoothed together, so a block counts as one score), and a false-alarm rate of {far:g} needs at least "
+            f"{needed} blocks" if unit == "frames" else
+            f"{held} held-out {unit}, and a false-alarm rate of {far:g} needs at least {needed} (1/far)")
+    return [f"the held-out footage is too short for --far {far:g}: {what}, about {held_minutes:.1f} min of held-out "
+            f"footage at {fps:g} fps, {footage}. The threshold was set to {threshold:.4g} instead, the {1 - far:g} "
+            f"quantile of {held} scores{top}: {above} of {held} held-out {unit} {'lies' if above == 1 else 'lie'} "
+            f"above it ({above / max(held, 1):.3f}), so expect more false alarms than asked, or, where the "
+            f"threshold is high, missed events. Give more normal footage, or ask for --far "
+            f"{1 / max(counted, 1):.2g} or more."]
 
 
 def describe_footage(names: Sequence[str], items: Sequence) -> str:
