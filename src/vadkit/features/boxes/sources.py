@@ -35,6 +35,7 @@ from vadkit.features.boxes.files import SplitBoxFiles
 from vadkit.features.boxes.regions import RunningBackground
 from vadkit.features.boxes.video import detected_boxes, extract_boxes
 from vadkit.io import VideoSource
+from vadkit.registry import Registry
 
 __all__ = ["BOX_SOURCES", "BUILT_IN_DETECTORS", "BoxSource", "FALLBACKS", "box_cache_root", "box_source_args",
            "make_box_source", "register_box_source"]
@@ -96,15 +97,8 @@ class BoxSource:
         raise NotImplementedError
 
 
-BOX_SOURCES: dict[str, Callable[..., BoxSource]] = {}
-
-
-def register_box_source(name: str):
-    def add(factory):
-        BOX_SOURCES[name] = factory
-        return factory
-
-    return add
+BOX_SOURCES: Registry[Callable[..., BoxSource]] = Registry("box source")
+register_box_source = BOX_SOURCES.register
 
 
 def running_state(stream: dict | None) -> RunningBackground | None:
@@ -280,4 +274,4 @@ def make_box_source(kind: str, **options) -> BoxSource:
     every = options.get("detect_every", 1)
     if int(every) != every or every < 1:
         raise ValueError(f"detect_every must be a whole number >= 1, got {every!r}")
-    return BOX_SOURCES[kind](kind, **options)
+    return BOX_SOURCES.get(kind)(kind, **options)
