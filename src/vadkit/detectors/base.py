@@ -32,6 +32,7 @@ could execute code; no sidecar file exists.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tempfile
 import threading
@@ -352,14 +353,16 @@ class Detector(ABC):
     _stream: dict | None = None  # inside streaming(): the current stream's own state
 
     @contextmanager
-    def streaming(self, state: dict):
+    def streaming(self, state: dict, cache_folder: str | Path | None = None):
         """Inside the block, each ``score`` call is the next segment of one live stream (`vadkit watch`), and
         ``state`` is that stream's own dict, kept by the caller from segment to segment: a detector keeps there
         what it carries across segments (the object detectors' box sources keep a running background for ``boxes:
         background``, :class:`~vadkit.features.boxes.regions.RunningBackground`). Outside it, ``score`` carries
         nothing from one call to the next. What is scored inside depends on the stream's past, so its per-video caches
-        go to a temporary folder, deleted after the block, never to a cache a later ``score`` would read."""
-        with _SCORING_BLOCK, tempfile.TemporaryDirectory(prefix="vadkit-stream-") as folder, self.caches_in(folder):
+        go to ``cache_folder`` (:meth:`caches_in`; the caller deletes it), by default a temporary folder deleted after
+        the block, never to a cache a later ``score`` would read."""
+        with tempfile.TemporaryDirectory(prefix="vadkit-stream-") if cache_folder is None else \
+                contextlib.nullcontext(cache_folder) as folder, self.caches_in(folder):
             previous, self._stream = self._stream, state
             try:
                 yield self

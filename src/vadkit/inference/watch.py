@@ -551,7 +551,7 @@ class _StreamScorer:
         item = VideoItem(id=f"{self.s.name}/segment-{segment.folder.name}", num_frames=segment.num_frames,
                          path=segment.folder / "frames", fps=self.s.fps)
         try:
-            with self.w.detector.caches_in(segment.folder / "cache"), self.w.detector.streaming(self.carried):
+            with self.w.detector.streaming(self.carried, segment.folder / "cache"):
                 values = self.w.detector.score(item).values
         except Exception as err:  # noqa: BLE001 - one segment that cannot be scored never stops the stream
             self.s.error = f"frames {segment.first}-{segment.last} not scored: {type(err).__name__}: {err}"

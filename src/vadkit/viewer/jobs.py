@@ -162,7 +162,6 @@ class JobQueue:
             if sum(j.state in ("queued", "running") for j in self._jobs.values()) >= self.max_pending:
                 raise QueueFullError(f"{self.max_pending} uploads are already waiting to be scored; try again later")
             self._jobs[job.id] = job
-            self._forget_old_jobs()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="vadkit-viewer-scoring", daemon=True)
                 self._thread.start()
