@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,14 +27,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from helpers.data import data_root  # noqa: E402
+
 CONFIGS = {"vec": "objects_ped2.yaml", "motion": "objects_ped2_motion.yaml", "yolox": "objects_ped2_yolox.yaml"}
-
-
-def data_root() -> Path:
-    root = Path(os.environ.get("VADKIT_DATA", REPO.parent / "shared" / "data"))
-    if not (root / "ucsd_ped2" / "testing" / "frames").is_dir():
-        sys.exit(f"UCSD Ped2 not found under {root}: set VADKIT_DATA")
-    return root
 
 
 def main() -> None:

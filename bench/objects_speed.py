@@ -24,13 +24,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def data_root() -> Path:
-    root = Path(os.environ.get("VADKIT_DATA", REPO.parent / "shared" / "data"))
-    if not (root / "ucsd_ped2" / "testing" / "frames").is_dir():
-        sys.exit(f"UCSD Ped2 not found under {root}: set VADKIT_DATA")
-    return root
+sys.path.insert(0, str(REPO / "bench"))
+from helpers.data import data_root  # noqa: E402
 
 
 def parse_settings(text: str) -> list[tuple[float, int]]:
