@@ -298,7 +298,7 @@ class ObjectsDetector(Detector):
             raise ValueError(f"appearance must be one of {APPEARANCES}, got {appearance!r}")
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
-        for key in ("velocity_bins", "components", "k", "max_bank", "detect_every"):
+        for key in ("velocity_bins", "components", "k", "max_bank"):  # (detect_every: make_box_source)
             if self.args[key] < 1 or int(self.args[key]) != self.args[key]:
                 raise ValueError(f"{key} must be a whole number >= 1, got {self.args[key]!r}")
         if not 0.5 < self.args["calibration_quantile"] <= 1.0 or not 0.0 < self.args["false_alarm_rate"] < 1.0:
